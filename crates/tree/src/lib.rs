@@ -1,0 +1,13 @@
+//! The in-memory znode tree and the deterministic apply of transactions.
+//! Pure logic: no I/O, no clocks, no tasks. Time and caller identities come
+//! in with each Txn, so every replica that applies the same log agrees.
+
+pub mod acl;
+pub mod node;
+pub mod path;
+pub mod tree;
+pub mod txn;
+
+pub use node::{Node, NodeKind};
+pub use tree::{DataTree, SessionEntry, TreeConfig};
+pub use txn::{Applied, Event, Txn, TxnOp, SYSTEM_SESSION};

@@ -1,0 +1,724 @@
+//! The DataTree: znodes, sessions and their ephemerals, and the one place
+//! where transactions change them. No I/O, no clocks.
+
+use crate::acl;
+use crate::node::{Node, NodeKind};
+use crate::path;
+use crate::txn::{Applied, Event, Txn, TxnOp, SYSTEM_SESSION};
+use bytes::Bytes;
+use paddock_proto::consts::{event, perms, CreateMode, MAX_TTL_MS};
+use paddock_proto::{
+    op, Acl, CheckVersionRequest, CreateRequest, ErrorCode, Id, MultiResult, Request, Response,
+    Stat,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+type OpResult<T> = Result<T, ErrorCode>;
+
+/// Paths that can never be deleted.
+const SPECIAL_PATHS: [&str; 4] = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
+
+/// Settings that change what apply accepts; every replica must share them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TreeConfig {
+    /// ZooKeeper's `extendedTypesEnabled`: allows TTL nodes.
+    pub extended_types: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionEntry {
+    pub timeout_ms: i32,
+}
+
+/// How to undo one mutation of a multi that later fails.
+enum Undo {
+    /// A node was created; the parent's pzxid before.
+    Created(String, i64),
+    /// A node was deleted; the node and the parent's pzxid before.
+    Deleted(String, Node, i64),
+    Data {
+        path: String,
+        data: Option<Bytes>,
+        version: i32,
+        mzxid: i64,
+        mtime: i64,
+    },
+    Acl {
+        path: String,
+        acl: Arc<Vec<Acl>>,
+        aversion: i32,
+    },
+}
+
+/// Shares identical ACL lists between nodes.
+#[derive(Default)]
+struct AclCache {
+    lists: HashMap<Vec<Acl>, Arc<Vec<Acl>>>,
+    sweep_at: usize,
+}
+
+impl AclCache {
+    fn intern(&mut self, acl: Vec<Acl>) -> Arc<Vec<Acl>> {
+        if let Some(a) = self.lists.get(&acl) {
+            return a.clone();
+        }
+        if self.lists.len() >= self.sweep_at {
+            self.lists.retain(|_, a| Arc::strong_count(a) > 1);
+            self.sweep_at = 2 * self.lists.len() + 64;
+        }
+        let a = Arc::new(acl.clone());
+        self.lists.insert(acl, a.clone());
+        a
+    }
+}
+
+pub struct DataTree {
+    nodes: HashMap<String, Node>,
+    sessions: BTreeMap<i64, SessionEntry>,
+    ephemerals: HashMap<i64, BTreeSet<String>>,
+    /// Container and TTL nodes, for the reaper.
+    reapable: BTreeSet<String>,
+    last_zxid: i64,
+    acls: AclCache,
+    config: TreeConfig,
+}
+
+/// What a single op needs to know about the transaction it belongs to.
+struct Ctx<'a> {
+    zxid: i64,
+    time_ms: i64,
+    session_id: i64,
+    ids: &'a [Id],
+}
+
+impl DataTree {
+    /// A fresh tree with `/`, `/zookeeper`, `/zookeeper/quota` and
+    /// `/zookeeper/config`, all with zero stats.
+    pub fn new(config: TreeConfig) -> DataTree {
+        let mut t = DataTree {
+            nodes: HashMap::new(),
+            sessions: BTreeMap::new(),
+            ephemerals: HashMap::new(),
+            reapable: BTreeSet::new(),
+            last_zxid: 0,
+            acls: AclCache::default(),
+            config,
+        };
+        let open = t.acls.intern(acl::open_acl_unsafe());
+        let read_only = t.acls.intern(vec![Acl {
+            perms: perms::READ,
+            id: acl::id(acl::WORLD, acl::ANYONE),
+        }]);
+        let system = |acl: &Arc<Vec<Acl>>, children: &[&str]| {
+            let mut n = Node::new(Some(Bytes::new()), acl.clone(), 0, 0, NodeKind::Persistent);
+            n.children = children.iter().map(|c| c.to_string()).collect();
+            n
+        };
+        t.nodes.insert("/".into(), system(&open, &["zookeeper"]));
+        t.nodes
+            .insert("/zookeeper".into(), system(&open, &["quota", "config"]));
+        t.nodes
+            .insert("/zookeeper/quota".into(), system(&open, &[]));
+        let mut config_node = system(&read_only, &[]);
+        config_node.aversion = -1;
+        t.nodes.insert("/zookeeper/config".into(), config_node);
+        t
+    }
+
+    pub fn config(&self) -> TreeConfig {
+        self.config
+    }
+
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    pub fn node(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    /// ZooKeeper's node count (srvr "Node count", zk_znode_count): the root is
+    /// counted twice there, so this is the number of nodes plus one.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len() + 1
+    }
+
+    pub fn sessions(&self) -> &BTreeMap<i64, SessionEntry> {
+        &self.sessions
+    }
+
+    pub fn session_exists(&self, session_id: i64) -> bool {
+        self.sessions.contains_key(&session_id)
+    }
+
+    /// The ephemeral paths a session owns.
+    pub fn ephemerals_of(&self, session_id: i64) -> impl Iterator<Item = &String> {
+        self.ephemerals.get(&session_id).into_iter().flatten()
+    }
+
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.values().map(BTreeSet::len).sum()
+    }
+
+    /// Sum of path lengths and data sizes (zk_approximate_data_size).
+    pub fn approximate_data_size(&self) -> usize {
+        self.nodes
+            .iter()
+            .map(|(p, n)| p.len() + n.data.as_ref().map_or(0, |d| d.len()))
+            .sum()
+    }
+
+    /// Container and TTL nodes that are due for deletion at `now_ms`:
+    /// containers that are empty and have had a child, TTL nodes that are
+    /// empty and unmodified for longer than their TTL.
+    pub fn reapable_at(&self, now_ms: i64) -> Vec<String> {
+        self.reapable
+            .iter()
+            .filter(|p| {
+                self.nodes.get(p.as_str()).is_some_and(|n| {
+                    n.children.is_empty()
+                        && match n.kind() {
+                            NodeKind::Container => n.child_creates > 0,
+                            NodeKind::Ttl { ttl_ms } => now_ms - n.mtime > ttl_ms,
+                            _ => false,
+                        }
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
+    // ----- apply -----
+
+    /// Applies one transaction: the zxid advances by one whatever the outcome.
+    pub fn apply(&mut self, txn: &Txn) -> Applied {
+        self.last_zxid += 1;
+        let ctx = Ctx {
+            zxid: self.last_zxid,
+            time_ms: txn.time_ms,
+            session_id: txn.session_id,
+            ids: &txn.auth,
+        };
+        let mut events = Vec::new();
+        let result = match &txn.op {
+            TxnOp::CreateSession { timeout_ms } => {
+                self.sessions.insert(
+                    txn.session_id,
+                    SessionEntry {
+                        timeout_ms: *timeout_ms,
+                    },
+                );
+                Ok(Response::Empty)
+            }
+            TxnOp::CloseSession => {
+                self.close_session(&ctx, &mut events);
+                Ok(Response::Empty)
+            }
+            TxnOp::Write(req) => {
+                if txn.session_id != SYSTEM_SESSION && !self.session_exists(txn.session_id) {
+                    Err(ErrorCode::SessionExpired)
+                } else if let Request::Multi(ops) = req {
+                    Ok(Response::Multi(self.multi(&ctx, ops, &mut events)))
+                } else {
+                    let mut undo = Vec::new();
+                    self.write_op(&ctx, req, &mut undo, &mut events)
+                        .map(reply_body)
+                }
+            }
+        };
+        Applied {
+            zxid: ctx.zxid,
+            result,
+            events,
+        }
+    }
+
+    fn close_session(&mut self, ctx: &Ctx, events: &mut Vec<Event>) {
+        self.sessions.remove(&ctx.session_id);
+        let paths = self.ephemerals.remove(&ctx.session_id).unwrap_or_default();
+        let mut undo = Vec::new();
+        for p in paths {
+            if self.nodes.contains_key(&p) {
+                self.remove_node(ctx, &p, &mut undo, events);
+            }
+        }
+    }
+
+    /// Applies a multi atomically: on the first failure every earlier op is
+    /// undone and the results say rolled back (0), failed (code) and not
+    /// attempted (RuntimeInconsistency).
+    fn multi(&mut self, ctx: &Ctx, ops: &[Request], events: &mut Vec<Event>) -> Vec<MultiResult> {
+        let mut undo = Vec::new();
+        let mut op_events = Vec::new();
+        let mut results = Vec::with_capacity(ops.len());
+        for (i, req) in ops.iter().enumerate() {
+            match self.write_op(ctx, req, &mut undo, &mut op_events) {
+                Ok(r) => results.push(r),
+                Err(code) => {
+                    self.rollback(undo);
+                    let mut failed = vec![MultiResult::Error { err: 0 }; i];
+                    failed.push(MultiResult::Error { err: code.code() });
+                    failed.resize(
+                        ops.len(),
+                        MultiResult::Error {
+                            err: ErrorCode::RuntimeInconsistency.code(),
+                        },
+                    );
+                    return failed;
+                }
+            }
+        }
+        events.append(&mut op_events);
+        results
+    }
+
+    fn write_op(
+        &mut self,
+        ctx: &Ctx,
+        req: &Request,
+        undo: &mut Vec<Undo>,
+        events: &mut Vec<Event>,
+    ) -> OpResult<MultiResult> {
+        match req {
+            Request::Create { opcode, req } => self.create(ctx, *opcode, req, None, undo, events),
+            Request::CreateTtl(r) => {
+                let req = CreateRequest {
+                    path: r.path.clone(),
+                    data: r.data.clone(),
+                    acl: r.acl.clone(),
+                    flags: r.flags,
+                };
+                self.create(ctx, op::CREATE_TTL, &req, Some(r.ttl), undo, events)
+            }
+            Request::Delete(r) => {
+                let parent = self.deletable_parent(&r.path)?;
+                self.check_perm(ctx, parent, perms::DELETE)?;
+                let node = self.get(&r.path)?;
+                check_version(node.version, r.version)?;
+                if !node.children.is_empty() {
+                    return Err(ErrorCode::NotEmpty);
+                }
+                self.remove_node(ctx, &r.path, undo, events);
+                Ok(MultiResult::Delete)
+            }
+            Request::DeleteContainer(r) => {
+                let p = String::from_utf8_lossy(r.path.as_deref().unwrap_or_default()).into_owned();
+                let parent = self.deletable_parent(&p)?;
+                let node = self.get(&p)?;
+                if !node.children.is_empty() {
+                    return Err(ErrorCode::NotEmpty);
+                }
+                if matches!(node.kind(), NodeKind::Ephemeral { .. }) {
+                    return Err(ErrorCode::BadVersion);
+                }
+                self.get(parent)?;
+                self.remove_node(ctx, &p, undo, events);
+                Ok(MultiResult::Delete)
+            }
+            Request::SetData(r) => {
+                if !path::is_valid(&r.path) {
+                    return Err(ErrorCode::BadArguments);
+                }
+                let node = self.get(&r.path)?;
+                self.check_perm(ctx, &r.path, perms::WRITE)?;
+                check_version(node.version, r.version)?;
+                let node = self.get_mut(&r.path)?;
+                undo.push(Undo::Data {
+                    path: r.path.clone(),
+                    data: node.data.take(),
+                    version: node.version,
+                    mzxid: node.mzxid,
+                    mtime: node.mtime,
+                });
+                node.data = r.data.clone();
+                node.version = node.version.wrapping_add(1);
+                node.mzxid = ctx.zxid;
+                node.mtime = ctx.time_ms;
+                let stat = node.stat();
+                events.push(Event {
+                    event_type: event::NODE_DATA_CHANGED,
+                    path: r.path.clone(),
+                });
+                Ok(MultiResult::SetData { stat })
+            }
+            Request::SetAcl(r) => {
+                if !path::is_valid(&r.path) {
+                    return Err(ErrorCode::BadArguments);
+                }
+                let new_acl = acl::fixup(&r.acl, ctx.ids).ok_or(ErrorCode::InvalidAcl)?;
+                let node = self.get(&r.path)?;
+                self.check_perm(ctx, &r.path, perms::ADMIN)?;
+                check_version(node.aversion, r.version)?;
+                let new_acl = self.acls.intern(new_acl);
+                let node = self.get_mut(&r.path)?;
+                undo.push(Undo::Acl {
+                    path: r.path.clone(),
+                    acl: std::mem::replace(&mut node.acl, new_acl),
+                    aversion: node.aversion,
+                });
+                node.aversion = node.aversion.wrapping_add(1);
+                Ok(MultiResult::SetData { stat: node.stat() })
+            }
+            Request::Check(CheckVersionRequest { path: p, version }) => {
+                if !path::is_valid(p) {
+                    return Err(ErrorCode::BadArguments);
+                }
+                let node = self.get(p)?;
+                self.check_perm(ctx, p, perms::READ)?;
+                check_version(node.version, *version)?;
+                Ok(MultiResult::Check)
+            }
+            _ => Err(ErrorCode::BadArguments),
+        }
+    }
+
+    /// create, create2, createContainer and createTTL, with ZooKeeper's order
+    /// of checks (PrepRequestProcessor).
+    fn create(
+        &mut self,
+        ctx: &Ctx,
+        opcode: i32,
+        req: &CreateRequest,
+        ttl: Option<i64>,
+        undo: &mut Vec<Undo>,
+        events: &mut Vec<Event>,
+    ) -> OpResult<MultiResult> {
+        let mode = CreateMode::from_flags(req.flags).ok_or(ErrorCode::BadArguments)?;
+        if mode.is_ttl() && !self.config.extended_types {
+            return Err(ErrorCode::Unimplemented);
+        }
+        let ttl = ttl.unwrap_or(-1);
+        let ttl_ok = if mode.is_ttl() {
+            ttl > 0 && ttl <= MAX_TTL_MS
+        } else {
+            ttl < 0
+        };
+        if !ttl_ok {
+            return Err(ErrorCode::BadArguments);
+        }
+        if req.path.contains('\0') {
+            return Err(ErrorCode::BadArguments);
+        }
+        let parent_path = path::parent(&req.path).ok_or(ErrorCode::BadArguments)?;
+        let new_acl = acl::fixup(&req.acl, ctx.ids).ok_or(ErrorCode::InvalidAcl)?;
+        let parent = self.get(parent_path)?;
+        self.check_perm(ctx, parent_path, perms::CREATE)?;
+        let full = if mode.is_sequential() {
+            format!("{}{:010}", req.path, parent.child_creates)
+        } else {
+            req.path.clone()
+        };
+        if !path::is_valid(&full) {
+            return Err(ErrorCode::BadArguments);
+        }
+        if self.nodes.contains_key(&full) {
+            return Err(ErrorCode::NodeExists);
+        }
+        if matches!(parent.kind(), NodeKind::Ephemeral { .. }) {
+            return Err(ErrorCode::NoChildrenForEphemerals);
+        }
+        let kind = if opcode == op::CREATE_CONTAINER || mode.is_container() {
+            NodeKind::Container
+        } else if mode.is_ttl() {
+            NodeKind::Ttl { ttl_ms: ttl }
+        } else if mode.is_ephemeral() {
+            NodeKind::Ephemeral {
+                session_id: ctx.session_id,
+            }
+        } else {
+            NodeKind::Persistent
+        };
+        let acl = self.acls.intern(new_acl);
+        let node = Node::new(req.data.clone(), acl, ctx.zxid, ctx.time_ms, kind);
+        let stat = node.stat();
+        let parent_path = parent_path.to_owned();
+        self.insert_node(&full, node);
+        let parent = self.get_mut(&parent_path)?;
+        parent.child_creates = parent.child_creates.wrapping_add(1);
+        undo.push(Undo::Created(full.clone(), parent.pzxid));
+        parent.pzxid = ctx.zxid;
+        parent.children.insert(path::name(&full).to_owned());
+        events.push(Event {
+            event_type: event::NODE_CREATED,
+            path: full.clone(),
+        });
+        events.push(Event {
+            event_type: event::NODE_CHILDREN_CHANGED,
+            path: parent_path,
+        });
+        Ok(if opcode == op::CREATE {
+            MultiResult::Create { path: full }
+        } else {
+            MultiResult::Create2 { path: full, stat }
+        })
+    }
+
+    /// The parent of a path that delete may remove: BadArguments for special
+    /// paths, NUL or a missing '/', NoNode when the parent does not exist.
+    fn deletable_parent<'p>(&self, p: &'p str) -> OpResult<&'p str> {
+        if p.contains('\0') || SPECIAL_PATHS.contains(&p) {
+            return Err(ErrorCode::BadArguments);
+        }
+        let parent = path::parent(p).ok_or(ErrorCode::BadArguments)?;
+        self.get(parent)?;
+        Ok(parent)
+    }
+
+    fn rollback(&mut self, undo: Vec<Undo>) {
+        for u in undo.into_iter().rev() {
+            match u {
+                Undo::Created(p, pzxid) => {
+                    self.take_node(&p);
+                    if let Some(parent) = path::parent(&p).and_then(|pp| self.nodes.get_mut(pp)) {
+                        parent.children.remove(path::name(&p));
+                        parent.child_creates = parent.child_creates.wrapping_sub(1);
+                        parent.pzxid = pzxid;
+                    }
+                }
+                Undo::Deleted(p, node, pzxid) => {
+                    if let Some(parent) = path::parent(&p).and_then(|pp| self.nodes.get_mut(pp)) {
+                        parent.children.insert(path::name(&p).to_owned());
+                        parent.pzxid = pzxid;
+                    }
+                    self.insert_node(&p, node);
+                }
+                Undo::Data {
+                    path,
+                    data,
+                    version,
+                    mzxid,
+                    mtime,
+                } => {
+                    if let Some(n) = self.nodes.get_mut(&path) {
+                        n.data = data;
+                        n.version = version;
+                        n.mzxid = mzxid;
+                        n.mtime = mtime;
+                    }
+                }
+                Undo::Acl {
+                    path,
+                    acl,
+                    aversion,
+                } => {
+                    if let Some(n) = self.nodes.get_mut(&path) {
+                        n.acl = acl;
+                        n.aversion = aversion;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes a leaf node, updating the parent (pzxid only: ZooKeeper's
+    /// stored cversion counts creates) and firing NodeDeleted and the
+    /// parent's NodeChildrenChanged.
+    fn remove_node(&mut self, ctx: &Ctx, p: &str, undo: &mut Vec<Undo>, events: &mut Vec<Event>) {
+        let Some(node) = self.take_node(p) else {
+            return;
+        };
+        let parent_path = path::parent(p).unwrap_or("/").to_owned();
+        let mut old_pzxid = 0;
+        if let Some(parent) = self.nodes.get_mut(&parent_path) {
+            parent.children.remove(path::name(p));
+            old_pzxid = std::mem::replace(&mut parent.pzxid, ctx.zxid);
+        }
+        undo.push(Undo::Deleted(p.to_owned(), node, old_pzxid));
+        events.push(Event {
+            event_type: event::NODE_DELETED,
+            path: p.to_owned(),
+        });
+        events.push(Event {
+            event_type: event::NODE_CHILDREN_CHANGED,
+            path: parent_path,
+        });
+    }
+
+    /// Inserts a node and indexes it (ephemerals, reapable).
+    fn insert_node(&mut self, p: &str, node: Node) {
+        match node.kind() {
+            NodeKind::Ephemeral { session_id } => {
+                self.ephemerals
+                    .entry(session_id)
+                    .or_default()
+                    .insert(p.to_owned());
+            }
+            NodeKind::Container | NodeKind::Ttl { .. } => {
+                self.reapable.insert(p.to_owned());
+            }
+            NodeKind::Persistent => {}
+        }
+        self.nodes.insert(p.to_owned(), node);
+    }
+
+    /// Removes a node from the map and its indexes (not from its parent).
+    fn take_node(&mut self, p: &str) -> Option<Node> {
+        let node = self.nodes.remove(p)?;
+        match node.kind() {
+            NodeKind::Ephemeral { session_id } => {
+                if let Some(set) = self.ephemerals.get_mut(&session_id) {
+                    set.remove(p);
+                    if set.is_empty() {
+                        self.ephemerals.remove(&session_id);
+                    }
+                }
+            }
+            NodeKind::Container | NodeKind::Ttl { .. } => {
+                self.reapable.remove(p);
+            }
+            NodeKind::Persistent => {}
+        }
+        Some(node)
+    }
+
+    fn get(&self, p: &str) -> OpResult<&Node> {
+        self.nodes.get(p).ok_or(ErrorCode::NoNode)
+    }
+
+    fn get_mut(&mut self, p: &str) -> OpResult<&mut Node> {
+        self.nodes.get_mut(p).ok_or(ErrorCode::NoNode)
+    }
+
+    fn check_perm(&self, ctx: &Ctx, p: &str, wanted: i32) -> OpResult<()> {
+        let node = self.get(p)?;
+        if acl::allowed(&node.acl, wanted, ctx.ids) {
+            Ok(())
+        } else {
+            Err(ErrorCode::NoAuth)
+        }
+    }
+
+    // ----- reads -----
+
+    /// Serves a read request for `session_id` with identities `ids`.
+    pub fn read(&self, session_id: i64, req: &Request, ids: &[Id]) -> OpResult<Response> {
+        match req {
+            Request::Exists(r) => {
+                if r.path.contains('\0') {
+                    return Err(ErrorCode::BadArguments);
+                }
+                Ok(Response::Stat(self.readable(&r.path, ids)?.stat()))
+            }
+            Request::GetData(r) => {
+                let n = self.readable(&r.path, ids)?;
+                Ok(Response::GetData {
+                    data: n.data.clone(),
+                    stat: n.stat(),
+                })
+            }
+            Request::GetChildren(r) => Ok(Response::GetChildren {
+                children: self
+                    .readable(&r.path, ids)?
+                    .children
+                    .iter()
+                    .cloned()
+                    .collect(),
+            }),
+            Request::GetChildren2(r) => {
+                let n = self.readable(&r.path, ids)?;
+                Ok(Response::GetChildren2 {
+                    children: n.children.iter().cloned().collect(),
+                    stat: n.stat(),
+                })
+            }
+            Request::GetAcl(r) => {
+                let n = self.get(&r.path)?;
+                let admin = acl::allowed(&n.acl, perms::ADMIN, ids);
+                if !admin && !acl::allowed(&n.acl, perms::READ, ids) {
+                    return Err(ErrorCode::NoAuth);
+                }
+                let shown = if admin {
+                    n.acl.as_ref().clone()
+                } else {
+                    acl::masked(&n.acl)
+                };
+                Ok(Response::GetAcl {
+                    acl: shown,
+                    stat: n.stat(),
+                })
+            }
+            Request::GetAllChildrenNumber(r) => {
+                self.readable(&r.path, ids)?;
+                Ok(Response::GetAllChildrenNumber {
+                    total: self.descendants(&r.path) as i32,
+                })
+            }
+            Request::GetEphemerals(r) => {
+                let prefix = r.path.trim();
+                let all = prefix.is_empty() || prefix == "/";
+                Ok(Response::GetEphemerals {
+                    paths: self
+                        .ephemerals_of(session_id)
+                        .filter(|p| all || p.starts_with(r.path.as_str()))
+                        .cloned()
+                        .collect(),
+                })
+            }
+            Request::MultiRead(ops) => Ok(Response::Multi(
+                ops.iter()
+                    .map(|o| match self.read(session_id, o, ids) {
+                        Ok(Response::GetData { data, stat }) => MultiResult::GetData { data, stat },
+                        Ok(Response::GetChildren { children }) => {
+                            MultiResult::GetChildren { children }
+                        }
+                        Ok(_) => MultiResult::Error {
+                            err: ErrorCode::BadArguments.code(),
+                        },
+                        Err(e) => MultiResult::Error { err: e.code() },
+                    })
+                    .collect(),
+            )),
+            Request::Sync(r) => Ok(Response::Sync {
+                path: r.path.clone(),
+            }),
+            _ => Err(ErrorCode::BadArguments),
+        }
+    }
+
+    fn readable(&self, p: &str, ids: &[Id]) -> OpResult<&Node> {
+        let n = self.get(p)?;
+        if acl::allowed(&n.acl, perms::READ, ids) {
+            Ok(n)
+        } else {
+            Err(ErrorCode::NoAuth)
+        }
+    }
+
+    fn descendants(&self, p: &str) -> usize {
+        let mut count = 0;
+        let mut stack = vec![p.to_owned()];
+        while let Some(cur) = stack.pop() {
+            if let Some(n) = self.nodes.get(&cur) {
+                count += n.children.len();
+                stack.extend(n.children.iter().map(|c| path::join(&cur, c)));
+            }
+        }
+        count
+    }
+
+    /// A node's Stat, if it exists (used by watch re-arming and tools).
+    pub fn stat(&self, p: &str) -> Option<Stat> {
+        self.nodes.get(p).map(Node::stat)
+    }
+}
+
+fn check_version(current: i32, expected: i32) -> OpResult<()> {
+    if expected == -1 || expected == current {
+        Ok(())
+    } else {
+        Err(ErrorCode::BadVersion)
+    }
+}
+
+/// The reply body of a single (non-multi) write.
+fn reply_body(r: MultiResult) -> Response {
+    match r {
+        MultiResult::Create { path } => Response::Create { path },
+        MultiResult::Create2 { path, stat } => Response::Create2 { path, stat },
+        MultiResult::SetData { stat } => Response::Stat(stat),
+        MultiResult::GetData { data, stat } => Response::GetData { data, stat },
+        MultiResult::GetChildren { children } => Response::GetChildren { children },
+        MultiResult::Delete | MultiResult::Check | MultiResult::Error { .. } => Response::Empty,
+    }
+}
