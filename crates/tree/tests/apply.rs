@@ -287,7 +287,7 @@ fn creator_all_acl_needs_an_authenticated_identity() {
     let got = f.tree.read(
         S1,
         &Request::GetAcl(PathRequest { path: "/p".into() }),
-        &[me.clone()],
+        std::slice::from_ref(&me),
     );
     assert!(
         matches!(got, Ok(Response::GetAcl { ref acl, .. }) if acl == &vec![Acl { perms: 31, id: me.clone() }])

@@ -1,0 +1,585 @@
+//! One client connection: handshake, then requests in, replies out in
+//! request order. Reads run against the local tree when every earlier
+//! request of the connection is answered; writes go through the write path.
+
+use crate::fourlw;
+use crate::pipeline::{Committed, Outbound};
+use crate::session::{password, Holder, Liveness};
+use crate::shared::{ConnectionInfo, Shared};
+use crate::stats::Stats;
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::StreamExt;
+use paddock_proto::consts::xid;
+use paddock_proto::frame::{Frame, FrameCodec};
+use paddock_proto::{
+    encode_reply, op, ClientInfo, ConnectRequest, ConnectResponse, DecodeError, ErrorCode, Id,
+    Jute, Reader, ReplyHeader, Request, RequestHeader, Response,
+};
+use paddock_tree::acl;
+use paddock_tree::{Txn, TxnOp};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+/// A request waiting for its turn to be answered.
+enum Slot {
+    /// Answer already known (ping, auth, errors found on arrival).
+    Ready { reply: Bytes, close_after: bool },
+    /// A read, run when it reaches the head of the queue so that it sees
+    /// every earlier write of this connection.
+    Read {
+        xid: i32,
+        req: Request,
+        ids: Arc<Vec<Id>>,
+    },
+    /// A write in the write path; `result` is filled when it commits.
+    Write {
+        xid: i32,
+        opcode: i32,
+        result: Option<Committed>,
+    },
+}
+
+struct Queued {
+    slot: Slot,
+    received: Instant,
+}
+
+/// Why the connection stops.
+enum Stop {
+    /// Peer closed, protocol error, or the session was taken over/expired.
+    Closed,
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    id: u64,
+    peer: SocketAddr,
+    info: Arc<ConnectionInfo>,
+    session_id: i64,
+    liveness: Arc<Liveness>,
+    ids: Arc<Vec<Id>>,
+    queue: VecDeque<Queued>,
+    outbox: mpsc::UnboundedSender<Outbound>,
+    out: BytesMut,
+    /// No more requests are read; stop once the queue is answered.
+    closing: bool,
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let info = Arc::new(ConnectionInfo {
+        peer,
+        received: Default::default(),
+        sent: Default::default(),
+        queued: Default::default(),
+    });
+    shared.connections.lock().insert(id, info.clone());
+    Stats::bump(&shared.stats.connections);
+    run(&shared, stream, peer, id, info, shutdown).await;
+    shared.connections.lock().remove(&id);
+    shared
+        .stats
+        .connections
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+async fn run(
+    shared: &Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    info: Arc<ConnectionInfo>,
+    shutdown: CancellationToken,
+) {
+    let (rd, mut wr) = stream.into_split();
+    let mut frames = FramedRead::new(rd, FrameCodec::server(shared.config.max_frame_bytes));
+    let deadline = Duration::from_millis(shared.config.handshake_timeout_ms);
+    let first = match tokio::time::timeout(deadline, frames.next()).await {
+        Ok(Some(Ok(frame))) => frame,
+        Ok(Some(Err(e))) => {
+            debug!(%peer, "bad first frame: {e}");
+            return;
+        }
+        Ok(None) => return,
+        Err(_) => {
+            debug!(%peer, "no ConnectRequest within {deadline:?}; closing");
+            return;
+        }
+    };
+    let connect = match first {
+        Frame::FourLetterWord(word) => {
+            let text = fourlw::respond(shared, std::str::from_utf8(&word).unwrap_or(""));
+            let _ = wr.write_all(text.as_bytes()).await;
+            let _ = wr.shutdown().await;
+            return;
+        }
+        Frame::Message(body) => body,
+    };
+    Stats::bump(&shared.stats.packets_received);
+    let close = CancellationToken::new();
+    let (outbox, mut inbox) = mpsc::unbounded_channel();
+    let Some((session_id, liveness)) = handshake(shared, connect, id, &close, &mut wr).await else {
+        return;
+    };
+    let mut ids = vec![acl::id(acl::IP, &peer.ip().to_string())];
+    ids.shrink_to_fit();
+    let mut conn = Connection {
+        shared: shared.clone(),
+        id,
+        peer,
+        info,
+        session_id,
+        liveness,
+        ids: Arc::new(ids),
+        queue: VecDeque::new(),
+        outbox,
+        out: BytesMut::with_capacity(4096),
+        closing: false,
+    };
+    let _ = conn
+        .serve(&mut frames, &mut inbox, &mut wr, &close, &shutdown)
+        .await;
+    shared.sessions.detach(session_id, id);
+}
+
+/// Answers the ConnectRequest: a new session, a reattached one, or the
+/// "expired" answer. None closes the connection.
+async fn handshake(
+    shared: &Arc<Shared>,
+    body: Bytes,
+    conn_id: u64,
+    close: &CancellationToken,
+    wr: &mut OwnedWriteHalf,
+) -> Option<(i64, Arc<Liveness>)> {
+    let req = ConnectRequest::read(&mut Reader::new(body)).ok()?;
+    if req.last_zxid_seen > shared.last_zxid() {
+        debug!(
+            "client has seen zxid 0x{:x}, ahead of us; refusing so it tries another server",
+            req.last_zxid_seen
+        );
+        return None;
+    }
+    let timeout_ms = shared.config.negotiate_timeout(req.timeout_ms);
+    let read_only = req.read_only.map(|_| false);
+    let holder = Holder {
+        connection_id: conn_id,
+        close: close.clone(),
+    };
+    let now = shared.mono_ms();
+    let session = if req.session_id == 0 {
+        let session_id = shared.sessions.next_id();
+        let liveness = shared.sessions.add(session_id, timeout_ms, now, holder);
+        let txn = Txn {
+            session_id,
+            time_ms: shared.wall_ms(),
+            auth: Vec::new(),
+            op: TxnOp::CreateSession { timeout_ms },
+        };
+        shared.commit(txn).await.ok()?;
+        Some((session_id, liveness))
+    } else {
+        let password_ok = req.passwd.as_deref() == Some(&password(req.session_id)[..]);
+        let known = shared.tree.read().session_exists(req.session_id);
+        (password_ok && known)
+            .then(|| {
+                shared
+                    .sessions
+                    .attach(req.session_id, timeout_ms, now, holder)
+            })
+            .flatten()
+            .map(|l| (req.session_id, l))
+    };
+    let resp = match &session {
+        Some((id, _)) => ConnectResponse {
+            protocol_version: 0,
+            timeout_ms,
+            session_id: *id,
+            passwd: Bytes::copy_from_slice(&password(*id)),
+            read_only,
+        },
+        None => ConnectResponse {
+            protocol_version: 0,
+            timeout_ms: 0,
+            session_id: 0,
+            passwd: Bytes::from_static(&[0; 16]),
+            read_only,
+        },
+    };
+    let mut out = BytesMut::new();
+    put_frame(&mut out, &resp.to_bytes());
+    wr.write_all(&out).await.ok()?;
+    Stats::bump(&shared.stats.packets_sent);
+    if session.is_none() {
+        let _ = wr.shutdown().await;
+    }
+    session
+}
+
+fn put_frame(out: &mut BytesMut, payload: &[u8]) {
+    out.put_u32(payload.len() as u32);
+    out.put_slice(payload);
+}
+
+impl Connection {
+    async fn serve(
+        &mut self,
+        frames: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>,
+        inbox: &mut mpsc::UnboundedReceiver<Outbound>,
+        wr: &mut OwnedWriteHalf,
+        close: &CancellationToken,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Stop> {
+        let max_outstanding = self.shared.config.max_outstanding_per_connection;
+        loop {
+            self.absorb(inbox);
+            let done = self.answer_ready(inbox);
+            if !self.out.is_empty() {
+                wr.write_all(&self.out).await.map_err(|_| Stop::Closed)?;
+                self.out.clear();
+            }
+            if done || (self.closing && self.queue.is_empty()) {
+                let _ = wr.shutdown().await;
+                return Ok(());
+            }
+            let can_read = !self.closing && self.queue.len() < max_outstanding;
+            tokio::select! {
+                _ = close.cancelled() => return Err(Stop::Closed),
+                _ = shutdown.cancelled() => return Err(Stop::Closed),
+                m = inbox.recv() => {
+                    if let Some(m) = m {
+                        self.take(m);
+                    }
+                }
+                f = frames.next(), if can_read => match f {
+                    Some(Ok(Frame::Message(body))) => self.on_request(body).await?,
+                    Some(Ok(Frame::FourLetterWord(_))) | Some(Err(_)) | None => return Err(Stop::Closed),
+                },
+            }
+        }
+    }
+
+    /// Takes everything the write path has sent so far.
+    fn absorb(&mut self, inbox: &mut mpsc::UnboundedReceiver<Outbound>) {
+        while let Ok(m) = inbox.try_recv() {
+            self.take(m);
+        }
+    }
+
+    fn take(&mut self, m: Outbound) {
+        match m {
+            Outbound::Notification(bytes) => {
+                put_frame(&mut self.out, &bytes);
+                Stats::bump(&self.shared.stats.packets_sent);
+            }
+            Outbound::Committed(c) => {
+                let slot = self.queue.iter_mut().find_map(|q| match &mut q.slot {
+                    Slot::Write { result, .. } if result.is_none() => Some(result),
+                    _ => None,
+                });
+                if let Some(result) = slot {
+                    *result = Some(c);
+                }
+            }
+        }
+    }
+
+    /// Writes the replies at the head of the queue that are answerable now.
+    /// True when a reply that ends the connection was written.
+    fn answer_ready(&mut self, inbox: &mut mpsc::UnboundedReceiver<Outbound>) -> bool {
+        while let Some(head) = self.queue.front_mut() {
+            let (reply, close_after) = match &mut head.slot {
+                Slot::Ready { reply, close_after } => (reply.clone(), *close_after),
+                Slot::Write { result: None, .. } => break,
+                Slot::Write {
+                    xid,
+                    opcode,
+                    result: Some(c),
+                } => (
+                    encode_reply(*xid, c.zxid, c.result.as_ref().map_err(|e| e.code())),
+                    *opcode == op::CLOSE_SESSION,
+                ),
+                Slot::Read { xid, req, ids } => {
+                    let (xid, req, ids) = (*xid, req.clone(), ids.clone());
+                    let reply = self.read(xid, &req, &ids);
+                    // Notifications for changes this read may reflect were
+                    // queued before the tree lock was released: send them first.
+                    self.absorb(inbox);
+                    (reply, false)
+                }
+            };
+            let Some(done) = self.queue.pop_front() else {
+                break;
+            };
+            put_frame(&mut self.out, &reply);
+            self.shared
+                .stats
+                .record_latency(done.received.elapsed().as_micros() as u64);
+            Stats::bump(&self.shared.stats.packets_sent);
+            Stats::bump(&self.info.sent);
+            self.shared
+                .stats
+                .outstanding
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            self.info.queued.store(
+                self.queue.len() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            if close_after {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn read(&self, xid: i32, req: &Request, ids: &[Id]) -> Bytes {
+        let result = match req {
+            Request::WhoAmI => Ok(Response::WhoAmI(who_am_i(ids))),
+            Request::CheckWatches(_) | Request::RemoveWatches(_) => Err(ErrorCode::NoWatcher),
+            Request::AddWatch(_) => Ok(Response::ErrorBody { err: 0 }),
+            _ => {
+                let tree = self.shared.tree.read();
+                let r = tree.read(self.session_id, req, ids);
+                return encode_reply(xid, tree.last_zxid(), r.as_ref().map_err(|e| e.code()));
+            }
+        };
+        encode_reply(
+            xid,
+            self.shared.last_zxid(),
+            result.as_ref().map_err(|e| e.code()),
+        )
+    }
+
+    fn push(&mut self, slot: Slot, received: Instant) {
+        self.queue.push_back(Queued { slot, received });
+        Stats::bump(&self.shared.stats.outstanding);
+        self.info.queued.store(
+            self.queue.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    fn ready(
+        &mut self,
+        xid: i32,
+        zxid: i64,
+        result: Result<&Response, ErrorCode>,
+        close_after: bool,
+        received: Instant,
+    ) {
+        let reply = encode_reply(xid, zxid, result.map_err(|e| e.code()));
+        self.push(Slot::Ready { reply, close_after }, received);
+        if close_after {
+            self.closing = true;
+        }
+    }
+
+    async fn on_request(&mut self, body: Bytes) -> Result<(), Stop> {
+        let received = Instant::now();
+        Stats::bump(&self.shared.stats.packets_received);
+        Stats::bump(&self.info.received);
+        self.liveness.touch(self.shared.mono_ms());
+        let mut r = Reader::new(body);
+        let header = RequestHeader::read(&mut r).map_err(|_| Stop::Closed)?;
+        let req = match Request::read(header.opcode, &mut r) {
+            Ok(req) => req,
+            Err(DecodeError::UnknownOpcode(_) | DecodeError::OpcodeNotAllowed(_)) => {
+                debug!(peer = %self.peer, opcode = header.opcode, "unimplemented opcode; closing");
+                self.ready(
+                    header.xid,
+                    -1,
+                    Err(ErrorCode::Unimplemented),
+                    true,
+                    received,
+                );
+                return Ok(());
+            }
+            Err(e) => {
+                debug!(peer = %self.peer, "malformed request: {e}; closing");
+                return Err(Stop::Closed);
+            }
+        };
+        let zxid = self.shared.last_zxid();
+        match req {
+            Request::Ping => {
+                let reply = ReplyHeader {
+                    xid: xid::PING,
+                    zxid,
+                    err: 0,
+                }
+                .to_bytes();
+                self.push(
+                    Slot::Ready {
+                        reply,
+                        close_after: false,
+                    },
+                    received,
+                );
+            }
+            Request::Auth(packet) => {
+                let ok =
+                    self.authenticate(&packet.scheme, packet.auth.as_deref().unwrap_or_default());
+                let err = if ok { 0 } else { ErrorCode::AuthFailed.code() };
+                let reply = ReplyHeader {
+                    xid: xid::AUTH,
+                    zxid: 0,
+                    err,
+                }
+                .to_bytes();
+                self.push(
+                    Slot::Ready {
+                        reply,
+                        close_after: !ok,
+                    },
+                    received,
+                );
+                self.closing |= !ok;
+            }
+            Request::SetWatches { .. } => {
+                let reply = ReplyHeader {
+                    xid: xid::SET_WATCHES,
+                    zxid,
+                    err: 0,
+                }
+                .to_bytes();
+                self.push(
+                    Slot::Ready {
+                        reply,
+                        close_after: false,
+                    },
+                    received,
+                );
+            }
+            Request::Check(_) => {
+                // Only meaningful inside a multi; ZooKeeper rejects it alone.
+                self.ready(
+                    header.xid,
+                    zxid,
+                    Err(ErrorCode::Unimplemented),
+                    true,
+                    received,
+                );
+            }
+            Request::Reconfig(_) => self.ready(
+                header.xid,
+                zxid,
+                Err(ErrorCode::ReconfigDisabled),
+                false,
+                received,
+            ),
+            Request::Sasl(_) => self.ready(
+                header.xid,
+                zxid,
+                Err(ErrorCode::Unimplemented),
+                false,
+                received,
+            ),
+            Request::CloseSession => {
+                self.shared.sessions.mark_closing(self.session_id);
+                self.shared.sessions.detach(self.session_id, self.id);
+                self.closing = true;
+                self.write(header.xid, TxnOp::CloseSession, received)
+                    .await?;
+            }
+            req @ (Request::Create { .. }
+            | Request::CreateTtl(_)
+            | Request::Delete(_)
+            | Request::SetData(_)
+            | Request::SetAcl(_)
+            | Request::Multi(_)
+            | Request::DeleteContainer(_)) => {
+                self.write(header.xid, TxnOp::Write(req), received).await?;
+            }
+            req => {
+                let ids = self.ids.clone();
+                self.push(
+                    Slot::Read {
+                        xid: header.xid,
+                        req,
+                        ids,
+                    },
+                    received,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Prepares a transaction (time, identities) and hands it to the write path.
+    async fn write(&mut self, xid: i32, op: TxnOp, received: Instant) -> Result<(), Stop> {
+        let opcode = match &op {
+            TxnOp::Write(r) => r.opcode(),
+            TxnOp::CloseSession => op::CLOSE_SESSION,
+            TxnOp::CreateSession { .. } => op::CREATE_SESSION,
+        };
+        let txn = Txn {
+            session_id: self.session_id,
+            time_ms: self.shared.wall_ms(),
+            auth: self.ids.as_ref().clone(),
+            op,
+        };
+        self.push(
+            Slot::Write {
+                xid,
+                opcode,
+                result: None,
+            },
+            received,
+        );
+        self.shared
+            .submit(txn, Some(self.outbox.clone()))
+            .await
+            .map_err(|_| Stop::Closed)
+    }
+
+    /// Adds identities for an auth packet. False for an unknown scheme.
+    fn authenticate(&mut self, scheme: &str, data: &[u8]) -> bool {
+        let ids = Arc::make_mut(&mut self.ids);
+        match scheme {
+            acl::DIGEST => {
+                let digest = acl::digest_id(&String::from_utf8_lossy(data));
+                if self.shared.config.super_digest.as_deref() == Some(digest.as_str()) {
+                    ids.push(acl::id(acl::SUPER, ""));
+                }
+                let id = acl::id(acl::DIGEST, &digest);
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+                true
+            }
+            acl::IP => true,
+            _ => false,
+        }
+    }
+}
+
+/// whoAmI: one entry per identity; digest users are shown without the hash.
+fn who_am_i(ids: &[Id]) -> Vec<ClientInfo> {
+    let (ip, others): (Vec<&Id>, Vec<&Id>) = ids.iter().partition(|i| i.scheme == acl::IP);
+    others
+        .into_iter()
+        .chain(ip)
+        .map(|i| ClientInfo {
+            auth_scheme: i.scheme.clone(),
+            user: match i.scheme.as_str() {
+                acl::DIGEST => i.id.split(':').next().unwrap_or("").to_owned(),
+                _ => i.id.clone(),
+            },
+        })
+        .collect()
+}

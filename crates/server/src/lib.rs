@@ -1,0 +1,15 @@
+//! The tokio shell of a Paddock server: it accepts connections, runs
+//! sessions, and moves requests between the wire (`paddock-proto`) and the
+//! tree (`paddock-tree`). Protocol rules and tree semantics live there.
+
+pub mod config;
+mod conn;
+pub mod fourlw;
+pub mod pipeline;
+pub mod server;
+pub mod session;
+pub mod shared;
+pub mod stats;
+
+pub use config::ServerConfig;
+pub use server::{Server, StartError};

@@ -1,0 +1,213 @@
+//! The listener and the server's background tasks: accept loop with
+//! per-IP limits, session expiry, container/TTL reaping, shutdown.
+
+use crate::config::ServerConfig;
+use crate::conn;
+use crate::pipeline::{self, QUEUE_DEPTH};
+use crate::session::{initial_session_id, SessionTracker};
+use crate::shared::Shared;
+use bytes::Bytes;
+use paddock_proto::{DeleteContainerRequest, Request};
+use paddock_tree::{DataTree, TreeConfig, Txn, TxnOp, SYSTEM_SESSION};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create data directory {dir}: {source}")]
+    DataDir {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A bound, not yet running, server.
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    proposals: mpsc::Receiver<pipeline::Proposal>,
+}
+
+impl Server {
+    /// Binds the client port and prepares the state.
+    pub async fn bind(config: ServerConfig) -> Result<Server, StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            dir: config.data_dir.clone(),
+            source,
+        })?;
+        let addr = config.client_addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let tree = DataTree::new(TreeConfig {
+            extended_types: config.extended_types,
+        });
+        let (tx, proposals) = mpsc::channel(QUEUE_DEPTH);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let sessions = SessionTracker::new(initial_session_id(now, config.server_id));
+        let shared = Shared::new(config, tree, sessions, tx);
+        Ok(Server {
+            listener,
+            shared,
+            proposals,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` is cancelled, then closes every connection.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let Server {
+            listener,
+            shared,
+            proposals,
+        } = self;
+        let tasks = TaskTracker::new();
+        let write_path = tokio::spawn(pipeline::run(shared.clone(), proposals));
+        tasks.spawn(expire_sessions(shared.clone(), shutdown.clone()));
+        tasks.spawn(reap_nodes(shared.clone(), shutdown.clone()));
+        info!(addr = %listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()), "serving");
+        let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+        let mut next_id = 0u64;
+        loop {
+            let (stream, peer) = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let Some(slot) = IpSlot::take(&per_ip, peer.ip(), shared.config.max_client_cnxns)
+            else {
+                warn!(%peer, limit = shared.config.max_client_cnxns, "too many connections from this address; closing");
+                continue;
+            };
+            next_id += 1;
+            let (shared, shutdown, id) = (shared.clone(), shutdown.clone(), next_id);
+            tasks.spawn(async move {
+                let _slot = slot;
+                conn::serve(shared, stream, peer, id, shutdown).await;
+            });
+        }
+        tasks.close();
+        tasks.wait().await;
+        drop(shared);
+        let _ = write_path.await;
+        info!("stopped");
+    }
+}
+
+/// One connection's place in the per-IP count, given back on drop.
+struct IpSlot {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl IpSlot {
+    fn take(
+        counts: &Arc<Mutex<HashMap<IpAddr, usize>>>,
+        ip: IpAddr,
+        limit: usize,
+    ) -> Option<IpSlot> {
+        let mut map = counts.lock();
+        let n = map.entry(ip).or_insert(0);
+        if limit != 0 && *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            counts: counts.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock();
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Closes sessions not heard from within their timeout, checking every
+/// half tick.
+async fn expire_sessions(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_millis(
+        u64::from(shared.config.tick_time_ms / 2).max(1),
+    ));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        for session_id in shared.sessions.expire(shared.mono_ms()) {
+            info!(
+                session = format_args!("0x{session_id:x}"),
+                "session expired"
+            );
+            let txn = Txn {
+                session_id,
+                time_ms: shared.wall_ms(),
+                auth: Vec::new(),
+                op: TxnOp::CloseSession,
+            };
+            if shared.submit(txn, None).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Deletes empty containers and expired TTL nodes every check interval.
+async fn reap_nodes(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_millis(
+        shared.config.container_check_interval_ms.max(1),
+    ));
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let due = shared.tree.read().reapable_at(shared.wall_ms());
+        for path in due {
+            let txn = Txn {
+                session_id: SYSTEM_SESSION,
+                time_ms: shared.wall_ms(),
+                auth: Vec::new(),
+                op: TxnOp::Write(Request::DeleteContainer(DeleteContainerRequest {
+                    path: Some(Bytes::from(path.into_bytes())),
+                })),
+            };
+            if shared.submit(txn, None).await.is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! Session ids, passwords and liveness. The sessions themselves (create,
+//! close) live in the replicated tree; this tracks when each was last heard
+//! from, which connection holds it, and decides expiry.
+
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// The 16-byte password of a session: `java.util.Random` seeded with
+/// `session_id ^ 0xB3415C00`, as ZooKeeper derives it, so a password is the
+/// same on every server and across restarts without being stored.
+pub fn password(session_id: i64) -> [u8; 16] {
+    const MULT: i64 = 0x5DEECE66D;
+    const MASK: i64 = (1 << 48) - 1;
+    let mut seed = ((session_id ^ 0xB341_5C00) ^ MULT) & MASK;
+    let mut out = [0u8; 16];
+    for chunk in out.chunks_mut(4) {
+        seed = (seed.wrapping_mul(MULT).wrapping_add(0xB)) & MASK;
+        let mut r = (seed >> 16) as i32;
+        for b in chunk {
+            *b = r as u8;
+            r >>= 8;
+        }
+    }
+    out
+}
+
+/// The first session id of a server started at `now_ms`:
+/// `((now_ms << 24) >>> 8) | (server_id << 56)`.
+pub fn initial_session_id(now_ms: i64, server_id: u8) -> i64 {
+    let low = ((now_ms << 24) as u64 >> 8) as i64;
+    low | (i64::from(server_id) << 56)
+}
+
+/// Liveness of one session, shared with the connection that holds it.
+#[derive(Debug)]
+pub struct Liveness {
+    timeout_ms: AtomicI32,
+    last_seen_ms: AtomicI64,
+}
+
+impl Liveness {
+    pub fn timeout_ms(&self) -> i32 {
+        self.timeout_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn touch(&self, now_ms: i64) {
+        self.last_seen_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    fn expired_at(&self, now_ms: i64) -> bool {
+        now_ms - self.last_seen_ms.load(Ordering::Relaxed) > i64::from(self.timeout_ms())
+    }
+}
+
+/// The connection holding a session: its id, and the token that closes it.
+#[derive(Debug, Clone)]
+pub struct Holder {
+    pub connection_id: u64,
+    pub close: CancellationToken,
+}
+
+struct Tracked {
+    liveness: Arc<Liveness>,
+    holder: Option<Holder>,
+    closing: bool,
+}
+
+/// Which sessions are alive, and which connection owns each.
+pub struct SessionTracker {
+    sessions: Mutex<HashMap<i64, Tracked>>,
+    next_id: AtomicI64,
+}
+
+impl SessionTracker {
+    pub fn new(first_id: i64) -> Self {
+        SessionTracker {
+            sessions: Mutex::new(HashMap::new()),
+            next_id: AtomicI64::new(first_id),
+        }
+    }
+
+    /// A fresh session id (never i64::MIN, which marks containers).
+    pub fn next_id(&self) -> i64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if id == i64::MIN {
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        } else {
+            id
+        }
+    }
+
+    /// Starts tracking a session owned by `connection`.
+    pub fn add(
+        &self,
+        session_id: i64,
+        timeout_ms: i32,
+        now_ms: i64,
+        holder: Holder,
+    ) -> Arc<Liveness> {
+        let liveness = Arc::new(Liveness {
+            timeout_ms: AtomicI32::new(timeout_ms),
+            last_seen_ms: AtomicI64::new(now_ms),
+        });
+        self.sessions.lock().insert(
+            session_id,
+            Tracked {
+                liveness: liveness.clone(),
+                holder: Some(holder),
+                closing: false,
+            },
+        );
+        liveness
+    }
+
+    /// Moves a live session to a new connection with a newly negotiated
+    /// timeout, closing the old connection. None if the session is unknown
+    /// or already closing.
+    pub fn attach(
+        &self,
+        session_id: i64,
+        timeout_ms: i32,
+        now_ms: i64,
+        holder: Holder,
+    ) -> Option<Arc<Liveness>> {
+        let mut sessions = self.sessions.lock();
+        let t = sessions.get_mut(&session_id).filter(|t| !t.closing)?;
+        if let Some(old) = t.holder.replace(holder) {
+            old.close.cancel();
+        }
+        t.liveness.touch(now_ms);
+        t.liveness.timeout_ms.store(timeout_ms, Ordering::Relaxed);
+        Some(t.liveness.clone())
+    }
+
+    /// The connection holding a session went away; the session lives on
+    /// until it times out or the client reconnects.
+    pub fn detach(&self, session_id: i64, connection_id: u64) {
+        if let Some(t) = self.sessions.lock().get_mut(&session_id) {
+            if t.holder
+                .as_ref()
+                .is_some_and(|h| h.connection_id == connection_id)
+            {
+                t.holder = None;
+            }
+        }
+    }
+
+    /// Marks a session as closing (a closeSession is on its way through
+    /// the log); it can no longer be reattached.
+    pub fn mark_closing(&self, session_id: i64) {
+        if let Some(t) = self.sessions.lock().get_mut(&session_id) {
+            t.closing = true;
+        }
+    }
+
+    /// Forgets a session whose close was applied, closing its connection.
+    pub fn remove(&self, session_id: i64) {
+        if let Some(t) = self.sessions.lock().remove(&session_id) {
+            if let Some(h) = t.holder {
+                h.close.cancel();
+            }
+        }
+    }
+
+    /// Sessions not heard from within their timeout; each is marked closing
+    /// and returned once.
+    pub fn expire(&self, now_ms: i64) -> Vec<i64> {
+        let mut sessions = self.sessions.lock();
+        let mut out = Vec::new();
+        for (id, t) in sessions.iter_mut() {
+            if !t.closing && t.liveness.expired_at(now_ms) {
+                t.closing = true;
+                out.push(*id);
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(connection_id: u64) -> Holder {
+        Holder {
+            connection_id,
+            close: CancellationToken::new(),
+        }
+    }
+
+    #[test]
+    fn passwords_match_zookeepers_java_random_scheme() {
+        // Java: new Random(0x0100_0040_7f1f_0001L ^ 0xB3415C00L).nextBytes(b)
+        // (bytes printed by Java 17 for that call)
+        let want = [
+            0x26, 0x0d, 0xbf, 0x0a, 0x44, 0x13, 0xea, 0xae, 0x9e, 0x67, 0x8c, 0xec, 0x61, 0x43,
+            0x43, 0x58,
+        ];
+        assert_eq!(password(0x0100_0040_7f1f_0001), want);
+    }
+
+    #[test]
+    fn session_ids_carry_the_server_id_in_the_top_byte() {
+        // ((now << 24) >>> 8): the low 40 bits of the clock, shifted up 16.
+        let id = initial_session_id(0x0199_407f_1f00, 1);
+        assert_eq!(id, 0x0199_407f_1f00_0000 & 0x00ff_ffff_ffff_ffff | 1 << 56);
+        assert_eq!(initial_session_id(-1, 7) >> 56, 7);
+    }
+
+    #[test]
+    fn sessions_expire_once_after_their_timeout() {
+        let t = SessionTracker::new(1);
+        let live = t.add(5, 1000, 0, holder(1));
+        assert!(t.expire(1000).is_empty());
+        live.touch(500);
+        assert!(t.expire(1400).is_empty());
+        assert_eq!(t.expire(1501), vec![5]);
+        assert!(t.expire(5000).is_empty(), "reported once");
+        assert!(t.attach(5, 1000, 5000, holder(2)).is_none(), "closing");
+    }
+
+    #[test]
+    fn attaching_elsewhere_closes_the_old_connection() {
+        let t = SessionTracker::new(1);
+        let old = holder(1);
+        t.add(5, 1000, 0, old.clone());
+        let new = holder(2);
+        assert!(t.attach(5, 1000, 10, new.clone()).is_some());
+        assert!(old.close.is_cancelled());
+        t.detach(5, 1);
+        t.remove(5);
+        assert!(
+            new.close.is_cancelled(),
+            "a stale detach left the new holder in place"
+        );
+    }
+}
