@@ -1,0 +1,183 @@
+//! Test harness: an in-process server on a free loopback port, stopped on
+//! drop, and a raw protocol client for byte-level checks.
+#![allow(dead_code)]
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use paddock_proto::{
+    ConnectRequest, ConnectResponse, Jute, Reader, ReplyHeader, Request, Response,
+};
+use paddock_server::{Server, ServerConfig};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = ServerConfig {
+            client_addr: "127.0.0.1:0".parse().expect("addr"),
+            data_dir: dir.path().join("data"),
+            ..ServerConfig::default()
+        };
+        adjust(&mut config);
+        let server = Server::bind(config).await.expect("bind");
+        let addr = server.local_addr().expect("local addr");
+        let shutdown = CancellationToken::new();
+        tokio::spawn(server.run(shutdown.clone()));
+        TestServer {
+            addr,
+            shutdown,
+            _dir: dir,
+        }
+    }
+
+    pub fn hosts(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A byte-level client: frames in and out, nothing hidden.
+pub struct Raw {
+    pub stream: TcpStream,
+    next_xid: i32,
+}
+
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Raw {
+    pub async fn open(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        Raw {
+            stream,
+            next_xid: 1,
+        }
+    }
+
+    /// Opens a connection and establishes a new session.
+    pub async fn session(addr: SocketAddr, timeout_ms: i32) -> (Raw, ConnectResponse) {
+        let mut raw = Raw::open(addr).await;
+        let resp = raw
+            .connect(&ConnectRequest {
+                timeout_ms,
+                passwd: Some(Bytes::from_static(&[0; 16])),
+                read_only: Some(false),
+                ..Default::default()
+            })
+            .await
+            .expect("connect response");
+        assert!(resp.timeout_ms > 0, "session refused: {resp:?}");
+        (raw, resp)
+    }
+
+    pub async fn send_frame(&mut self, payload: &[u8]) {
+        let mut out = BytesMut::new();
+        out.put_u32(payload.len() as u32);
+        out.put_slice(payload);
+        self.stream.write_all(&out).await.expect("write");
+    }
+
+    /// Reads one frame; None on EOF, reset or timeout.
+    pub async fn read_frame(&mut self) -> Option<Bytes> {
+        let mut len = [0u8; 4];
+        tokio::time::timeout(READ_TIMEOUT, self.stream.read_exact(&mut len))
+            .await
+            .ok()?
+            .ok()?;
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        tokio::time::timeout(READ_TIMEOUT, self.stream.read_exact(&mut body))
+            .await
+            .ok()?
+            .ok()?;
+        Some(Bytes::from(body))
+    }
+
+    pub async fn connect(&mut self, req: &ConnectRequest) -> Option<ConnectResponse> {
+        self.send_frame(&req.to_bytes()).await;
+        let body = self.read_frame().await?;
+        ConnectResponse::from_bytes(body).ok()
+    }
+
+    pub fn xid(&mut self) -> i32 {
+        let x = self.next_xid;
+        self.next_xid += 1;
+        x
+    }
+
+    /// Sends a request and reads frames until its reply; notifications seen
+    /// on the way are returned too.
+    pub async fn call(&mut self, req: &Request) -> (ReplyHeader, Option<Response>) {
+        let xid = match req {
+            Request::Ping => -2,
+            Request::Auth(_) => -4,
+            Request::SetWatches { .. } => -8,
+            _ => self.xid(),
+        };
+        self.send_frame(&req.encode_with_header(xid)).await;
+        loop {
+            let body = self.read_frame().await.expect("reply");
+            let (h, resp) = decode_reply(req.opcode(), body);
+            if h.xid == xid {
+                return (h, resp);
+            }
+            assert_eq!(h.xid, -1, "unexpected reply {h:?}");
+        }
+    }
+
+    /// True once the server has closed the connection (EOF or reset).
+    pub async fn closed(&mut self) -> bool {
+        let mut buf = [0u8; 64];
+        loop {
+            match tokio::time::timeout(READ_TIMEOUT, self.stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+pub fn decode_reply(opcode: i32, body: Bytes) -> (ReplyHeader, Option<Response>) {
+    let mut r = Reader::new(body);
+    let h = ReplyHeader::read(&mut r).expect("reply header");
+    if h.err != 0 || h.xid < 0 {
+        assert_eq!(r.remaining(), 0, "error replies carry only the header");
+        return (h, None);
+    }
+    let resp = Response::read(opcode, &mut r).expect("reply body");
+    assert_eq!(r.remaining(), 0, "reply fully consumed");
+    (h, Some(resp))
+}
+
+/// Sends a four-letter word on a fresh connection and returns the answer.
+pub async fn four_letter(addr: SocketAddr, word: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(word.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(READ_TIMEOUT, s.read_to_end(&mut out))
+        .await
+        .expect("4lw answer in time")
+        .expect("read");
+    String::from_utf8(out).expect("utf8")
+}
+
+pub fn be_i32(b: &[u8]) -> i32 {
+    (&b[..4]).get_i32()
+}
