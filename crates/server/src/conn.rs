@@ -9,7 +9,6 @@ use crate::shared::{ConnectionInfo, Shared};
 use crate::stats::Stats;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
-use paddock_proto::consts::xid;
 use paddock_proto::frame::{Frame, FrameCodec};
 use paddock_proto::{
     encode_reply, op, ClientInfo, ConnectRequest, ConnectResponse, DecodeError, ErrorCode, Id,
@@ -416,9 +415,11 @@ impl Connection {
         };
         let zxid = self.shared.last_zxid();
         match req {
+            // Ping, auth and setWatches replies echo the request xid (clients
+            // send -2, -4 and -8; some send ordinary xids for auth).
             Request::Ping => {
                 let reply = ReplyHeader {
-                    xid: xid::PING,
+                    xid: header.xid,
                     zxid,
                     err: 0,
                 }
@@ -436,7 +437,7 @@ impl Connection {
                     self.authenticate(&packet.scheme, packet.auth.as_deref().unwrap_or_default());
                 let err = if ok { 0 } else { ErrorCode::AuthFailed.code() };
                 let reply = ReplyHeader {
-                    xid: xid::AUTH,
+                    xid: header.xid,
                     zxid: 0,
                     err,
                 }
@@ -452,7 +453,7 @@ impl Connection {
             }
             Request::SetWatches { .. } => {
                 let reply = ReplyHeader {
-                    xid: xid::SET_WATCHES,
+                    xid: header.xid,
                     zxid,
                     err: 0,
                 }
