@@ -213,7 +213,7 @@ async fn digest_acls_auth_and_who_am_i() {
             .iter()
             .map(|u| (u.scheme(), u.user()))
             .collect::<Vec<_>>(),
-        vec![("digest", "alice"), ("ip", "127.0.0.1")]
+        vec![("ip", "127.0.0.1"), ("digest", "alice")]
     );
 
     let stranger = client(&s).await;

@@ -375,7 +375,7 @@ async fn auth_with_an_unknown_scheme_fails_and_closes() {
 }
 
 #[tokio::test]
-async fn who_am_i_lists_digest_users_then_the_ip() {
+async fn who_am_i_lists_the_ip_then_digest_users() {
     let s = TestServer::start().await;
     let (mut raw, _) = Raw::session(s.addr, 10_000).await;
     let (h, _) = raw

@@ -569,12 +569,10 @@ impl Connection {
     }
 }
 
-/// whoAmI: one entry per identity; digest users are shown without the hash.
+/// whoAmI: one entry per identity in the order they were added (the ip
+/// first); digest users are shown without the hash.
 fn who_am_i(ids: &[Id]) -> Vec<ClientInfo> {
-    let (ip, others): (Vec<&Id>, Vec<&Id>) = ids.iter().partition(|i| i.scheme == acl::IP);
-    others
-        .into_iter()
-        .chain(ip)
+    ids.iter()
         .map(|i| ClientInfo {
             auth_scheme: i.scheme.clone(),
             user: match i.scheme.as_str() {

@@ -418,7 +418,9 @@ impl DataTree {
         if matches!(parent.kind(), NodeKind::Ephemeral { .. }) {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
-        let kind = if opcode == op::CREATE_CONTAINER || mode.is_container() {
+        // The opcode, not the flags, makes a container: create with flags 4
+        // gives a plain persistent node in ZooKeeper 3.8 (observed).
+        let kind = if opcode == op::CREATE_CONTAINER {
             NodeKind::Container
         } else if mode.is_ttl() {
             NodeKind::Ttl { ttl_ms: ttl }
@@ -572,7 +574,10 @@ impl DataTree {
         Some(node)
     }
 
+    /// A node by path. ZooKeeper also files the root under "", so reads of
+    /// "" see the root.
     fn get(&self, p: &str) -> OpResult<&Node> {
+        let p = if p.is_empty() { "/" } else { p };
         self.nodes.get(p).ok_or(ErrorCode::NoNode)
     }
 
@@ -594,11 +599,12 @@ impl DataTree {
     /// Serves a read request for `session_id` with identities `ids`.
     pub fn read(&self, session_id: i64, req: &Request, ids: &[Id]) -> OpResult<Response> {
         match req {
+            // ZooKeeper 3.8.0 checks no ACL on exists (observed).
             Request::Exists(r) => {
                 if r.path.contains('\0') {
                     return Err(ErrorCode::BadArguments);
                 }
-                Ok(Response::Stat(self.readable(&r.path, ids)?.stat()))
+                Ok(Response::Stat(self.get(&r.path)?.stat()))
             }
             Request::GetData(r) => {
                 let n = self.readable(&r.path, ids)?;
@@ -640,8 +646,14 @@ impl DataTree {
             }
             Request::GetAllChildrenNumber(r) => {
                 self.readable(&r.path, ids)?;
+                // ZooKeeper counts map keys under `path + "/"`; for "" that
+                // includes the root itself.
+                let total = match r.path.as_str() {
+                    "" => self.descendants("/") + 1,
+                    p => self.descendants(p),
+                };
                 Ok(Response::GetAllChildrenNumber {
-                    total: self.descendants(&r.path) as i32,
+                    total: total as i32,
                 })
             }
             Request::GetEphemerals(r) => {

@@ -709,6 +709,22 @@ fn all_children_number_and_ephemerals_follow_zookeeper() {
     f.create("/a", 0).unwrap();
     f.create("/a/b", 0).unwrap();
     f.create("/a/b/c", 0).unwrap();
+    let unreadable = vec![Acl {
+        perms: perms::WRITE,
+        id: acl::id("world", "anyone"),
+    }];
+    f.write(create_req(op::CREATE, "/hidden", 0, unreadable))
+        .result
+        .unwrap();
+    let exists = Request::Exists(PathWatchRequest {
+        path: "/hidden".into(),
+        watch: false,
+    });
+    assert!(
+        f.tree.read(S1, &exists, &[]).is_ok(),
+        "ZooKeeper 3.8.0 checks no ACL on exists"
+    );
+    f.write(delete("/hidden", -1)).result.unwrap();
     f.create("/e1", 1).unwrap();
     f.create("/x", 1).unwrap();
     let count = |f: &Fixture, p: &str| {
