@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every test of the project, installing what the suite needs first:
+# Apache ZooKeeper 3.8.0 and its C client (Debian), Kazoo and pytest (PyPI).
+# Usage: scripts/test.sh            (from anywhere in the checkout)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+[ -f /usr/share/java/zookeeper.jar ] || need_apt+=(zookeeper)
+[ -x /usr/lib/zookeeper/bin/cli_mt ] || need_apt+=(zookeeper-bin)
+command -v java >/dev/null || need_apt+=(default-jre-headless)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "== installing ${need_apt[*]} (apt)"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+if ! python3 -c "import kazoo, pytest" 2>/dev/null; then
+  echo "== installing kazoo, pytest (pip)"
+  python3 -m pip install --quiet -r tests/python/requirements.txt
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== cargo build --release"
+cargo build --release --quiet
+echo "== cargo test"
+cargo test --workspace --quiet
+echo "== pytest (Kazoo, zkCli.sh, C client, differential against ZooKeeper 3.8.0)"
+PADDOCK_BIN="$PWD/target/release/paddock" python3 -m pytest -q tests/python
