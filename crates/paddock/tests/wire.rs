@@ -394,8 +394,8 @@ async fn who_am_i_lists_the_ip_then_digest_users() {
     assert_eq!(
         r,
         Some(Response::WhoAmI(vec![
-            info("digest", "user"),
-            info("ip", "127.0.0.1")
+            info("ip", "127.0.0.1"),
+            info("digest", "user")
         ]))
     );
 }
