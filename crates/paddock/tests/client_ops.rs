@@ -275,3 +275,46 @@ async fn counts_sync_and_config_node() {
     assert!(children.contains(&"zookeeper".to_string()));
     assert_eq!(stat.num_children as usize, children.len());
 }
+
+#[tokio::test]
+async fn super_digest_bypasses_every_acl() {
+    // superDigest for super:test, as ZooKeeper's docs compute it.
+    let s = TestServer::start_with(|c| {
+        c.super_digest = Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=".into())
+    })
+    .await;
+    let owner = client(&s).await;
+    let nobody = [Acl::new(Permission::READ, AuthId::new("ip", "10.9.9.9"))];
+    owner
+        .create(
+            "/locked",
+            b"x",
+            &CreateMode::Persistent.with_acls(Acls::new(&nobody)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(owner.get_data("/locked").await.unwrap_err(), Error::NoAuth);
+    let admin = zk::Client::connector()
+        .with_auth("digest", b"super:test")
+        .connect(&s.hosts())
+        .await
+        .unwrap();
+    assert_eq!(admin.get_data("/locked").await.unwrap().0, b"x");
+    admin
+        .set_data("/zookeeper/config", b"", None)
+        .await
+        .unwrap();
+    admin.delete("/locked", None).await.unwrap();
+    let wrong = zk::Client::connector()
+        .with_auth("digest", b"super:nope")
+        .connect(&s.hosts())
+        .await
+        .unwrap();
+    assert_eq!(
+        wrong
+            .set_data("/zookeeper/config", b"", None)
+            .await
+            .unwrap_err(),
+        Error::NoAuth
+    );
+}

@@ -458,3 +458,35 @@ async fn sync_echoes_the_path_and_reconfig_is_disabled() {
         .await;
     assert_eq!(h.err, ErrorCode::ReconfigDisabled.code());
 }
+
+#[tokio::test]
+async fn random_garbage_frames_never_take_the_server_down() {
+    let s = TestServer::start_with(|c| c.max_frame_bytes = 4096).await;
+    let (mut healthy, _) = Raw::session(s.addr, 10_000).await;
+    // A small xorshift generator keeps the run reproducible.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for round in 0..200 {
+        let (mut raw, _) = Raw::session(s.addr, 10_000).await;
+        for _ in 0..10 {
+            let len = (next() % 64) as usize;
+            let mut frame: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if frame.len() >= 8 && round % 2 == 0 {
+                // A valid header with a known opcode and a random body.
+                let opcode = [1i32, 2, 3, 4, 5, 7, 8, 12, 14, 15, 19, 21, 22, 103, 104]
+                    [(next() % 15) as usize];
+                frame[..4].copy_from_slice(&1i32.to_be_bytes());
+                frame[4..8].copy_from_slice(&opcode.to_be_bytes());
+            }
+            raw.send_frame(&frame).await;
+        }
+    }
+    let (h, _) = healthy.call(&create("/after-garbage", 0)).await;
+    assert_eq!(h.err, 0);
+    assert_eq!(four_letter(s.addr, "ruok").await, "imok");
+}

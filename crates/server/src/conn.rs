@@ -569,6 +569,16 @@ impl Connection {
     }
 }
 
+impl Drop for Connection {
+    /// Requests still queued when the connection ends are no longer outstanding.
+    fn drop(&mut self) {
+        self.shared.stats.outstanding.fetch_sub(
+            self.queue.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+}
+
 /// whoAmI: one entry per identity in the order they were added (the ip
 /// first); digest users are shown without the hash.
 fn who_am_i(ids: &[Id]) -> Vec<ClientInfo> {

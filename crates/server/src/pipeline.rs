@@ -7,6 +7,7 @@ use paddock_proto::{ErrorCode, Response};
 use paddock_tree::{Txn, TxnOp};
 use std::sync::Arc;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// How many queued proposals are taken into one batch.
 const MAX_BATCH: usize = 512;
@@ -36,10 +37,18 @@ pub struct Committed {
     pub result: Result<Response, ErrorCode>,
 }
 
-/// Runs the write path until every submitter is gone.
-pub async fn run(shared: Arc<Shared>, mut proposals: mpsc::Receiver<Proposal>) {
+/// Runs the write path until `stop` is cancelled.
+pub async fn run(
+    shared: Arc<Shared>,
+    mut proposals: mpsc::Receiver<Proposal>,
+    stop: CancellationToken,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while proposals.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        tokio::select! {
+            n = proposals.recv_many(&mut batch, MAX_BATCH) => if n == 0 { return },
+            _ = stop.cancelled() => return,
+        }
         // The batch is ordered here. The durability issue appends it to the
         // log and fsyncs once for the whole batch before anything below runs.
         let mut tree = shared.tree.write();

@@ -80,7 +80,12 @@ impl Server {
             proposals,
         } = self;
         let tasks = TaskTracker::new();
-        let write_path = tokio::spawn(pipeline::run(shared.clone(), proposals));
+        let stop_write_path = CancellationToken::new();
+        let write_path = tokio::spawn(pipeline::run(
+            shared.clone(),
+            proposals,
+            stop_write_path.clone(),
+        ));
         tasks.spawn(expire_sessions(shared.clone(), shutdown.clone()));
         tasks.spawn(reap_nodes(shared.clone(), shutdown.clone()));
         info!(addr = %listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()), "serving");
@@ -112,7 +117,7 @@ impl Server {
         }
         tasks.close();
         tasks.wait().await;
-        drop(shared);
+        stop_write_path.cancel();
         let _ = write_path.await;
         info!("stopped");
     }
