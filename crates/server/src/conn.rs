@@ -7,15 +7,16 @@ use crate::pipeline::{Committed, Outbound};
 use crate::session::{password, Holder, Liveness};
 use crate::shared::{ConnectionInfo, Shared};
 use crate::stats::Stats;
+use crate::watches;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
+use paddock_proto::consts::event;
 use paddock_proto::frame::{Frame, FrameCodec};
 use paddock_proto::{
     encode_reply, op, ClientInfo, ConnectRequest, ConnectResponse, DecodeError, ErrorCode, Id,
-    Jute, Reader, ReplyHeader, Request, RequestHeader, Response,
+    Jute, Reader, ReplyHeader, Request, RequestHeader, Response, SetWatches2,
 };
-use paddock_tree::acl;
-use paddock_tree::{Txn, TxnOp};
+use paddock_tree::{acl, watch, DataTree, Txn, TxnOp};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -346,22 +347,89 @@ impl Connection {
         false
     }
 
+    /// Runs a read-side request (reads, watch management, whoAmI) and
+    /// encodes its reply. Watches are registered under the tree's read lock,
+    /// so no change can slip between the read and the registration.
     fn read(&self, xid: i32, req: &Request, ids: &[Id]) -> Bytes {
+        let tree = self.shared.tree.read();
+        let watches = &self.shared.watches;
         let result = match req {
             Request::WhoAmI => Ok(Response::WhoAmI(who_am_i(ids))),
-            Request::CheckWatches(_) | Request::RemoveWatches(_) => Err(ErrorCode::NoWatcher),
-            Request::AddWatch(_) => Ok(Response::ErrorBody { err: 0 }),
+            Request::AddWatch(w) => match w.mode {
+                0 => Ok(watch::PERSISTENT),
+                1 => Ok(watch::RECURSIVE),
+                _ => Err(ErrorCode::BadArguments),
+            }
+            .map(|bits| {
+                watches.add(self.id, &w.path, bits);
+                Response::ErrorBody { err: 0 }
+            }),
+            Request::CheckWatches(w) | Request::RemoveWatches(w) => {
+                match watch::watcher_type_bits(w.watcher_type) {
+                    None => Err(ErrorCode::BadArguments),
+                    Some(bits) => {
+                        let found = if matches!(req, Request::CheckWatches(_)) {
+                            watches.contains(self.id, &w.path, bits)
+                        } else {
+                            watches.remove(self.id, &w.path, bits)
+                        };
+                        if found {
+                            Ok(Response::Empty)
+                        } else {
+                            Err(ErrorCode::NoWatcher)
+                        }
+                    }
+                }
+            }
+            Request::SetWatches { req: w, .. } => {
+                self.rearm(&tree, w);
+                Ok(Response::Empty)
+            }
             _ => {
-                let tree = self.shared.tree.read();
                 let r = tree.read(self.session_id, req, ids);
-                return encode_reply(xid, tree.last_zxid(), r.as_ref().map_err(|e| e.code()));
+                if let Some((path, bits)) = watch_to_arm(req, &r) {
+                    watches.add(self.id, path, bits);
+                }
+                r
             }
         };
-        encode_reply(
-            xid,
-            self.shared.last_zxid(),
-            result.as_ref().map_err(|e| e.code()),
-        )
+        encode_reply(xid, tree.last_zxid(), result.as_ref().map_err(|e| e.code()))
+    }
+
+    /// setWatches after a reconnect: changes the client missed since
+    /// `relative_zxid` are reported at once, the other watches are armed.
+    fn rearm(&self, tree: &DataTree, w: &SetWatches2) {
+        let rel = w.relative_zxid;
+        let watches = &self.shared.watches;
+        let tell = |event_type: i32, path: &str| {
+            let _ = self.outbox.send(watches::immediate(event_type, path));
+        };
+        for p in &w.data_watches {
+            match tree.stat(p) {
+                None => tell(event::NODE_DELETED, p),
+                Some(st) if st.mzxid > rel => tell(event::NODE_DATA_CHANGED, p),
+                Some(_) => watches.add(self.id, p, watch::DATA),
+            }
+        }
+        for p in &w.exist_watches {
+            match tree.stat(p) {
+                None => watches.add(self.id, p, watch::DATA),
+                Some(_) => tell(event::NODE_CREATED, p),
+            }
+        }
+        for p in &w.child_watches {
+            match tree.stat(p) {
+                None => tell(event::NODE_DELETED, p),
+                Some(st) if st.pzxid > rel => tell(event::NODE_CHILDREN_CHANGED, p),
+                Some(_) => watches.add(self.id, p, watch::CHILD),
+            }
+        }
+        for p in &w.persistent_watches {
+            watches.add(self.id, p, watch::PERSISTENT);
+        }
+        for p in &w.persistent_recursive_watches {
+            watches.add(self.id, p, watch::RECURSIVE);
+        }
     }
 
     fn push(&mut self, slot: Slot, received: Instant) {
@@ -415,8 +483,8 @@ impl Connection {
         };
         let zxid = self.shared.last_zxid();
         match req {
-            // Ping, auth and setWatches replies echo the request xid (clients
-            // send -2, -4 and -8; some send ordinary xids for auth).
+            // Ping and auth replies echo the request xid (clients send -2 and
+            // -4; some send ordinary xids for auth).
             Request::Ping => {
                 let reply = ReplyHeader {
                     xid: header.xid,
@@ -577,6 +645,24 @@ impl Drop for Connection {
             std::sync::atomic::Ordering::Relaxed,
         );
     }
+}
+
+/// The watch a successful read asks for: exists arms even on NoNode (that
+/// is how NodeCreated is delivered); getData and getChildren only when the
+/// node exists and may be read.
+fn watch_to_arm<'r>(
+    req: &'r Request,
+    result: &Result<Response, ErrorCode>,
+) -> Option<(&'r str, u8)> {
+    let (w, bits) = match req {
+        Request::Exists(w) if result.is_ok() || *result == Err(ErrorCode::NoNode) => {
+            (w, watch::DATA)
+        }
+        Request::GetData(w) if result.is_ok() => (w, watch::DATA),
+        Request::GetChildren(w) | Request::GetChildren2(w) if result.is_ok() => (w, watch::CHILD),
+        _ => return None,
+    };
+    w.watch.then_some((w.path.as_str(), bits))
 }
 
 /// whoAmI: one entry per identity in the order they were added (the ip

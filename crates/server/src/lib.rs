@@ -10,6 +10,7 @@ pub mod server;
 pub mod session;
 pub mod shared;
 pub mod stats;
+pub mod watches;
 
 pub use config::ServerConfig;
 pub use server::{Server, StartError};

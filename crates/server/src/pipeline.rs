@@ -26,7 +26,7 @@ pub struct Proposal {
 pub enum Outbound {
     /// The outcome of this connection's oldest uncommitted write.
     Committed(Committed),
-    /// An encoded watch notification, to be written before any later reply.
+    /// An encoded watch notification, written before any later reply.
     Notification(bytes::Bytes),
 }
 
@@ -54,6 +54,7 @@ pub async fn run(
         let mut tree = shared.tree.write();
         for p in batch.drain(..) {
             let applied = tree.apply(&p.txn);
+            shared.watches.fire(&applied.events);
             if matches!(p.txn.op, TxnOp::CloseSession) {
                 shared.sessions.remove(p.txn.session_id);
             }

@@ -4,6 +4,7 @@ use crate::config::ServerConfig;
 use crate::pipeline::{Committed, Outbound, Proposal};
 use crate::session::SessionTracker;
 use crate::stats::Stats;
+use crate::watches::Watches;
 use paddock_tree::{DataTree, Txn};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
@@ -28,6 +29,7 @@ pub struct Shared {
     pub sessions: SessionTracker,
     pub stats: Stats,
     pub connections: Mutex<BTreeMap<u64, Arc<ConnectionInfo>>>,
+    pub watches: Watches,
     proposals: mpsc::Sender<Proposal>,
     started: Instant,
 }
@@ -50,6 +52,7 @@ impl Shared {
             sessions,
             stats: Stats::default(),
             connections: Mutex::new(BTreeMap::new()),
+            watches: Watches::default(),
             proposals,
             started: Instant::now(),
         })

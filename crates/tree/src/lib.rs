@@ -7,7 +7,9 @@ pub mod node;
 pub mod path;
 pub mod tree;
 pub mod txn;
+pub mod watch;
 
 pub use node::{Node, NodeKind};
 pub use tree::{DataTree, SessionEntry, TreeConfig};
 pub use txn::{Applied, Event, Txn, TxnOp, SYSTEM_SESSION};
+pub use watch::{WatchRegistry, WatcherId};

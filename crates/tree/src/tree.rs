@@ -339,6 +339,7 @@ impl DataTree {
                 events.push(Event {
                     event_type: event::NODE_DATA_CHANGED,
                     path: r.path.clone(),
+                    acl: node.acl.clone(),
                 });
                 Ok(MultiResult::SetData { stat })
             }
@@ -432,7 +433,7 @@ impl DataTree {
             NodeKind::Persistent
         };
         let acl = self.acls.intern(new_acl);
-        let node = Node::new(req.data.clone(), acl, ctx.zxid, ctx.time_ms, kind);
+        let node = Node::new(req.data.clone(), acl.clone(), ctx.zxid, ctx.time_ms, kind);
         let stat = node.stat();
         let parent_path = parent_path.to_owned();
         self.insert_node(&full, node);
@@ -441,13 +442,16 @@ impl DataTree {
         undo.push(Undo::Created(full.clone(), parent.pzxid));
         parent.pzxid = ctx.zxid;
         parent.children.insert(path::name(&full).to_owned());
+        let parent_acl = parent.acl.clone();
         events.push(Event {
             event_type: event::NODE_CREATED,
             path: full.clone(),
+            acl,
         });
         events.push(Event {
             event_type: event::NODE_CHILDREN_CHANGED,
             path: parent_path,
+            acl: parent_acl,
         });
         Ok(if opcode == op::CREATE {
             MultiResult::Create { path: full }
@@ -522,19 +526,23 @@ impl DataTree {
         };
         let parent_path = path::parent(p).unwrap_or("/").to_owned();
         let mut old_pzxid = 0;
+        let mut parent_acl = Arc::default();
         if let Some(parent) = self.nodes.get_mut(&parent_path) {
             parent.children.remove(path::name(p));
             old_pzxid = std::mem::replace(&mut parent.pzxid, ctx.zxid);
+            parent_acl = parent.acl.clone();
         }
-        undo.push(Undo::Deleted(p.to_owned(), node, old_pzxid));
         events.push(Event {
             event_type: event::NODE_DELETED,
             path: p.to_owned(),
+            acl: node.acl.clone(),
         });
         events.push(Event {
             event_type: event::NODE_CHILDREN_CHANGED,
             path: parent_path,
+            acl: parent_acl,
         });
+        undo.push(Undo::Deleted(p.to_owned(), node, old_pzxid));
     }
 
     /// Inserts a node and indexes it (ephemerals, reapable).

@@ -2,7 +2,8 @@
 //! returns. A Txn holds everything apply needs (time, caller identities), so
 //! applying the same Txns in the same order gives the same tree everywhere.
 
-use paddock_proto::{ErrorCode, Id, Request, Response};
+use paddock_proto::{Acl, ErrorCode, Id, Request, Response};
+use std::sync::Arc;
 
 /// Session id used by transactions the server issues itself (container and
 /// TTL reaping). Such transactions skip the session check.
@@ -35,6 +36,9 @@ pub struct Event {
     /// One of `paddock_proto::consts::event`'s NODE_* types.
     pub event_type: i32,
     pub path: String,
+    /// The ACL of the changed node (the parent's for children changed):
+    /// only watchers that may READ it are notified.
+    pub acl: Arc<Vec<Acl>>,
 }
 
 /// The outcome of applying one Txn.
