@@ -11,7 +11,8 @@ import struct
 OP = dict(create=1, delete=2, exists=3, getData=4, setData=5, getACL=6, setACL=7,
           getChildren=8, sync=9, ping=11, getChildren2=12, check=13, multi=14,
           create2=15, createContainer=19, createTTL=21, multiRead=22, auth=100,
-          getEphemerals=103, getAllChildrenNumber=104, whoAmI=107, closeSession=-11)
+          getEphemerals=103, getAllChildrenNumber=104, whoAmI=107, closeSession=-11,
+          checkWatches=17, removeWatches=18, addWatch=106)
 
 OPEN_ACL = [(31, "world", "anyone")]
 
@@ -103,7 +104,7 @@ def encode_op(op, args):
     elif op == "createTTL":
         path, data, acl, flags, ttl = args
         b.str(path).buf(data).acl(acl).i32(flags).i64(ttl)
-    elif op in ("delete", "check"):
+    elif op in ("delete", "check", "checkWatches", "removeWatches", "addWatch"):
         b.str(args[0]).i32(args[1])
     elif op in ("exists", "getData", "getChildren", "getChildren2"):
         b.str(args[0]).bool(args[1] if len(args) > 1 else False)
@@ -220,6 +221,10 @@ class Session:
         self._send(struct.pack(">ii", -4, OP["auth"]) + Buf().i32(0).str(scheme).buf(data).bytes())
         r = Reader(self._recv())
         return r.i32(), r.i64(), r.i32()
+
+    def take_notifications(self):
+        out, self.notifications = self.notifications, []
+        return out
 
     def close(self):
         try:

@@ -152,9 +152,13 @@ async fn run(
         out: BytesMut::with_capacity(4096),
         closing: false,
     };
+    shared
+        .watches
+        .connect(id, conn.outbox.clone(), conn.ids.clone());
     let _ = conn
         .serve(&mut frames, &mut inbox, &mut wr, &close, &shutdown)
         .await;
+    shared.watches.disconnect(id);
     shared.sessions.detach(session_id, id);
 }
 
@@ -503,6 +507,7 @@ impl Connection {
             Request::Auth(packet) => {
                 let ok =
                     self.authenticate(&packet.scheme, packet.auth.as_deref().unwrap_or_default());
+                self.shared.watches.set_ids(self.id, self.ids.clone());
                 let err = if ok { 0 } else { ErrorCode::AuthFailed.code() };
                 let reply = ReplyHeader {
                     xid: header.xid,
@@ -518,21 +523,6 @@ impl Connection {
                     received,
                 );
                 self.closing |= !ok;
-            }
-            Request::SetWatches { .. } => {
-                let reply = ReplyHeader {
-                    xid: header.xid,
-                    zxid,
-                    err: 0,
-                }
-                .to_bytes();
-                self.push(
-                    Slot::Ready {
-                        reply,
-                        close_after: false,
-                    },
-                    received,
-                );
             }
             Request::Check(_) => {
                 // Only meaningful inside a multi; ZooKeeper rejects it alone.
