@@ -28,6 +28,10 @@ pub fn respond(shared: &Shared, word: &str) -> String {
             clients(shared),
             server_body(shared)
         ),
+        "wchs" => {
+            let (watches, paths, watchers) = shared.watches.summary();
+            format!("{watchers} connections watching {paths} paths\nTotal watches:{watches}\n")
+        }
         other => format!("{other} is not implemented by this server.\n"),
     }
 }

@@ -157,6 +157,9 @@ impl Raw {
 pub fn decode_reply(opcode: i32, body: Bytes) -> (ReplyHeader, Option<Response>) {
     let mut r = Reader::new(body);
     let h = ReplyHeader::read(&mut r).expect("reply header");
+    if h.xid == -1 {
+        return (h, None); // a notification; its WatcherEvent follows
+    }
     if h.err != 0 || h.xid < 0 {
         assert_eq!(r.remaining(), 0, "error replies carry only the header");
         return (h, None);
