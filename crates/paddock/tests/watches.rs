@@ -116,8 +116,6 @@ async fn persistent_and_recursive_watches_keep_firing() {
         ],
         "recursive watches never see NodeChildrenChanged"
     );
-    p.remove().await.unwrap();
-    r.remove().await.unwrap();
 }
 
 /// Reads the next notification on a raw connection.
