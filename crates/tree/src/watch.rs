@@ -5,7 +5,8 @@
 use crate::path;
 use crate::txn::Event;
 use paddock_proto::consts::event;
-use std::collections::HashMap;
+use smallvec::SmallVec;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Identifies a watcher: the server uses its connection id.
@@ -32,12 +33,39 @@ pub fn watcher_type_bits(watcher_type: i32) -> Option<u8> {
     })
 }
 
+/// One (watcher, mode bits) pair packed in a word: bits in the top byte.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Entry(u64);
+
+impl Entry {
+    const ID_MASK: u64 = (1 << 56) - 1;
+
+    fn new(watcher: WatcherId, bits: u8) -> Entry {
+        Entry((watcher & Self::ID_MASK) | (u64::from(bits) << 56))
+    }
+
+    fn watcher(self) -> WatcherId {
+        self.0 & Self::ID_MASK
+    }
+
+    fn bits(self) -> u8 {
+        (self.0 >> 56) as u8
+    }
+
+    fn with_bits(self, bits: u8) -> Entry {
+        Entry::new(self.watcher(), bits)
+    }
+}
+
+/// The watchers of one path; most paths have one, kept inline.
+type Entries = SmallVec<[Entry; 1]>;
+
 #[derive(Default)]
 pub struct WatchRegistry {
-    /// path → (watcher, mode bits); a watcher appears once per path.
-    paths: HashMap<Arc<str>, Vec<(WatcherId, u8)>>,
-    /// watcher → the paths it has entries on.
-    by_watcher: HashMap<WatcherId, Vec<Arc<str>>>,
+    /// path → watchers with their mode bits; a watcher appears once per path.
+    paths: HashMap<Arc<str>, Entries>,
+    /// watcher → the paths it has entries on (sharing the keys' strings).
+    by_watcher: HashMap<WatcherId, HashSet<Arc<str>>>,
     /// How many entries hold RECURSIVE: when none do, ancestors are not walked.
     recursive: usize,
 }
@@ -50,19 +78,19 @@ impl WatchRegistry {
             None => Arc::from(path),
         };
         let entries = self.paths.entry(key.clone()).or_default();
-        match entries.iter_mut().find(|(w, _)| *w == watcher) {
-            Some((_, have)) => {
-                if bits & RECURSIVE != 0 && *have & RECURSIVE == 0 {
+        match entries.iter_mut().find(|e| e.watcher() == watcher) {
+            Some(e) => {
+                if bits & RECURSIVE != 0 && e.bits() & RECURSIVE == 0 {
                     self.recursive += 1;
                 }
-                *have |= bits;
+                *e = e.with_bits(e.bits() | bits);
             }
             None => {
-                entries.push((watcher, bits));
+                entries.push(Entry::new(watcher, bits));
                 if bits & RECURSIVE != 0 {
                     self.recursive += 1;
                 }
-                self.by_watcher.entry(watcher).or_default().push(key);
+                self.by_watcher.entry(watcher).or_default().insert(key);
             }
         }
     }
@@ -71,8 +99,8 @@ impl WatchRegistry {
     pub fn contains(&self, watcher: WatcherId, path: &str, bits: u8) -> bool {
         self.paths
             .get(path)
-            .and_then(|e| e.iter().find(|(w, _)| *w == watcher))
-            .is_some_and(|(_, have)| have & bits != 0)
+            .and_then(|e| e.iter().find(|e| e.watcher() == watcher))
+            .is_some_and(|e| e.bits() & bits != 0)
     }
 
     /// Removes `bits` from `watcher`'s watch on `path`; false if it had none
@@ -81,26 +109,24 @@ impl WatchRegistry {
         let Some(entries) = self.paths.get_mut(path) else {
             return false;
         };
-        let Some(i) = entries.iter().position(|(w, _)| *w == watcher) else {
+        let Some(i) = entries.iter().position(|e| e.watcher() == watcher) else {
             return false;
         };
-        let have = entries[i].1;
+        let have = entries[i].bits();
         if have & bits == 0 {
             return false;
         }
         if have & bits & RECURSIVE != 0 {
             self.recursive -= 1;
         }
-        entries[i].1 &= !bits;
-        if entries[i].1 == 0 {
+        entries[i] = entries[i].with_bits(have & !bits);
+        if entries[i].bits() == 0 {
             entries.swap_remove(i);
             if entries.is_empty() {
                 self.paths.remove(path);
             }
             if let Some(list) = self.by_watcher.get_mut(&watcher) {
-                if let Some(j) = list.iter().position(|p| p.as_ref() == path) {
-                    list.swap_remove(j);
-                }
+                list.remove(path);
                 if list.is_empty() {
                     self.by_watcher.remove(&watcher);
                 }
@@ -113,8 +139,8 @@ impl WatchRegistry {
     pub fn remove_watcher(&mut self, watcher: WatcherId) {
         for p in self.by_watcher.remove(&watcher).unwrap_or_default() {
             if let Some(entries) = self.paths.get_mut(&p) {
-                if let Some(i) = entries.iter().position(|(w, _)| *w == watcher) {
-                    if entries[i].1 & RECURSIVE != 0 {
+                if let Some(i) = entries.iter().position(|e| e.watcher() == watcher) {
+                    if entries[i].bits() & RECURSIVE != 0 {
                         self.recursive -= 1;
                     }
                     entries.swap_remove(i);
@@ -142,25 +168,25 @@ impl WatchRegistry {
         let mut out = Vec::new();
         let recursive_too = ev.event_type != event::NODE_CHILDREN_CHANGED;
         if let Some(entries) = self.paths.get_mut(ev.path.as_str()) {
-            for (w, bits) in entries.iter_mut() {
-                let hit = *bits & fires != 0 || (recursive_too && *bits & RECURSIVE != 0);
-                if hit {
-                    out.push(*w);
-                    *bits &= !one_shot;
+            for e in entries.iter_mut() {
+                let bits = e.bits();
+                if bits & fires != 0 || (recursive_too && bits & RECURSIVE != 0) {
+                    out.push(e.watcher());
+                    *e = e.with_bits(bits & !one_shot);
                 }
             }
             let emptied: Vec<WatcherId> = entries
                 .iter()
-                .filter(|(_, b)| *b == 0)
-                .map(|(w, _)| *w)
+                .filter(|e| e.bits() == 0)
+                .map(|e| e.watcher())
                 .collect();
-            entries.retain(|(_, b)| *b != 0);
+            entries.retain(|e| e.bits() != 0);
             if entries.is_empty() {
                 self.paths.remove(ev.path.as_str());
             }
             for w in emptied {
                 if let Some(list) = self.by_watcher.get_mut(&w) {
-                    list.retain(|p| p.as_ref() != ev.path);
+                    list.remove(ev.path.as_str());
                     if list.is_empty() {
                         self.by_watcher.remove(&w);
                     }
@@ -171,9 +197,9 @@ impl WatchRegistry {
             let mut p = ev.path.as_str();
             while p != "/" {
                 p = path::parent(p).unwrap_or("/");
-                for (w, bits) in self.paths.get(p).into_iter().flatten() {
-                    if *bits & RECURSIVE != 0 && !out.contains(w) {
-                        out.push(*w);
+                for e in self.paths.get(p).into_iter().flatten() {
+                    if e.bits() & RECURSIVE != 0 && !out.contains(&e.watcher()) {
+                        out.push(e.watcher());
                     }
                 }
             }
@@ -183,7 +209,7 @@ impl WatchRegistry {
 
     /// Number of (path, watcher) entries.
     pub fn len(&self) -> usize {
-        self.paths.values().map(Vec::len).sum()
+        self.paths.values().map(|e| e.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
