@@ -123,6 +123,17 @@ def paddock(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture
+def zk(paddock):
+    """A started Kazoo client on the module's Paddock server."""
+    from kazoo.client import KazooClient
+    client = KazooClient(hosts=paddock.hosts, timeout=10)
+    client.start(timeout=10)
+    yield client
+    client.stop()
+    client.close()
+
+
 @pytest.fixture(scope="module")
 def zookeeper(tmp_path_factory):
     server = start_zookeeper(tmp_path_factory.mktemp("zookeeper"))

@@ -10,15 +10,6 @@ from kazoo.exceptions import (AuthFailedError, BadVersionError,
 from kazoo.security import make_acl, make_digest_acl, OPEN_ACL_UNSAFE
 
 
-@pytest.fixture
-def zk(paddock):
-    client = KazooClient(hosts=paddock.hosts, timeout=10)
-    client.start(timeout=10)
-    yield client
-    client.stop()
-    client.close()
-
-
 def test_crud_and_stat(zk):
     zk.ensure_path("/k/crud")
     assert zk.create("/k/crud/n", b"one") == "/k/crud/n"

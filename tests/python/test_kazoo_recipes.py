@@ -6,19 +6,9 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from kazoo.client import KazooClient
 
 WORKER = Path(__file__).with_name("kazoo_worker.py")
-
-
-@pytest.fixture
-def zk(paddock):
-    client = KazooClient(hosts=paddock.hosts, timeout=10)
-    client.start(timeout=10)
-    yield client
-    client.stop()
-    client.close()
 
 
 def wait_for(cond, timeout=5.0):

@@ -3,18 +3,10 @@
 
 mod common;
 
-use common::TestServer;
+use common::{client, gone, persistent, TestServer};
 use std::time::Duration;
 use zookeeper_client as zk;
 use zookeeper_client::{Acl, Acls, AuthId, CreateMode, Error, Permission};
-
-async fn client(s: &TestServer) -> zk::Client {
-    zk::Client::connect(&s.hosts()).await.expect("connect")
-}
-
-fn persistent() -> zk::CreateOptions<'static> {
-    CreateMode::Persistent.with_acls(Acls::anyone_all())
-}
 
 #[tokio::test]
 async fn create_get_set_delete_and_stat_follow_zookeeper() {
@@ -92,14 +84,8 @@ async fn sequential_and_ephemeral_nodes() {
     drop(c);
 
     let other = client(&s).await;
-    let mut deadline = 50;
-    while other.check_stat("/e").await.unwrap().is_some() && deadline > 0 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        deadline -= 1;
-    }
-    assert_eq!(
-        other.check_stat("/e").await.unwrap(),
-        None,
+    assert!(
+        gone(&other, "/e").await,
         "closed session's ephemeral is gone"
     );
     assert_eq!(
@@ -122,12 +108,7 @@ async fn containers_are_reaped_after_their_last_child_goes() {
         "not empty: kept"
     );
     c.delete("/box/item", None).await.unwrap();
-    let mut tries = 100;
-    while c.check_stat("/box").await.unwrap().is_some() && tries > 0 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        tries -= 1;
-    }
-    assert_eq!(c.check_stat("/box").await.unwrap(), None);
+    assert!(gone(&c, "/box").await, "/box was not reaped");
 }
 
 #[tokio::test]
@@ -148,12 +129,7 @@ async fn ttl_nodes_need_extended_types_and_expire_when_idle() {
     let c = client(&s).await;
     let (stat, _) = c.create("/t", b"", &ttl).await.unwrap();
     assert_eq!(stat.ephemeral_owner, 0);
-    let mut tries = 100;
-    while c.check_stat("/t").await.unwrap().is_some() && tries > 0 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        tries -= 1;
-    }
-    assert_eq!(c.check_stat("/t").await.unwrap(), None);
+    assert!(gone(&c, "/t").await, "/t was not reaped");
 }
 
 #[tokio::test]

@@ -5,20 +5,12 @@
 mod common;
 
 use bytes::Bytes;
-use common::{Raw, TestServer};
+use common::{client, persistent, Raw, TestServer};
 use paddock_proto::consts::event;
 use paddock_proto::*;
 use std::time::Duration;
 use zookeeper_client as zk;
 use zookeeper_client::{Acl, Acls, AddWatchMode, AuthId, CreateMode, EventType, Permission};
-
-async fn client(s: &TestServer) -> zk::Client {
-    zk::Client::connect(&s.hosts()).await.expect("connect")
-}
-
-fn persistent() -> zk::CreateOptions<'static> {
-    CreateMode::Persistent.with_acls(Acls::anyone_all())
-}
 
 async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(5), f)

@@ -2,7 +2,7 @@
 //! drop, and a raw protocol client for byte-level checks.
 #![allow(dead_code)]
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use paddock_proto::{
     ConnectRequest, ConnectResponse, Jute, Reader, ReplyHeader, Request, Response,
 };
@@ -181,6 +181,26 @@ pub async fn four_letter(addr: SocketAddr, word: &str) -> String {
     String::from_utf8(out).expect("utf8")
 }
 
-pub fn be_i32(b: &[u8]) -> i32 {
-    (&b[..4]).get_i32()
+/// A `zookeeper-client` session on the test server.
+pub async fn client(s: &TestServer) -> zookeeper_client::Client {
+    zookeeper_client::Client::connect(&s.hosts())
+        .await
+        .expect("connect")
+}
+
+/// Persistent nodes anyone may do anything with.
+pub fn persistent() -> zookeeper_client::CreateOptions<'static> {
+    zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all())
+}
+
+/// Polls until `path` is gone (a reaper or an expiry removed it), for up
+/// to two seconds; true if it went.
+pub async fn gone(c: &zookeeper_client::Client, path: &str) -> bool {
+    for _ in 0..100 {
+        if c.check_stat(path).await.expect("exists").is_none() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
 }
