@@ -2,7 +2,8 @@
 //! returns. A Txn holds everything apply needs (time, caller identities), so
 //! applying the same Txns in the same order gives the same tree everywhere.
 
-use paddock_proto::{Acl, ErrorCode, Id, Request, Response};
+use bytes::{BufMut, Bytes, BytesMut};
+use paddock_proto::{Acl, DecodeError, ErrorCode, Id, Jute, Reader, Request, Response};
 use std::sync::Arc;
 
 /// Session id used by transactions the server issues itself (container and
@@ -48,4 +49,56 @@ pub struct Applied {
     pub result: Result<Response, ErrorCode>,
     /// In the order watches must fire.
     pub events: Vec<Event>,
+}
+
+const KIND_CREATE_SESSION: i32 = 0;
+const KIND_CLOSE_SESSION: i32 = 1;
+const KIND_WRITE: i32 = 2;
+
+impl Txn {
+    /// The log encoding of a Txn: session id, time, identities, then the op
+    /// (a kind, and for writes the opcode and the request body in jute).
+    pub fn encode(&self, out: &mut BytesMut) {
+        out.put_i64(self.session_id);
+        out.put_i64(self.time_ms);
+        self.auth.write(out);
+        match &self.op {
+            TxnOp::CreateSession { timeout_ms } => {
+                out.put_i32(KIND_CREATE_SESSION);
+                out.put_i32(*timeout_ms);
+            }
+            TxnOp::CloseSession => out.put_i32(KIND_CLOSE_SESSION),
+            TxnOp::Write(req) => {
+                out.put_i32(KIND_WRITE);
+                out.put_i32(req.opcode());
+                req.write(out);
+            }
+        }
+    }
+
+    /// Decodes what `encode` wrote; the whole buffer must be consumed.
+    pub fn decode(buf: Bytes) -> Result<Txn, DecodeError> {
+        let mut r = Reader::new(buf);
+        let session_id = r.read_i64()?;
+        let time_ms = r.read_i64()?;
+        let auth = r.read_vec()?;
+        let op = match r.read_i32()? {
+            KIND_CREATE_SESSION => TxnOp::CreateSession {
+                timeout_ms: r.read_i32()?,
+            },
+            KIND_CLOSE_SESSION => TxnOp::CloseSession,
+            KIND_WRITE => {
+                let opcode = r.read_i32()?;
+                TxnOp::Write(Request::read(opcode, &mut r)?)
+            }
+            other => return Err(DecodeError::UnknownOpcode(other)),
+        };
+        r.finish()?;
+        Ok(Txn {
+            session_id,
+            time_ms,
+            auth,
+            op,
+        })
+    }
 }
