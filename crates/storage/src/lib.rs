@@ -1,0 +1,8 @@
+//! Paddock's storage: the write-ahead log and its recovery. All file access
+//! goes through the `Disk` trait. No sockets, no tasks.
+
+pub mod disk;
+pub mod wal;
+
+pub use disk::{Disk, FsDisk};
+pub use wal::{recover, Record, Recovered, Wal, WalError};

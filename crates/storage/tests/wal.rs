@@ -1,0 +1,229 @@
+//! The log's promises: what was appended comes back; a crash mid-write
+//! loses only the unfinished batch; damage to finished batches stops
+//! recovery with the file and offset; a failed write stops the log.
+
+use paddock_storage::disk::AppendFile;
+use paddock_storage::*;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+fn batch(first: i64, n: usize) -> Vec<(i64, Vec<u8>)> {
+    (0..n)
+        .map(|i| {
+            (
+                first + i as i64,
+                format!("txn-{}", first + i as i64).into_bytes(),
+            )
+        })
+        .collect()
+}
+
+fn append(wal: &mut Wal, b: &[(i64, Vec<u8>)]) -> Result<(), WalError> {
+    let refs: Vec<(i64, &[u8])> = b.iter().map(|(z, t)| (*z, t.as_slice())).collect();
+    wal.append(&refs)
+}
+
+fn zxids(r: &Recovered) -> Vec<i64> {
+    r.records.iter().map(|r| r.zxid).collect()
+}
+
+/// Writes batches of 3 records (zxids 1..=3n) and returns the dir.
+fn write_batches(n: usize, segment_bytes: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = Wal::new(Box::new(FsDisk), dir.path(), segment_bytes);
+    for i in 0..n {
+        append(&mut wal, &batch(1 + 3 * i as i64, 3)).unwrap();
+    }
+    dir
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    FsDisk.list(dir).unwrap()
+}
+
+#[test]
+fn appended_records_come_back_in_order_across_segments() {
+    let dir = write_batches(50, 256);
+    assert!(segments(dir.path()).len() > 5, "small segments rotate");
+    let r = recover(&FsDisk, dir.path()).unwrap();
+    assert_eq!(zxids(&r), (1..=150).collect::<Vec<_>>());
+    assert_eq!(r.records[9].txn.as_ref(), b"txn-10");
+    assert!(r.truncated.is_none());
+}
+
+#[test]
+fn a_crash_at_any_byte_of_the_last_batch_loses_only_that_batch() {
+    let dir = write_batches(4, 1 << 20);
+    let seg = segments(dir.path()).pop().unwrap();
+    let full = std::fs::read(&seg).unwrap();
+    let data_end = full.len() - full.iter().rev().take_while(|&&b| b == 0).count();
+    let frame_len = |first: i64| {
+        8 + batch(first, 3)
+            .iter()
+            .map(|(_, t)| 12 + t.len())
+            .sum::<usize>()
+            + 1
+    };
+    let last_frame_len = frame_len(10);
+    let last_start = data_end - last_frame_len;
+    for cut in last_start..data_end {
+        // What a crash leaves: a prefix of the frame, then the reserved zeros.
+        let mut torn = full.clone();
+        torn[cut..].iter_mut().for_each(|b| *b = 0);
+        std::fs::write(&seg, &torn).unwrap();
+        let r = recover(&FsDisk, dir.path()).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+        assert_eq!(zxids(&r), (1..=9).collect::<Vec<_>>(), "cut at {cut}");
+        // A prefix of only zero bytes looks like (and is) no frame at all.
+        let want = full[last_start..cut]
+            .iter()
+            .any(|&b| b != 0)
+            .then_some(last_start as u64);
+        assert_eq!(r.truncated.as_ref().map(|t| t.1), want, "cut at {cut}");
+    }
+}
+
+#[test]
+fn a_flipped_byte_in_a_finished_batch_is_reported_with_file_and_offset() {
+    let dir = write_batches(4, 1 << 20);
+    let seg = segments(dir.path()).pop().unwrap();
+    let full = std::fs::read(&seg).unwrap();
+    // Batches 1-3 have 5-byte txns, the 4th 6-byte ones.
+    let frame_len = 8 + 3 * (12 + 5) + 1;
+    let last_len = 8 + 3 * (12 + 6) + 1;
+    for (frame, byte) in [(0usize, 20usize), (1, 8), (3, 30), (3, last_len - 1)] {
+        let mut bad = full.clone();
+        bad[8 + frame * frame_len + byte] ^= 0x10;
+        std::fs::write(&seg, &bad).unwrap();
+        match recover(&FsDisk, dir.path()) {
+            Err(WalError::Corrupt { path, offset, .. }) => {
+                assert_eq!(path, seg);
+                assert_eq!(offset, (8 + frame * frame_len) as u64);
+            }
+            other => panic!("frame {frame} byte {byte}: expected corruption, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn damage_in_a_closed_segment_is_never_truncated_away() {
+    let dir = write_batches(20, 256);
+    let first = segments(dir.path()).remove(0);
+    let mut bytes = std::fs::read(&first).unwrap();
+    let n = bytes.len();
+    bytes[n - 2] ^= 0xff;
+    std::fs::write(&first, &bytes).unwrap();
+    assert!(matches!(
+        recover(&FsDisk, dir.path()),
+        Err(WalError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn appends_continue_in_a_new_segment_after_recovery() {
+    let dir = write_batches(2, 1 << 20);
+    let r = recover(&FsDisk, dir.path()).unwrap();
+    let mut wal = Wal::new(Box::new(FsDisk), dir.path(), 1 << 20);
+    append(&mut wal, &batch(r.records.len() as i64 + 1, 2)).unwrap();
+    let r = recover(&FsDisk, dir.path()).unwrap();
+    assert_eq!(zxids(&r), (1..=8).collect::<Vec<_>>());
+}
+
+/// A disk whose writes or syncs fail after a number of calls.
+struct Faulty {
+    writes_left: Arc<AtomicUsize>,
+    syncs_left: Arc<AtomicUsize>,
+}
+
+struct FaultyFile {
+    inner: Box<dyn AppendFile>,
+    writes_left: Arc<AtomicUsize>,
+    syncs_left: Arc<AtomicUsize>,
+}
+
+fn take(n: &AtomicUsize) -> bool {
+    n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
+        .is_ok()
+}
+
+impl AppendFile for FaultyFile {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        if take(&self.writes_left) {
+            self.inner.write_all(buf)
+        } else {
+            // A torn write: half the bytes reach the file, then an error.
+            self.inner.write_all(&buf[..buf.len() / 2])?;
+            Err(io::Error::other("injected torn write"))
+        }
+    }
+    fn sync_data(&mut self) -> io::Result<()> {
+        if take(&self.syncs_left) {
+            self.inner.sync_data()
+        } else {
+            Err(io::Error::other("injected fsync failure"))
+        }
+    }
+}
+
+impl Disk for Faulty {
+    fn create(&self, path: &Path, reserve: u64) -> io::Result<Box<dyn AppendFile>> {
+        Ok(Box::new(FaultyFile {
+            inner: FsDisk.create(path, reserve)?,
+            writes_left: self.writes_left.clone(),
+            syncs_left: self.syncs_left.clone(),
+        }))
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        FsDisk.read(path)
+    }
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        FsDisk.truncate(path, len)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        FsDisk.list(dir)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        FsDisk.remove(path)
+    }
+}
+
+fn faulty(writes: usize, syncs: usize) -> Box<Faulty> {
+    Box::new(Faulty {
+        writes_left: Arc::new(AtomicUsize::new(writes)),
+        syncs_left: Arc::new(AtomicUsize::new(syncs)),
+    })
+}
+
+#[test]
+fn a_failed_fsync_stops_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    // Writes: magic + 2 frames succeed; the second sync fails.
+    let mut wal = Wal::new(faulty(usize::MAX, 1), dir.path(), 1 << 20);
+    append(&mut wal, &batch(1, 3)).unwrap();
+    assert!(matches!(
+        append(&mut wal, &batch(4, 3)),
+        Err(WalError::Io { .. })
+    ));
+    assert!(matches!(
+        append(&mut wal, &batch(7, 3)),
+        Err(WalError::Failed)
+    ));
+}
+
+#[test]
+fn a_torn_write_is_cut_off_at_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    // Magic and two frames are written whole; the third write tears.
+    let mut wal = Wal::new(faulty(3, usize::MAX), dir.path(), 1 << 20);
+    append(&mut wal, &batch(1, 3)).unwrap();
+    append(&mut wal, &batch(4, 3)).unwrap();
+    assert!(append(&mut wal, &batch(7, 3)).is_err());
+    drop(wal);
+    let r = recover(&FsDisk, dir.path()).unwrap();
+    assert_eq!(zxids(&r), (1..=6).collect::<Vec<_>>());
+    assert!(r.truncated.is_some());
+    let again = recover(&FsDisk, dir.path()).unwrap();
+    assert_eq!(zxids(&again), (1..=6).collect::<Vec<_>>());
+    assert!(again.truncated.is_none(), "the cut was made durable");
+}
