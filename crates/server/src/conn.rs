@@ -195,7 +195,10 @@ async fn handshake(
             auth: Vec::new(),
             op: TxnOp::CreateSession { timeout_ms },
         };
-        shared.commit(txn).await.ok()?;
+        if shared.commit(txn).await.ok()?.result.is_err() {
+            shared.sessions.remove(session_id);
+            return None;
+        }
         Some((session_id, liveness))
     } else {
         let password_ok = req.passwd.as_deref() == Some(&password(req.session_id)[..]);

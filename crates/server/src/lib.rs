@@ -6,6 +6,7 @@ pub mod config;
 mod conn;
 pub mod fourlw;
 pub mod pipeline;
+pub mod recovery;
 pub mod server;
 pub mod session;
 pub mod shared;

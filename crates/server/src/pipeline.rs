@@ -1,13 +1,16 @@
-//! The write path: prepared transactions are ordered, made durable, applied
-//! to the tree in order, and their outcome handed back to the connection.
-//! Standalone and ensemble share this path; what changes is the log below.
+//! The write path: prepared transactions are ordered, made durable in the
+//! log, applied to the tree in order, and their outcome handed back to the
+//! connection. Nothing is applied or acknowledged before it is on disk.
 
 use crate::shared::Shared;
+use bytes::{Bytes, BytesMut};
 use paddock_proto::{ErrorCode, Response};
+use paddock_storage::{Wal, WalError};
 use paddock_tree::{Txn, TxnOp};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::error;
 
 /// How many queued proposals are taken into one batch.
 const MAX_BATCH: usize = 512;
@@ -37,20 +40,59 @@ pub struct Committed {
     pub result: Result<Response, ErrorCode>,
 }
 
-/// Runs the write path until `stop` is cancelled.
+/// Runs the write path until `stop` is cancelled: each batch of proposals
+/// is written to the log as one frame and fsynced once (group commit), then
+/// applied in order. If the log fails, nothing more is applied or
+/// acknowledged: every write gets SystemError until the server restarts.
 pub async fn run(
     shared: Arc<Shared>,
     mut proposals: mpsc::Receiver<Proposal>,
+    mut wal: Wal,
     stop: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut buf = BytesMut::new();
     loop {
         tokio::select! {
             n = proposals.recv_many(&mut batch, MAX_BATCH) => if n == 0 { return },
             _ = stop.cancelled() => return,
         }
-        // The batch is ordered here. The durability issue appends it to the
-        // log and fsyncs once for the whole batch before anything below runs.
+        // Only this task advances the zxid, so the batch's zxids are known.
+        let first = shared.last_zxid() + 1;
+        let records: Vec<(i64, Bytes)> = batch
+            .iter()
+            .zip(first..)
+            .map(|(p, zxid)| {
+                p.txn.encode(&mut buf);
+                (zxid, buf.split().freeze())
+            })
+            .collect();
+        let written = tokio::task::spawn_blocking(move || {
+            let refs: Vec<(i64, &[u8])> = records.iter().map(|(z, t)| (*z, t.as_ref())).collect();
+            let result = wal.append(&refs);
+            (wal, result)
+        })
+        .await;
+        let result = match written {
+            Ok((back, result)) => {
+                wal = back;
+                result
+            }
+            Err(e) => {
+                error!("the log writer died ({e}); no more writes are accepted");
+                return;
+            }
+        };
+        if let Err(e) = result {
+            if !matches!(e, WalError::Failed) {
+                error!("writing the log failed ({e}); no more writes are accepted until restart");
+            }
+            let zxid = shared.last_zxid();
+            for p in batch.drain(..) {
+                reply(&p, zxid, Err(ErrorCode::SystemError));
+            }
+            continue;
+        }
         let mut tree = shared.tree.write();
         for p in batch.drain(..) {
             let applied = tree.apply(&p.txn);
@@ -58,12 +100,13 @@ pub async fn run(
             if matches!(p.txn.op, TxnOp::CloseSession) {
                 shared.sessions.remove(p.txn.session_id);
             }
-            if let Some(to) = p.reply_to {
-                let _ = to.send(Outbound::Committed(Committed {
-                    zxid: applied.zxid,
-                    result: applied.result,
-                }));
-            }
+            reply(&p, applied.zxid, applied.result);
         }
+    }
+}
+
+fn reply(p: &Proposal, zxid: i64, result: Result<Response, ErrorCode>) {
+    if let Some(to) = &p.reply_to {
+        let _ = to.send(Outbound::Committed(Committed { zxid, result }));
     }
 }

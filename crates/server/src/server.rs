@@ -4,11 +4,13 @@
 use crate::config::ServerConfig;
 use crate::conn;
 use crate::pipeline::{self, QUEUE_DEPTH};
+use crate::recovery::{recover_state, DataLock, RecoveryError};
 use crate::session::{initial_session_id, SessionTracker};
 use crate::shared::Shared;
 use bytes::Bytes;
 use paddock_proto::{DeleteContainerRequest, Request};
-use paddock_tree::{DataTree, TreeConfig, Txn, TxnOp, SYSTEM_SESSION};
+use paddock_storage::Wal;
+use paddock_tree::{Txn, TxnOp, SYSTEM_SESSION};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -27,11 +29,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot create data directory {dir}: {source}")]
-    DataDir {
-        dir: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Recovery(#[from] RecoveryError),
 }
 
 /// A bound, not yet running, server.
@@ -39,32 +38,41 @@ pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
     proposals: mpsc::Receiver<pipeline::Proposal>,
+    wal: Wal,
+    _lock: DataLock,
 }
 
 impl Server {
     /// Binds the client port and prepares the state.
     pub async fn bind(config: ServerConfig) -> Result<Server, StartError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
-            dir: config.data_dir.clone(),
-            source,
-        })?;
+        let recovered = recover_state(&config)?;
         let addr = config.client_addr;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
-        let tree = DataTree::new(TreeConfig {
-            extended_types: config.extended_types,
-        });
         let (tx, proposals) = mpsc::channel(QUEUE_DEPTH);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         let sessions = SessionTracker::new(initial_session_id(now, config.server_id));
-        let shared = Shared::new(config, tree, sessions, tx);
+        let shared = Shared::new(config, recovered.tree, sessions, tx);
+        // Sessions that survived the restart get a full timeout to come back.
+        let live: Vec<(i64, i32)> = shared
+            .tree
+            .read()
+            .sessions()
+            .iter()
+            .map(|(id, s)| (*id, s.timeout_ms))
+            .collect();
+        for (id, timeout_ms) in live {
+            shared.sessions.restore(id, timeout_ms, shared.mono_ms());
+        }
         Ok(Server {
             listener,
             shared,
             proposals,
+            wal: recovered.wal,
+            _lock: recovered.lock,
         })
     }
 
@@ -78,12 +86,15 @@ impl Server {
             listener,
             shared,
             proposals,
+            wal,
+            _lock,
         } = self;
         let tasks = TaskTracker::new();
         let stop_write_path = CancellationToken::new();
         let write_path = tokio::spawn(pipeline::run(
             shared.clone(),
             proposals,
+            wal,
             stop_write_path.clone(),
         ));
         tasks.spawn(expire_sessions(shared.clone(), shutdown.clone()));

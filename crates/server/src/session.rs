@@ -115,6 +115,21 @@ impl SessionTracker {
         liveness
     }
 
+    /// Tracks a session recovered from disk, held by no connection yet.
+    pub fn restore(&self, session_id: i64, timeout_ms: i32, now_ms: i64) {
+        self.sessions.lock().insert(
+            session_id,
+            Tracked {
+                liveness: Arc::new(Liveness {
+                    timeout_ms: AtomicI32::new(timeout_ms),
+                    last_seen_ms: AtomicI64::new(now_ms),
+                }),
+                holder: None,
+                closing: false,
+            },
+        );
+    }
+
     /// Moves a live session to a new connection with a newly negotiated
     /// timeout, closing the old connection. None if the session is unknown
     /// or already closing.
