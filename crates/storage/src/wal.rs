@@ -104,15 +104,15 @@ pub fn recover(disk: &dyn Disk, dir: &Path) -> Result<Recovered, WalError> {
                     if !last && bytes[at..].iter().any(|&b| b != 0) {
                         return Err(corrupt(at, "data after the end of a closed segment"));
                     }
+                    if last {
+                        // Give back the reserved space: appends go to a new
+                        // segment, and this one is closed from now on.
+                        trim(disk, path, at)?;
+                    }
                     break;
                 }
                 Frame::Torn if last => {
-                    if at == MAGIC.len() {
-                        // No complete frame: the segment holds nothing.
-                        disk.remove(path).map_err(io_err(path))?;
-                    } else {
-                        disk.truncate(path, at as u64).map_err(io_err(path))?;
-                    }
+                    trim(disk, path, at)?;
                     out.truncated = Some((path.clone(), at as u64));
                     break;
                 }
@@ -139,6 +139,16 @@ pub fn recover(disk: &dyn Disk, dir: &Path) -> Result<Recovered, WalError> {
         }
     }
     Ok(out)
+}
+
+/// Cuts a segment to its first `len` bytes, or removes it if that leaves no
+/// frame at all.
+fn trim(disk: &dyn Disk, path: &Path, len: usize) -> Result<(), WalError> {
+    if len <= MAGIC.len() {
+        disk.remove(path).map_err(io_err(path))
+    } else {
+        disk.truncate(path, len as u64).map_err(io_err(path))
+    }
 }
 
 enum Frame<'a> {

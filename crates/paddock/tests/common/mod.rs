@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 pub struct TestServer {
     pub addr: SocketAddr,
     shutdown: CancellationToken,
-    _dir: tempfile::TempDir,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl TestServer {
@@ -26,20 +27,39 @@ impl TestServer {
 
     pub async fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
+        let mut server = Self::start_in(&dir.path().join("data"), adjust).await;
+        server._dir = Some(dir);
+        server
+    }
+
+    /// A server on a data directory the caller owns (to restart on it).
+    pub async fn start_in(
+        data_dir: &std::path::Path,
+        adjust: impl FnOnce(&mut ServerConfig),
+    ) -> TestServer {
         let mut config = ServerConfig {
             client_addr: "127.0.0.1:0".parse().expect("addr"),
-            data_dir: dir.path().join("data"),
+            data_dir: data_dir.to_owned(),
             ..ServerConfig::default()
         };
         adjust(&mut config);
         let server = Server::bind(config).await.expect("bind");
         let addr = server.local_addr().expect("local addr");
         let shutdown = CancellationToken::new();
-        tokio::spawn(server.run(shutdown.clone()));
+        let task = tokio::spawn(server.run(shutdown.clone()));
         TestServer {
             addr,
             shutdown,
-            _dir: dir,
+            task: Some(task),
+            _dir: None,
+        }
+    }
+
+    /// Stops the server and waits until it has let go of its data directory.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task");
         }
     }
 
@@ -88,10 +108,15 @@ impl Raw {
     }
 
     pub async fn send_frame(&mut self, payload: &[u8]) {
+        self.try_send_frame(payload).await.expect("write");
+    }
+
+    /// Like `send_frame`, for peers that may have died.
+    pub async fn try_send_frame(&mut self, payload: &[u8]) -> std::io::Result<()> {
         let mut out = BytesMut::new();
         out.put_u32(payload.len() as u32);
         out.put_slice(payload);
-        self.stream.write_all(&out).await.expect("write");
+        self.stream.write_all(&out).await
     }
 
     /// Reads one frame; None on EOF, reset or timeout.

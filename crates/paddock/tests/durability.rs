@@ -1,0 +1,312 @@
+//! Durability: a restart keeps every acknowledged write and every live
+//! session; kill -9 at random moments loses nothing acknowledged and
+//! half-applies nothing; a damaged log stops the server with file and
+//! offset; a data directory serves one server at a time.
+
+mod common;
+
+use bytes::Bytes;
+use common::{Raw, TestServer};
+use paddock_proto::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn open() -> Vec<Acl> {
+    vec![Acl {
+        perms: 31,
+        id: Id {
+            scheme: "world".into(),
+            id: "anyone".into(),
+        },
+    }]
+}
+
+fn create(path: &str, flags: i32) -> Request {
+    Request::Create {
+        opcode: op::CREATE,
+        req: CreateRequest {
+            path: path.into(),
+            data: Some(Bytes::copy_from_slice(path.as_bytes())),
+            acl: open(),
+            flags,
+        },
+    }
+}
+
+fn children(path: &str) -> Request {
+    Request::GetChildren(PathWatchRequest {
+        path: path.into(),
+        watch: false,
+    })
+}
+
+#[tokio::test]
+async fn a_restart_keeps_the_tree_and_the_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start_in(dir.path(), |_| {}).await;
+    let (mut raw, session) = Raw::session(s.addr, 30_000).await;
+    raw.call(&create("/keep", 0)).await;
+    raw.call(&create("/keep/seq-", 2)).await;
+    raw.call(&create("/keep/eph", 1)).await;
+    let (before, _) = raw.call(&children("/keep")).await;
+    drop(raw);
+    s.stop().await;
+
+    let s = TestServer::start_in(dir.path(), |_| {}).await;
+    let mut again = Raw::open(s.addr).await;
+    let resp = again
+        .connect(&ConnectRequest {
+            timeout_ms: 30_000,
+            session_id: session.session_id,
+            passwd: Some(session.passwd.clone()),
+            last_zxid_seen: before.zxid,
+            ..Default::default()
+        })
+        .await
+        .expect("the server answers");
+    assert_eq!(
+        resp.session_id, session.session_id,
+        "the session survived the restart"
+    );
+    let (h, r) = again.call(&children("/keep")).await;
+    assert_eq!(h.zxid, before.zxid, "same zxid after replay");
+    let Some(Response::GetChildren { mut children }) = r else {
+        panic!()
+    };
+    children.sort();
+    assert_eq!(children, vec!["eph", "seq-0000000000"]);
+    let (_, r) = again.call(&create("/keep/seq-", 2)).await;
+    assert_eq!(
+        r,
+        Some(Response::Create {
+            path: "/keep/seq-0000000002".into()
+        }),
+        "sequence numbers continue"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = TestServer::start_in(dir.path(), |_| {}).await;
+    let config = paddock_server::ServerConfig {
+        client_addr: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_owned(),
+        ..Default::default()
+    };
+    let err = paddock_server::Server::bind(config)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string().contains("in use by another server"),
+        "{err}"
+    );
+    first.stop().await;
+}
+
+/// A server process, killed (SIGKILL) when dropped, so a failing test
+/// leaves nothing running.
+struct Proc(Child);
+
+impl Proc {
+    fn kill9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The binary, started on a data directory; returns the process and the
+/// address from its "serving" log line.
+fn spawn(data_dir: &std::path::Path) -> (Proc, std::net::SocketAddr) {
+    let mut child = Proc(
+        Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .args(["server", "--port", "0", "--data-dir"])
+            .arg(data_dir)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the server logs its address");
+        if let Some(i) = line.find("addr=") {
+            let addr = line[i + 5..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            return (child, addr);
+        }
+    }
+}
+
+/// Writes until killed: single creates and two-node multis, pipelined, and
+/// returns what was acknowledged.
+async fn write_until_killed(addr: std::net::SocketAddr, cycle: usize) -> (Vec<String>, Vec<usize>) {
+    let mut acked = Vec::new();
+    let mut pairs = Vec::new();
+    let Some((mut raw, _)) =
+        tokio::time::timeout(Duration::from_secs(5), Raw::session(addr, 30_000))
+            .await
+            .ok()
+    else {
+        return (acked, pairs);
+    };
+    for i in 0.. {
+        let single = format!("/crash/c{cycle}-{i}");
+        let multi = Request::Multi(vec![
+            create(&format!("/crash/a{cycle}-{i}"), 0),
+            create(&format!("/crash/b{cycle}-{i}"), 0),
+        ]);
+        let sent = raw
+            .try_send_frame(&create(&single, 0).encode_with_header(2 * i + 1))
+            .await
+            .is_ok()
+            && raw
+                .try_send_frame(&multi.encode_with_header(2 * i + 2))
+                .await
+                .is_ok();
+        if !sent {
+            return (acked, pairs);
+        }
+        for _ in 0..2 {
+            let Some(body) = raw.read_frame().await else {
+                return (acked, pairs);
+            };
+            let Ok(h) = ReplyHeader::read(&mut Reader::new(body)) else {
+                return (acked, pairs);
+            };
+            if h.err == 0 && h.xid % 2 == 1 {
+                acked.push(single.clone());
+            } else if h.err == 0 {
+                pairs.push(i as usize);
+            }
+        }
+    }
+    (acked, pairs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_random_moments_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut addr) = spawn(dir.path());
+    {
+        let (mut raw, _) = Raw::session(addr, 30_000).await;
+        raw.call(&create("/crash", 0)).await;
+    }
+    let mut all_acked: Vec<String> = Vec::new();
+    let mut all_pairs: Vec<(usize, usize)> = Vec::new();
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let started = Instant::now();
+    let cycles = 100;
+    for cycle in 0..cycles {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let run_for = Duration::from_millis(5 + rng % 60);
+        let writer = tokio::spawn(write_until_killed(addr, cycle));
+        tokio::time::sleep(run_for).await;
+        child.kill9();
+        let (acked, pairs) = writer.await.unwrap();
+        all_acked.extend(acked);
+        all_pairs.extend(pairs.into_iter().map(|i| (cycle, i)));
+        let (next, next_addr) = spawn(dir.path());
+        child = next;
+        let (mut raw, _) = Raw::session(next_addr, 30_000).await;
+        let (h, r) = raw.call(&children("/crash")).await;
+        assert_eq!(h.err, 0);
+        let Some(Response::GetChildren { children }) = r else {
+            panic!()
+        };
+        let present: std::collections::HashSet<String> = children.into_iter().collect();
+        for path in &all_acked {
+            assert!(
+                present.contains(&path["/crash/".len()..]),
+                "cycle {cycle}: acknowledged {path} lost"
+            );
+        }
+        for &(c, i) in &all_pairs {
+            assert!(
+                present.contains(&format!("a{c}-{i}")) && present.contains(&format!("b{c}-{i}")),
+                "cycle {cycle}: multi {c}-{i} lost"
+            );
+        }
+        for name in &present {
+            if let Some(rest) = name.strip_prefix('a') {
+                assert!(
+                    present.contains(&format!("b{rest}")),
+                    "half of a multi applied: {name}"
+                );
+            }
+        }
+        drop(raw);
+        addr = next_addr;
+    }
+    drop(child);
+    assert!(
+        all_acked.len() > cycles,
+        "the writers got acknowledgements ({})",
+        all_acked.len()
+    );
+    eprintln!(
+        "{cycles} kill -9 cycles, {} acknowledged creates and {} multis verified in {:?}",
+        all_acked.len(),
+        all_pairs.len(),
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_damaged_log_stops_the_server_with_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s = TestServer::start_in(dir.path(), |_| {}).await;
+        let (mut raw, _) = Raw::session(s.addr, 30_000).await;
+        for i in 0..5 {
+            raw.call(&create(&format!("/d{i}"), 0)).await;
+        }
+        drop(raw);
+        s.stop().await;
+    });
+    let wal_dir = dir.path().join("wal");
+    let seg = std::fs::read_dir(&wal_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[8 + 8 + 3] ^= 0x01; // inside the first frame's payload
+    std::fs::write(&seg, &bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(["server", "--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "it must not start on a damaged log");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&seg.display().to_string()) && err.contains("at offset 8"),
+        "{err}"
+    );
+}
