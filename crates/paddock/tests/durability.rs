@@ -310,3 +310,43 @@ fn a_damaged_log_stops_the_server_with_file_and_offset() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn after_a_failed_fsync_writes_get_errors_and_reads_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = paddock_server::ServerConfig {
+        client_addr: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_owned(),
+        ..Default::default()
+    };
+    // Two fsyncs succeed: the session's creation and one write.
+    let disk = std::sync::Arc::new(paddock_storage::disk::FaultyDisk::new(usize::MAX, 2));
+    let server = paddock_server::Server::bind_on(config, disk).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(server.run(stop.clone()));
+    let (mut raw, _) = Raw::session(addr, 30_000).await;
+    assert_eq!(raw.call(&create("/ok", 0)).await.0.err, 0);
+    assert_eq!(
+        raw.call(&create("/lost", 0)).await.0.err,
+        ErrorCode::SystemError.code()
+    );
+    assert_eq!(
+        raw.call(&create("/later", 0)).await.0.err,
+        ErrorCode::SystemError.code(),
+        "the log stays stopped"
+    );
+    let (h, r) = raw.call(&children("/")).await;
+    assert_eq!(h.err, 0, "reads are still served");
+    let Some(Response::GetChildren { mut children }) = r else {
+        panic!()
+    };
+    children.sort();
+    assert_eq!(
+        children,
+        vec!["ok", "zookeeper"],
+        "nothing unsynced is served"
+    );
+    stop.cancel();
+    task.await.unwrap();
+}

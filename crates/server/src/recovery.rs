@@ -2,10 +2,11 @@
 //! fresh tree, and open the log for appending.
 
 use crate::config::ServerConfig;
-use paddock_storage::{recover, FsDisk, Wal, WalError};
+use paddock_storage::{recover, Disk, Wal, WalError};
 use paddock_tree::{DataTree, TreeConfig, Txn};
 use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
+use std::sync::Arc;
 use tracing::{info, warn};
 
 /// Bytes reserved per log segment.
@@ -38,7 +39,10 @@ pub struct Recovered {
     pub wal: Wal,
 }
 
-pub fn recover_state(config: &ServerConfig) -> Result<Recovered, RecoveryError> {
+pub fn recover_state(
+    config: &ServerConfig,
+    disk: Arc<dyn Disk>,
+) -> Result<Recovered, RecoveryError> {
     let data_dir = &config.data_dir;
     let log_dir = config.data_log_dir.as_ref().unwrap_or(data_dir).join("wal");
     let dir_err = |dir: &PathBuf| {
@@ -56,7 +60,7 @@ pub fn recover_state(config: &ServerConfig) -> Result<Recovered, RecoveryError> 
     if file.try_lock().is_err() {
         return Err(RecoveryError::Locked(data_dir.clone()));
     }
-    let log = recover(&FsDisk, &log_dir)?;
+    let log = recover(&*disk, &log_dir)?;
     if let Some((path, offset)) = &log.truncated {
         warn!(file = %path.display(), offset, "cut an unfinished write off the end of the log");
     }
@@ -84,6 +88,6 @@ pub fn recover_state(config: &ServerConfig) -> Result<Recovered, RecoveryError> 
     Ok(Recovered {
         lock: DataLock { _file: file },
         tree,
-        wal: Wal::new(Box::new(FsDisk), &log_dir, SEGMENT_BYTES),
+        wal: Wal::new(disk, &log_dir, SEGMENT_BYTES),
     })
 }

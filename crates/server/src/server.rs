@@ -9,7 +9,7 @@ use crate::session::{initial_session_id, SessionTracker};
 use crate::shared::Shared;
 use bytes::Bytes;
 use paddock_proto::{DeleteContainerRequest, Request};
-use paddock_storage::Wal;
+use paddock_storage::{Disk, FsDisk, Wal};
 use paddock_tree::{Txn, TxnOp, SYSTEM_SESSION};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -45,7 +45,12 @@ pub struct Server {
 impl Server {
     /// Binds the client port and prepares the state.
     pub async fn bind(config: ServerConfig) -> Result<Server, StartError> {
-        let recovered = recover_state(&config)?;
+        Self::bind_on(config, Arc::new(FsDisk)).await
+    }
+
+    /// Like `bind`, with the storage on `disk` (tests inject faults here).
+    pub async fn bind_on(config: ServerConfig, disk: Arc<dyn Disk>) -> Result<Server, StartError> {
+        let recovered = recover_state(&config, disk)?;
         let addr = config.client_addr;
         let listener = TcpListener::bind(addr)
             .await

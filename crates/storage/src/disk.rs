@@ -4,6 +4,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// A file being appended to.
 pub trait AppendFile: Send {
@@ -77,5 +79,79 @@ impl Disk for FsDisk {
             File::open(dir)?.sync_all()?;
         }
         Ok(())
+    }
+}
+
+/// The real file system with faults injected, for tests: after
+/// `writes_ok` successful writes the next write is torn (half of it reaches
+/// the file, then an error); after `syncs_ok` successful syncs every sync
+/// fails.
+pub struct FaultyDisk {
+    writes_left: Arc<AtomicUsize>,
+    syncs_left: Arc<AtomicUsize>,
+}
+
+impl FaultyDisk {
+    pub fn new(writes_ok: usize, syncs_ok: usize) -> FaultyDisk {
+        FaultyDisk {
+            writes_left: Arc::new(AtomicUsize::new(writes_ok)),
+            syncs_left: Arc::new(AtomicUsize::new(syncs_ok)),
+        }
+    }
+}
+
+struct FaultyFile {
+    inner: Box<dyn AppendFile>,
+    writes_left: Arc<AtomicUsize>,
+    syncs_left: Arc<AtomicUsize>,
+}
+
+fn take_one(n: &AtomicUsize) -> bool {
+    n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
+        .is_ok()
+}
+
+impl AppendFile for FaultyFile {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        if take_one(&self.writes_left) {
+            self.inner.write_all(buf)
+        } else {
+            self.inner.write_all(&buf[..buf.len() / 2])?;
+            Err(io::Error::other("injected torn write"))
+        }
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        if take_one(&self.syncs_left) {
+            self.inner.sync_data()
+        } else {
+            Err(io::Error::other("injected fsync failure"))
+        }
+    }
+}
+
+impl Disk for FaultyDisk {
+    fn create(&self, path: &Path, reserve_bytes: u64) -> io::Result<Box<dyn AppendFile>> {
+        Ok(Box::new(FaultyFile {
+            inner: FsDisk.create(path, reserve_bytes)?,
+            writes_left: self.writes_left.clone(),
+            syncs_left: self.syncs_left.clone(),
+        }))
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        FsDisk.read(path)
+    }
+
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        FsDisk.truncate(path, len)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        FsDisk.list(dir)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        FsDisk.remove(path)
     }
 }

@@ -11,6 +11,7 @@
 use crate::disk::{AppendFile, Disk};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"PDKWAL01";
 const FRAME_END: u8 = 0x42;
@@ -218,7 +219,7 @@ fn records(mut payload: &[u8]) -> Result<Vec<Record>, &'static str> {
 
 /// Appends batches of records, one frame and one fdatasync per batch.
 pub struct Wal {
-    disk: Box<dyn Disk>,
+    disk: Arc<dyn Disk>,
     dir: PathBuf,
     segment_bytes: u64,
     current: Option<(Box<dyn AppendFile>, PathBuf, u64)>,
@@ -228,7 +229,7 @@ pub struct Wal {
 
 impl Wal {
     /// A log appending to new segments in `dir` (after `recover`).
-    pub fn new(disk: Box<dyn Disk>, dir: &Path, segment_bytes: u64) -> Wal {
+    pub fn new(disk: Arc<dyn Disk>, dir: &Path, segment_bytes: u64) -> Wal {
         Wal {
             disk,
             dir: dir.to_owned(),

@@ -2,11 +2,9 @@
 //! loses only the unfinished batch; damage to finished batches stops
 //! recovery with the file and offset; a failed write stops the log.
 
-use paddock_storage::disk::AppendFile;
+use paddock_storage::disk::FaultyDisk;
 use paddock_storage::*;
-use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 fn batch(first: i64, n: usize) -> Vec<(i64, Vec<u8>)> {
@@ -32,7 +30,7 @@ fn zxids(r: &Recovered) -> Vec<i64> {
 /// Writes batches of 3 records (zxids 1..=3n) and returns the dir.
 fn write_batches(n: usize, segment_bytes: u64) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let mut wal = Wal::new(Box::new(FsDisk), dir.path(), segment_bytes);
+    let mut wal = Wal::new(Arc::new(FsDisk), dir.path(), segment_bytes);
     for i in 0..n {
         append(&mut wal, &batch(1 + 3 * i as i64, 3)).unwrap();
     }
@@ -124,75 +122,14 @@ fn damage_in_a_closed_segment_is_never_truncated_away() {
 fn appends_continue_in_a_new_segment_after_recovery() {
     let dir = write_batches(2, 1 << 20);
     let r = recover(&FsDisk, dir.path()).unwrap();
-    let mut wal = Wal::new(Box::new(FsDisk), dir.path(), 1 << 20);
+    let mut wal = Wal::new(Arc::new(FsDisk), dir.path(), 1 << 20);
     append(&mut wal, &batch(r.records.len() as i64 + 1, 2)).unwrap();
     let r = recover(&FsDisk, dir.path()).unwrap();
     assert_eq!(zxids(&r), (1..=8).collect::<Vec<_>>());
 }
 
-/// A disk whose writes or syncs fail after a number of calls.
-struct Faulty {
-    writes_left: Arc<AtomicUsize>,
-    syncs_left: Arc<AtomicUsize>,
-}
-
-struct FaultyFile {
-    inner: Box<dyn AppendFile>,
-    writes_left: Arc<AtomicUsize>,
-    syncs_left: Arc<AtomicUsize>,
-}
-
-fn take(n: &AtomicUsize) -> bool {
-    n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
-        .is_ok()
-}
-
-impl AppendFile for FaultyFile {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        if take(&self.writes_left) {
-            self.inner.write_all(buf)
-        } else {
-            // A torn write: half the bytes reach the file, then an error.
-            self.inner.write_all(&buf[..buf.len() / 2])?;
-            Err(io::Error::other("injected torn write"))
-        }
-    }
-    fn sync_data(&mut self) -> io::Result<()> {
-        if take(&self.syncs_left) {
-            self.inner.sync_data()
-        } else {
-            Err(io::Error::other("injected fsync failure"))
-        }
-    }
-}
-
-impl Disk for Faulty {
-    fn create(&self, path: &Path, reserve: u64) -> io::Result<Box<dyn AppendFile>> {
-        Ok(Box::new(FaultyFile {
-            inner: FsDisk.create(path, reserve)?,
-            writes_left: self.writes_left.clone(),
-            syncs_left: self.syncs_left.clone(),
-        }))
-    }
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        FsDisk.read(path)
-    }
-    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        FsDisk.truncate(path, len)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
-        FsDisk.list(dir)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        FsDisk.remove(path)
-    }
-}
-
-fn faulty(writes: usize, syncs: usize) -> Box<Faulty> {
-    Box::new(Faulty {
-        writes_left: Arc::new(AtomicUsize::new(writes)),
-        syncs_left: Arc::new(AtomicUsize::new(syncs)),
-    })
+fn faulty(writes: usize, syncs: usize) -> Arc<FaultyDisk> {
+    Arc::new(FaultyDisk::new(writes, syncs))
 }
 
 #[test]
