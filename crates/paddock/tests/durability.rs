@@ -350,3 +350,48 @@ async fn after_a_failed_fsync_writes_get_errors_and_reads_go_on() {
     stop.cancel();
     task.await.unwrap();
 }
+
+#[test]
+fn paddock_log_prints_the_transactions_of_a_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s = TestServer::start_in(dir.path(), |_| {}).await;
+        let (mut raw, _) = Raw::session(s.addr, 30_000).await;
+        raw.call(&create("/logged", 0)).await;
+        raw.call(&Request::Delete(DeleteRequest {
+            path: "/logged".into(),
+            version: 0,
+        }))
+        .await;
+        drop(raw);
+        s.stop().await;
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(["log", "--json", "--from", "2", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].contains(r#""op":"create /logged (opcode 1, flags 0, 7 bytes)""#)
+            && lines[0].contains(r#""zxid":2"#),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains(r#""op":"delete /logged version 0""#),
+        "{}",
+        lines[1]
+    );
+}

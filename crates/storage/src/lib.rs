@@ -5,4 +5,4 @@ pub mod disk;
 pub mod wal;
 
 pub use disk::{Disk, FsDisk};
-pub use wal::{recover, Record, Recovered, Wal, WalError};
+pub use wal::{read_log, recover, Record, Recovered, Wal, WalError};

@@ -74,6 +74,16 @@ fn is_segment(p: &Path) -> bool {
 /// returns the records. Damage anywhere else is an error naming the file
 /// and offset: the log is never silently shortened.
 pub fn recover(disk: &dyn Disk, dir: &Path) -> Result<Recovered, WalError> {
+    scan(disk, dir, true)
+}
+
+/// Reads the log like `recover` but changes nothing on disk (for
+/// inspection while a server may be running).
+pub fn read_log(disk: &dyn Disk, dir: &Path) -> Result<Recovered, WalError> {
+    scan(disk, dir, false)
+}
+
+fn scan(disk: &dyn Disk, dir: &Path, repair: bool) -> Result<Recovered, WalError> {
     let segments: Vec<PathBuf> = disk
         .list(dir)
         .map_err(io_err(dir))?
@@ -92,7 +102,9 @@ pub fn recover(disk: &dyn Disk, dir: &Path) -> Result<Recovered, WalError> {
         if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
             if last && bytes.iter().all(|&b| b == 0) {
                 // Created but never written: nothing was acknowledged from it.
-                disk.remove(path).map_err(io_err(path))?;
+                if repair {
+                    disk.remove(path).map_err(io_err(path))?;
+                }
                 out.truncated = Some((path.clone(), 0));
                 continue;
             }
@@ -105,7 +117,7 @@ pub fn recover(disk: &dyn Disk, dir: &Path) -> Result<Recovered, WalError> {
                     if !last && bytes[at..].iter().any(|&b| b != 0) {
                         return Err(corrupt(at, "data after the end of a closed segment"));
                     }
-                    if last {
+                    if last && repair {
                         // Give back the reserved space: appends go to a new
                         // segment, and this one is closed from now on.
                         trim(disk, path, at)?;
@@ -113,7 +125,9 @@ pub fn recover(disk: &dyn Disk, dir: &Path) -> Result<Recovered, WalError> {
                     break;
                 }
                 Frame::Torn if last => {
-                    trim(disk, path, at)?;
+                    if repair {
+                        trim(disk, path, at)?;
+                    }
                     out.truncated = Some((path.clone(), at as u64));
                     break;
                 }

@@ -51,6 +51,64 @@ pub struct Applied {
     pub events: Vec<Event>,
 }
 
+impl TxnOp {
+    /// A one-line description for logs and inspection tools.
+    pub fn summary(&self) -> String {
+        match self {
+            TxnOp::CreateSession { timeout_ms } => format!("createSession timeout={timeout_ms}ms"),
+            TxnOp::CloseSession => "closeSession".to_owned(),
+            TxnOp::Write(req) => request_summary(req),
+        }
+    }
+}
+
+fn request_summary(req: &Request) -> String {
+    let len = |d: &Option<Bytes>| {
+        d.as_ref()
+            .map_or("null".to_owned(), |d| format!("{} bytes", d.len()))
+    };
+    match req {
+        Request::Create { opcode, req } => {
+            format!(
+                "create {} (opcode {opcode}, flags {}, {})",
+                req.path,
+                req.flags,
+                len(&req.data)
+            )
+        }
+        Request::CreateTtl(r) => format!(
+            "createTTL {} (flags {}, ttl {}ms, {})",
+            r.path,
+            r.flags,
+            r.ttl,
+            len(&r.data)
+        ),
+        Request::Delete(r) => format!("delete {} version {}", r.path, r.version),
+        Request::SetData(r) => format!(
+            "setData {} version {} ({})",
+            r.path,
+            r.version,
+            len(&r.data)
+        ),
+        Request::SetAcl(r) => format!(
+            "setACL {} aversion {} ({} entries)",
+            r.path,
+            r.version,
+            r.acl.len()
+        ),
+        Request::Check(r) => format!("check {} version {}", r.path, r.version),
+        Request::DeleteContainer(r) => format!(
+            "deleteContainer {}",
+            String::from_utf8_lossy(r.path.as_deref().unwrap_or_default())
+        ),
+        Request::Multi(ops) => {
+            let inner: Vec<String> = ops.iter().map(request_summary).collect();
+            format!("multi [{}]", inner.join("; "))
+        }
+        other => format!("opcode {}", other.opcode()),
+    }
+}
+
 const KIND_CREATE_SESSION: i32 = 0;
 const KIND_CLOSE_SESSION: i32 = 1;
 const KIND_WRITE: i32 = 2;
