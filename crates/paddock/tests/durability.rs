@@ -395,3 +395,113 @@ fn paddock_log_prints_the_transactions_of_a_data_directory() {
         lines[1]
     );
 }
+
+fn files(dir: &std::path::Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(prefix))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Writes `n` nodes under /snap on a server with small segments and
+/// frequent snapshots, waits for the snapshots, and stops it.
+async fn write_with_snapshots(dir: &std::path::Path, n: usize) {
+    let small = |c: &mut paddock_server::ServerConfig| {
+        c.snap_count = 25;
+        c.wal_segment_bytes = 2048;
+    };
+    let s = TestServer::start_in(dir, small).await;
+    let (mut raw, _) = Raw::session(s.addr, 30_000).await;
+    raw.call(&create("/snap", 0)).await;
+    for i in 0..n {
+        assert_eq!(
+            raw.call(&create(&format!("/snap/n{i:04}"), 0)).await.0.err,
+            0
+        );
+    }
+    for _ in 0..200 {
+        let snaps = files(&dir.join("snap"), "snapshot-");
+        let newest = snaps
+            .last()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        // The newest snapshot covers at least the last full snapCount step.
+        if snaps.len() >= 3 && newest.contains(&format!("{:016x}", (n as i64 + 2) / 25 * 25)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(raw);
+    s.stop().await;
+}
+
+async fn count_children(dir: &std::path::Path) -> usize {
+    let s = TestServer::start_in(dir, |_| {}).await;
+    let (mut raw, _) = Raw::session(s.addr, 30_000).await;
+    let (_, r) = raw.call(&children("/snap")).await;
+    drop(raw);
+    s.stop().await;
+    match r {
+        Some(Response::GetChildren { children }) => children.len(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn snapshots_bound_the_log_and_a_restart_starts_from_them() {
+    let dir = tempfile::tempdir().unwrap();
+    write_with_snapshots(dir.path(), 200).await;
+    let snaps = files(&dir.path().join("snap"), "snapshot-");
+    assert_eq!(snaps.len(), 3, "autopurge keeps 3 snapshots: {snaps:?}");
+    let segments = files(&dir.path().join("wal"), "wal-");
+    let first = i64::from_str_radix(
+        &segments[0].file_name().unwrap().to_str().unwrap()[4..20],
+        16,
+    )
+    .unwrap();
+    assert!(
+        first > 1,
+        "segments below the oldest snapshot were purged: {segments:?}"
+    );
+    assert_eq!(count_children(dir.path()).await, 200);
+}
+
+#[tokio::test]
+async fn a_damaged_snapshot_is_skipped_only_while_the_log_covers_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write_with_snapshots(dir.path(), 120).await;
+    let snaps = files(&dir.path().join("snap"), "snapshot-");
+    let newest = snaps.last().unwrap().clone();
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&newest, &bytes).unwrap();
+    assert_eq!(
+        count_children(dir.path()).await,
+        120,
+        "an older snapshot and the log still hold everything"
+    );
+
+    for s in &snaps {
+        let mut bytes = std::fs::read(s).unwrap();
+        bytes[20] ^= 0xff;
+        std::fs::write(s, &bytes).unwrap();
+    }
+    let config = paddock_server::ServerConfig {
+        client_addr: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_owned(),
+        ..Default::default()
+    };
+    let err = paddock_server::Server::bind(config)
+        .await
+        .err()
+        .expect("refused: the old log is purged");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("snapshot-") && msg.contains("refusing to start"),
+        "{msg}"
+    );
+}

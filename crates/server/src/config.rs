@@ -29,6 +29,13 @@ pub struct ServerConfig {
     pub server_id: u8,
     /// Requests one connection may have outstanding before reads pause.
     pub max_outstanding_per_connection: usize,
+    /// Transactions between snapshots (`snapCount`).
+    pub snap_count: u64,
+    /// Snapshots kept; older ones and the log they cover are deleted
+    /// (`autopurge.snapRetainCount`, at least 3).
+    pub snap_retain_count: usize,
+    /// Space reserved per log segment; a segment rotates when full.
+    pub wal_segment_bytes: u64,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +57,9 @@ impl Default for ServerConfig {
             handshake_timeout_ms: 10_000,
             server_id: 1,
             max_outstanding_per_connection: 1000,
+            snap_count: 100_000,
+            snap_retain_count: 3,
+            wal_segment_bytes: 64 << 20,
         }
     }
 }
@@ -104,10 +114,10 @@ pub fn parse_properties(text: &str) -> Vec<(String, String)> {
 }
 
 /// Keys ZooKeeper accepts that a standalone Paddock does not act on yet.
-const IGNORED_KEYS: [&str; 12] = [
+const IGNORED_KEYS: [&str; 11] = [
     "initLimit",
     "syncLimit",
-    "autopurge.snapRetainCount",
+    // Purging follows every snapshot; there is no separate schedule.
     "autopurge.purgeInterval",
     "admin.enableServer",
     "admin.serverAddress",
@@ -202,6 +212,10 @@ impl ServerConfig {
                 }
                 "znode.container.checkIntervalMs" => {
                     self.container_check_interval_ms = num(key, v, err)?
+                }
+                "snapCount" => self.snap_count = num::<u64>(key, v, err)?.max(1),
+                "autopurge.snapRetainCount" => {
+                    self.snap_retain_count = num::<usize>(key, v, err)?.max(3)
                 }
                 k if IGNORED_KEYS.contains(&k) => {}
                 k if k.starts_with("server.") => warnings.push(format!(

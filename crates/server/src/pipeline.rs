@@ -8,7 +8,7 @@ use paddock_proto::{ErrorCode, Response};
 use paddock_storage::{Wal, WalError};
 use paddock_tree::{Txn, TxnOp};
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::error;
 
@@ -48,10 +48,12 @@ pub async fn run(
     shared: Arc<Shared>,
     mut proposals: mpsc::Receiver<Proposal>,
     mut wal: Wal,
+    compact: watch::Sender<i64>,
     stop: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut buf = BytesMut::new();
+    let mut since_snapshot = 0u64;
     loop {
         tokio::select! {
             n = proposals.recv_many(&mut batch, MAX_BATCH) => if n == 0 { return },
@@ -93,6 +95,7 @@ pub async fn run(
             }
             continue;
         }
+        since_snapshot += batch.len() as u64;
         let mut tree = shared.tree.write();
         for p in batch.drain(..) {
             let applied = tree.apply(&p.txn);
@@ -101,6 +104,10 @@ pub async fn run(
                 shared.sessions.remove(p.txn.session_id);
             }
             reply(&p, applied.zxid, applied.result);
+        }
+        if since_snapshot >= shared.config.snap_count {
+            since_snapshot = 0;
+            let _ = compact.send(tree.last_zxid());
         }
     }
 }

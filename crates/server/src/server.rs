@@ -4,7 +4,7 @@
 use crate::config::ServerConfig;
 use crate::conn;
 use crate::pipeline::{self, QUEUE_DEPTH};
-use crate::recovery::{recover_state, DataLock, RecoveryError};
+use crate::recovery::{compact, recover_state, tree_config, DataLock, Dirs, RecoveryError};
 use crate::session::{initial_session_id, SessionTracker};
 use crate::shared::Shared;
 use bytes::Bytes;
@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -39,6 +39,7 @@ pub struct Server {
     shared: Arc<Shared>,
     proposals: mpsc::Receiver<pipeline::Proposal>,
     wal: Wal,
+    disk: Arc<dyn Disk>,
     _lock: DataLock,
 }
 
@@ -50,7 +51,7 @@ impl Server {
 
     /// Like `bind`, with the storage on `disk` (tests inject faults here).
     pub async fn bind_on(config: ServerConfig, disk: Arc<dyn Disk>) -> Result<Server, StartError> {
-        let recovered = recover_state(&config, disk)?;
+        let recovered = recover_state(&config, disk.clone())?;
         let addr = config.client_addr;
         let listener = TcpListener::bind(addr)
             .await
@@ -77,6 +78,7 @@ impl Server {
             shared,
             proposals,
             wal: recovered.wal,
+            disk,
             _lock: recovered.lock,
         })
     }
@@ -92,14 +94,23 @@ impl Server {
             shared,
             proposals,
             wal,
+            disk,
             _lock,
         } = self;
         let tasks = TaskTracker::new();
         let stop_write_path = CancellationToken::new();
+        let (compact_tx, compact_rx) = watch::channel(0);
+        tasks.spawn(compact_in_background(
+            shared.clone(),
+            disk,
+            compact_rx,
+            shutdown.clone(),
+        ));
         let write_path = tokio::spawn(pipeline::run(
             shared.clone(),
             proposals,
             wal,
+            compact_tx,
             stop_write_path.clone(),
         ));
         tasks.spawn(expire_sessions(shared.clone(), shutdown.clone()));
@@ -201,6 +212,34 @@ async fn expire_sessions(shared: Arc<Shared>, shutdown: CancellationToken) {
             if shared.submit(txn, None).await.is_err() {
                 return;
             }
+        }
+    }
+}
+
+/// Makes a snapshot whenever the write path asks (every snapCount
+/// transactions), rebuilding it from disk on a blocking thread.
+async fn compact_in_background(
+    shared: Arc<Shared>,
+    disk: Arc<dyn Disk>,
+    mut asks: watch::Receiver<i64>,
+    shutdown: CancellationToken,
+) {
+    let dirs = Dirs::of(&shared.config);
+    let config = tree_config(&shared.config);
+    let retain = shared.config.snap_retain_count;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = asks.changed() => if changed.is_err() { return },
+        }
+        let upto = *asks.borrow_and_update();
+        let (disk, dirs) = (disk.clone(), dirs.clone());
+        let done =
+            tokio::task::spawn_blocking(move || compact(&*disk, &dirs, config, upto, retain)).await;
+        match done {
+            Ok(Ok(path)) => info!(snapshot = %path.display(), "snapshot written"),
+            Ok(Err(e)) => warn!("snapshot failed: {e}"),
+            Err(e) => warn!("snapshot task failed: {e}"),
         }
     }
 }

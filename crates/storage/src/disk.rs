@@ -23,6 +23,9 @@ pub trait Disk: Send + Sync {
     /// The files of a directory, sorted by name.
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
     fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Writes a whole file so that it is either absent or complete:
+    /// a temporary file, fsync, rename, fsync of the directory.
+    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()>;
 }
 
 /// The real file system.
@@ -75,6 +78,18 @@ impl Disk for FsDisk {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_file(path)?;
+        if let Some(dir) = path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let tmp = path.with_extension("tmp");
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
         if let Some(dir) = path.parent() {
             File::open(dir)?.sync_all()?;
         }
@@ -153,5 +168,9 @@ impl Disk for FaultyDisk {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         FsDisk.remove(path)
+    }
+
+    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        FsDisk.write_atomic(path, bytes)
     }
 }

@@ -1,7 +1,8 @@
-//! Paddock's storage: the write-ahead log and its recovery. All file access
+//! Paddock's storage: the write-ahead log, snapshot files, recovery. All file access
 //! goes through the `Disk` trait. No sockets, no tasks.
 
 pub mod disk;
+pub mod snapshot;
 pub mod wal;
 
 pub use disk::{Disk, FsDisk};

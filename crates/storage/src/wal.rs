@@ -64,10 +64,18 @@ pub fn segment_name(first_zxid: i64) -> String {
     format!("wal-{first_zxid:016x}.log")
 }
 
-fn is_segment(p: &Path) -> bool {
-    p.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with("wal-") && n.ends_with(".log"))
+/// The segments in `dir` with their first zxids, oldest first.
+pub fn list_segments(disk: &dyn Disk, dir: &Path) -> Result<Vec<(i64, PathBuf)>, WalError> {
+    Ok(disk
+        .list(dir)
+        .map_err(io_err(dir))?
+        .into_iter()
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?;
+            let hex = name.strip_prefix("wal-")?.strip_suffix(".log")?;
+            Some((i64::from_str_radix(hex, 16).ok()?, p))
+        })
+        .collect())
 }
 
 /// Reads every segment in `dir`, cuts a torn tail off the last one, and
@@ -84,11 +92,9 @@ pub fn read_log(disk: &dyn Disk, dir: &Path) -> Result<Recovered, WalError> {
 }
 
 fn scan(disk: &dyn Disk, dir: &Path, repair: bool) -> Result<Recovered, WalError> {
-    let segments: Vec<PathBuf> = disk
-        .list(dir)
-        .map_err(io_err(dir))?
+    let segments: Vec<PathBuf> = list_segments(disk, dir)?
         .into_iter()
-        .filter(|p| is_segment(p))
+        .map(|(_, p)| p)
         .collect();
     let mut out = Recovered::default();
     for (i, path) in segments.iter().enumerate() {

@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod node;
 pub mod path;
+pub mod snapshot;
 pub mod tree;
 pub mod txn;
 pub mod watch;

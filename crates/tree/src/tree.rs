@@ -126,6 +126,54 @@ impl DataTree {
         t
     }
 
+    /// A tree with no nodes, for rebuilding from a snapshot.
+    pub(crate) fn empty(
+        config: TreeConfig,
+        last_zxid: i64,
+        sessions: BTreeMap<i64, SessionEntry>,
+    ) -> DataTree {
+        DataTree {
+            nodes: HashMap::new(),
+            sessions,
+            ephemerals: HashMap::new(),
+            reapable: BTreeSet::new(),
+            last_zxid,
+            acls: AclCache::default(),
+            config,
+        }
+    }
+
+    pub(crate) fn intern_acl(&mut self, acl: Vec<Acl>) -> Arc<Vec<Acl>> {
+        self.acls.intern(acl)
+    }
+
+    /// Puts back a node read from a snapshot (children linked later).
+    pub(crate) fn restore_node(&mut self, p: &str, node: Node) {
+        self.insert_node(p, node);
+    }
+
+    /// Rebuilds every node's children set from the paths present.
+    pub(crate) fn link_children(&mut self) {
+        let links: Vec<(String, String)> = self
+            .nodes
+            .keys()
+            .filter(|p| p.as_str() != "/")
+            .filter_map(|p| {
+                path::parent(p).map(|parent| (parent.to_owned(), path::name(p).to_owned()))
+            })
+            .collect();
+        for (parent, name) in links {
+            if let Some(n) = self.nodes.get_mut(&parent) {
+                n.children.insert(name);
+            }
+        }
+    }
+
+    /// Every node path, in no particular order.
+    pub fn paths(&self) -> impl Iterator<Item = &String> {
+        self.nodes.keys()
+    }
+
     pub fn config(&self) -> TreeConfig {
         self.config
     }
