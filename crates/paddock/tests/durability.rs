@@ -5,33 +5,14 @@
 
 mod common;
 
-use bytes::Bytes;
-use common::{Raw, TestServer};
+use common::{config_in, create_request, Raw, TestServer};
 use paddock_proto::*;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn open() -> Vec<Acl> {
-    vec![Acl {
-        perms: 31,
-        id: Id {
-            scheme: "world".into(),
-            id: "anyone".into(),
-        },
-    }]
-}
-
 fn create(path: &str, flags: i32) -> Request {
-    Request::Create {
-        opcode: op::CREATE,
-        req: CreateRequest {
-            path: path.into(),
-            data: Some(Bytes::copy_from_slice(path.as_bytes())),
-            acl: open(),
-            flags,
-        },
-    }
+    create_request(path, flags, path.as_bytes())
 }
 
 fn children(path: &str) -> Request {
@@ -91,11 +72,7 @@ async fn a_restart_keeps_the_tree_and_the_sessions() {
 async fn a_second_server_on_the_same_data_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let first = TestServer::start_in(dir.path(), |_| {}).await;
-    let config = paddock_server::ServerConfig {
-        client_addr: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().to_owned(),
-        ..Default::default()
-    };
+    let config = config_in(dir.path());
     let err = paddock_server::Server::bind(config)
         .await
         .err()
@@ -314,11 +291,7 @@ fn a_damaged_log_stops_the_server_with_file_and_offset() {
 #[tokio::test]
 async fn after_a_failed_fsync_writes_get_errors_and_reads_go_on() {
     let dir = tempfile::tempdir().unwrap();
-    let config = paddock_server::ServerConfig {
-        client_addr: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().to_owned(),
-        ..Default::default()
-    };
+    let config = config_in(dir.path());
     // Two fsyncs succeed: the session's creation and one write.
     let disk = std::sync::Arc::new(paddock_storage::disk::FaultyDisk::new(usize::MAX, 2));
     let server = paddock_server::Server::bind_on(config, disk).await.unwrap();
@@ -490,11 +463,7 @@ async fn a_damaged_snapshot_is_skipped_only_while_the_log_covers_it() {
         bytes[20] ^= 0xff;
         std::fs::write(s, &bytes).unwrap();
     }
-    let config = paddock_server::ServerConfig {
-        client_addr: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().to_owned(),
-        ..Default::default()
-    };
+    let config = config_in(dir.path());
     let err = paddock_server::Server::bind(config)
         .await
         .err()

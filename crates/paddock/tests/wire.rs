@@ -9,26 +9,8 @@ use paddock_proto::*;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
-fn open_acl() -> Vec<Acl> {
-    vec![Acl {
-        perms: 31,
-        id: Id {
-            scheme: "world".into(),
-            id: "anyone".into(),
-        },
-    }]
-}
-
 fn create(path: &str, flags: i32) -> Request {
-    Request::Create {
-        opcode: op::CREATE,
-        req: CreateRequest {
-            path: path.into(),
-            data: Some(Bytes::from_static(b"v")),
-            acl: open_acl(),
-            flags,
-        },
-    }
+    create_request(path, flags, b"v")
 }
 
 fn get_data(path: &str) -> Request {

@@ -53,56 +53,29 @@ impl DataTree {
                 },
             );
         }
+        let mut tree = DataTree::empty(config, last_zxid, sessions);
         let n = r.read_i32()?;
-        let mut nodes = Vec::new();
         for _ in 0..n.max(0) {
             let p = r.read_string()?;
             let data = r.read_buffer()?;
             let acl: Vec<Acl> = r.read_vec()?;
-            let [czxid, mzxid, ctime, mtime] =
-                [r.read_i64()?, r.read_i64()?, r.read_i64()?, r.read_i64()?];
-            let [version, child_creates, aversion] = [r.read_i32()?, r.read_i32()?, r.read_i32()?];
-            let owner = r.read_i64()?;
-            let pzxid = r.read_i64()?;
-            nodes.push((
-                p,
-                data,
-                acl,
-                [czxid, mzxid, ctime, mtime],
-                [version, child_creates, aversion],
-                owner,
-                pzxid,
-            ));
-        }
-        r.finish()?;
-        let mut tree = DataTree::empty(config, last_zxid, sessions);
-        for (
-            p,
-            data,
-            acl,
-            [czxid, mzxid, ctime, mtime],
-            [version, child_creates, aversion],
-            owner,
-            pzxid,
-        ) in nodes
-        {
-            let acl = tree.intern_acl(acl);
             let node = Node {
                 data,
-                acl,
-                czxid,
-                mzxid,
-                ctime,
-                mtime,
-                version,
-                child_creates,
-                aversion,
-                owner,
-                pzxid,
+                acl: tree.intern_acl(acl),
+                czxid: r.read_i64()?,
+                mzxid: r.read_i64()?,
+                ctime: r.read_i64()?,
+                mtime: r.read_i64()?,
+                version: r.read_i32()?,
+                child_creates: r.read_i32()?,
+                aversion: r.read_i32()?,
+                owner: r.read_i64()?,
+                pzxid: r.read_i64()?,
                 children: Default::default(),
             };
             tree.restore_node(&p, node);
         }
+        r.finish()?;
         tree.link_children();
         Ok(tree)
     }

@@ -37,11 +37,7 @@ impl TestServer {
         data_dir: &std::path::Path,
         adjust: impl FnOnce(&mut ServerConfig),
     ) -> TestServer {
-        let mut config = ServerConfig {
-            client_addr: "127.0.0.1:0".parse().expect("addr"),
-            data_dir: data_dir.to_owned(),
-            ..ServerConfig::default()
-        };
+        let mut config = config_in(data_dir);
         adjust(&mut config);
         let server = Server::bind(config).await.expect("bind");
         let addr = server.local_addr().expect("local addr");
@@ -204,6 +200,39 @@ pub async fn four_letter(addr: SocketAddr, word: &str) -> String {
         .expect("4lw answer in time")
         .expect("read");
     String::from_utf8(out).expect("utf8")
+}
+
+/// `[ACL(ALL, world:anyone)]` in protocol records.
+pub fn open_acl() -> Vec<paddock_proto::Acl> {
+    vec![paddock_proto::Acl {
+        perms: 31,
+        id: paddock_proto::Id {
+            scheme: "world".into(),
+            id: "anyone".into(),
+        },
+    }]
+}
+
+/// A create request (opcode 1) with world-open ACL.
+pub fn create_request(path: &str, flags: i32, data: &[u8]) -> Request {
+    Request::Create {
+        opcode: paddock_proto::op::CREATE,
+        req: paddock_proto::CreateRequest {
+            path: path.into(),
+            data: Some(Bytes::copy_from_slice(data)),
+            acl: open_acl(),
+            flags,
+        },
+    }
+}
+
+/// A server config on a loopback free port and the given data directory.
+pub fn config_in(data_dir: &std::path::Path) -> ServerConfig {
+    ServerConfig {
+        client_addr: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: data_dir.to_owned(),
+        ..ServerConfig::default()
+    }
 }
 
 /// A `zookeeper-client` session on the test server.
