@@ -4,7 +4,6 @@
 
 mod common;
 
-use bytes::Bytes;
 use common::{client, create_request, persistent, Raw, TestServer};
 use paddock_proto::consts::event;
 use paddock_proto::*;
@@ -130,7 +129,7 @@ fn watch_data(path: &str) -> Request {
 async fn the_writer_sees_its_own_notification_before_the_reply() {
     let s = TestServer::start().await;
     let (mut raw, _) = Raw::session(s.addr, 10_000).await;
-    raw.call(&create_request("/order", 0, b\"\")).await;
+    raw.call(&create_request("/order", 0, b"")).await;
     raw.call(&watch_data("/order")).await;
     raw.send_frame(
         &Request::SetData(SetDataRequest {
@@ -154,7 +153,7 @@ async fn the_writer_sees_its_own_notification_before_the_reply() {
 async fn check_and_remove_watches_by_type() {
     let s = TestServer::start().await;
     let (mut raw, _) = Raw::session(s.addr, 10_000).await;
-    raw.call(&create_request("/cw", 0, b\"\")).await;
+    raw.call(&create_request("/cw", 0, b"")).await;
     raw.call(&watch_data("/cw")).await;
     let req = |remove: bool, t: i32| {
         let w = WatchesRequest {
@@ -197,7 +196,7 @@ async fn set_watches_reports_missed_changes_and_rearms_the_rest() {
     let s = TestServer::start().await;
     let (mut writer, _) = Raw::session(s.addr, 10_000).await;
     for p in ["/sw", "/sw/same", "/sw/changed", "/sw/gone", "/sw/kids"] {
-        writer.call(&create_request(p, 0, b\"\")).await;
+        writer.call(&create_request(p, 0, b"")).await;
     }
     let (seen, _) = writer
         .call(&Request::Exists(PathWatchRequest {
@@ -219,8 +218,8 @@ async fn set_watches_reports_missed_changes_and_rearms_the_rest() {
             version: -1,
         }))
         .await;
-    writer.call(&create_request("/sw/kids/new", 0, b\"\")).await;
-    writer.call(&create_request("/sw/born", 0, b\"\")).await;
+    writer.call(&create_request("/sw/kids/new", 0, b"")).await;
+    writer.call(&create_request("/sw/born", 0, b"")).await;
 
     let (mut raw, _) = Raw::session(s.addr, 10_000).await;
     let req = Request::SetWatches {
@@ -266,7 +265,7 @@ async fn set_watches_reports_missed_changes_and_rearms_the_rest() {
         (ev.event_type, ev.path.as_str()),
         (event::NODE_DATA_CHANGED, "/sw/same")
     );
-    writer.call(&create_request("/sw/unborn", 0, b\"\")).await;
+    writer.call(&create_request("/sw/unborn", 0, b"")).await;
     let ev = next_event(&mut raw).await;
     assert_eq!(
         (ev.event_type, ev.path.as_str()),
@@ -313,7 +312,7 @@ async fn notifications_are_not_sent_to_watchers_who_cannot_read_the_node() {
 async fn a_closed_connection_leaves_no_watches_behind() {
     let s = TestServer::start_with(|c| c.four_letter_whitelist = vec!["*".into()]).await;
     let (mut raw, _) = Raw::session(s.addr, 10_000).await;
-    raw.call(&create_request("/cl", 0, b\"\")).await;
+    raw.call(&create_request("/cl", 0, b"")).await;
     raw.call(&watch_data("/cl")).await;
     raw.call(&Request::AddWatch(AddWatchRequest {
         path: "/cl".into(),
