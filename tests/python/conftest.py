@@ -139,3 +139,11 @@ def zookeeper(tmp_path_factory):
     server = start_zookeeper(tmp_path_factory.mktemp("zookeeper"))
     yield server
     server.stop()
+
+
+def assert_same_transcript(want, got):
+    """Compares two servers' transcripts entry by entry, reporting the first
+    difference (ZooKeeper's first)."""
+    for w, g in zip(want, got):
+        assert g == w, f"first difference:\nzookeeper: {w}\npaddock:   {g}"
+    assert len(got) == len(want)
