@@ -127,3 +127,10 @@ def test_session_survives_a_reconnect(paddock):
         assert client.exists("/k-survivor").ephemeralOwner == session[0]
     finally:
         client.stop()
+
+
+def test_server_version_and_four_letter_words(zk):
+    # Kazoo parses zookeeper.version= from envi, allowed by default.
+    assert zk.server_version() == (3, 8, 0)
+    assert zk.command(b"ruok") == "imok"
+    assert "zk_server_state\tstandalone" in zk.command(b"mntr")

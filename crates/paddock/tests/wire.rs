@@ -329,12 +329,77 @@ async fn four_letter_words_answer_on_a_fresh_connection() {
     assert!(srvr.starts_with("Zookeeper version: 3.8.0"), "{srvr}");
     assert!(srvr.contains("\nMode: standalone\n"), "{srvr}");
     assert!(srvr.contains("\nNode count: 5\n"), "{srvr}");
-    let (_raw, _) = Raw::session(s.addr, 10_000).await;
+    assert_eq!(four_letter(s.addr, "isro").await, "rw");
+    let envi = four_letter(s.addr, "envi").await;
+    assert!(
+        envi.starts_with("Environment:\nzookeeper.version=3.8.0-paddock"),
+        "{envi}"
+    );
+    let conf = four_letter(s.addr, "conf").await;
+    assert!(
+        conf.contains(&format!("clientPort={}\n", s.addr.port())),
+        "{conf}"
+    );
+    assert!(
+        conf.contains("maxClientCnxns=60\n") && conf.contains("tickTime=3000\n"),
+        "{conf}"
+    );
+    let mntr = four_letter(s.addr, "mntr").await;
+    let lines: Vec<&str> = mntr.lines().collect();
+    assert!(lines[0].starts_with("zk_version\t3.8.0-paddock"), "{mntr}");
+    assert_eq!(lines[1], "zk_server_state\tstandalone");
+    assert!(lines.contains(&"zk_znode_count\t5"), "{mntr}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with("zk_") && l.contains('\t')),
+        "{mntr}"
+    );
+    for word in ["stat", "dump", "cons", "wchc", "crst"] {
+        assert_eq!(
+            four_letter(s.addr, word).await,
+            format!("{word} is not executed because it is not in the whitelist.\n"),
+            "the default whitelist is srvr, ruok, mntr, isro, envi, conf"
+        );
+    }
+}
+
+#[tokio::test]
+async fn whitelisted_words_report_connections_watches_and_resets() {
+    let s = TestServer::start_with(|c| c.four_letter_whitelist = vec!["*".into()]).await;
+    let (mut raw, session) = Raw::session(s.addr, 10_000).await;
+    raw.call(&create("/w4", 0)).await;
+    raw.call(&Request::GetData(PathWatchRequest {
+        path: "/w4".into(),
+        watch: true,
+    }))
+    .await;
     let stat = four_letter(s.addr, "stat").await;
     assert!(stat.contains("Clients:\n /127.0.0.1:"), "{stat}");
+    let cons = four_letter(s.addr, "cons").await;
+    assert!(
+        cons.contains(&format!("sid=0x{:x})", session.session_id)),
+        "{cons}"
+    );
+    let sid = format!("0x{:x}", session.session_id);
     assert_eq!(
-        four_letter(s.addr, "dump").await,
-        "dump is not executed because it is not in the whitelist.\n"
+        four_letter(s.addr, "wchc").await,
+        format!("{sid}\n\t/w4\n\n")
+    );
+    assert_eq!(
+        four_letter(s.addr, "wchp").await,
+        format!("/w4\n\t{sid}\n\n")
+    );
+    assert!(four_letter(s.addr, "dirs")
+        .await
+        .starts_with("datadir_size: "));
+    assert_eq!(four_letter(s.addr, "srst").await, "Server stats reset.\n");
+    assert!(four_letter(s.addr, "srvr")
+        .await
+        .contains("\nReceived: 0\n"));
+    assert_eq!(
+        four_letter(s.addr, "crst").await,
+        "Connection stats reset.\n"
     );
 }
 

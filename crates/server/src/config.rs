@@ -52,7 +52,9 @@ impl Default for ServerConfig {
             max_frame_bytes: paddock_proto::consts::DEFAULT_MAX_FRAME_BYTES,
             extended_types: false,
             super_digest: None,
-            four_letter_whitelist: ["srvr", "ruok", "stat"].map(String::from).to_vec(),
+            four_letter_whitelist: ["srvr", "ruok", "mntr", "isro", "envi", "conf"]
+                .map(String::from)
+                .to_vec(),
             container_check_interval_ms: 60_000,
             handshake_timeout_ms: 10_000,
             server_id: 1,

@@ -85,6 +85,7 @@ pub async fn serve(
     let _ = stream.set_nodelay(true);
     let info = Arc::new(ConnectionInfo {
         peer,
+        session_id: Default::default(),
         received: Default::default(),
         sent: Default::default(),
         queued: Default::default(),
@@ -137,6 +138,8 @@ async fn run(
     let Some((session_id, liveness)) = handshake(shared, connect, id, &close, &mut wr).await else {
         return;
     };
+    info.session_id
+        .store(session_id, std::sync::atomic::Ordering::Relaxed);
     let mut ids = vec![acl::id(acl::IP, &peer.ip().to_string())];
     ids.shrink_to_fit();
     let mut conn = Connection {

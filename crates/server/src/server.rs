@@ -56,6 +56,11 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
+        let mut config = config;
+        // Port 0 asks for any free port: record the one we got (conf shows it).
+        if let Ok(bound) = listener.local_addr() {
+            config.client_addr = bound;
+        }
         let (tx, proposals) = mpsc::channel(QUEUE_DEPTH);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -9,7 +9,7 @@ use paddock_tree::{DataTree, Txn};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -18,6 +18,8 @@ use tokio::sync::mpsc;
 #[derive(Debug)]
 pub struct ConnectionInfo {
     pub peer: SocketAddr,
+    /// 0 until the handshake gives the connection a session.
+    pub session_id: AtomicI64,
     pub received: AtomicU64,
     pub sent: AtomicU64,
     pub queued: AtomicU64,
@@ -31,7 +33,7 @@ pub struct Shared {
     pub connections: Mutex<BTreeMap<u64, Arc<ConnectionInfo>>>,
     pub watches: Watches,
     proposals: mpsc::Sender<Proposal>,
-    started: Instant,
+    pub started: Instant,
 }
 
 /// The write path is gone: the server is shutting down.

@@ -61,6 +61,20 @@ impl Stats {
         }
     }
 
+    /// srst: latency and packet counters start again.
+    pub fn reset(&self) {
+        for c in [
+            &self.packets_received,
+            &self.packets_sent,
+            &self.latency_count,
+            &self.latency_total_us,
+            &self.latency_max_us,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+        self.latency_min_us.store(u64::MAX, Ordering::Relaxed);
+    }
+
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }

@@ -99,6 +99,11 @@ impl Watches {
         }
     }
 
+    /// Watched paths with their watchers, sorted.
+    pub fn entries(&self) -> Vec<(String, Vec<WatcherId>)> {
+        self.inner.lock().registry.entries()
+    }
+
     /// (watches, distinct paths, watchers) for wchs/mntr.
     pub fn summary(&self) -> (usize, usize, usize) {
         let inner = self.inner.lock();

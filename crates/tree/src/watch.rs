@@ -207,6 +207,21 @@ impl WatchRegistry {
         out
     }
 
+    /// Every watched path with its watchers, sorted (for wchp and wchc).
+    pub fn entries(&self) -> Vec<(String, Vec<WatcherId>)> {
+        let mut out: Vec<(String, Vec<WatcherId>)> = self
+            .paths
+            .iter()
+            .map(|(p, e)| {
+                let mut ws: Vec<WatcherId> = e.iter().map(|e| e.watcher()).collect();
+                ws.sort_unstable();
+                (p.to_string(), ws)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Number of (path, watcher) entries.
     pub fn len(&self) -> usize {
         self.paths.values().map(|e| e.len()).sum()
