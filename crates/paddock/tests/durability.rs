@@ -141,8 +141,8 @@ fn spawn(data_dir: &std::path::Path) -> (Proc, std::net::SocketAddr) {
 async fn write_until_killed(addr: std::net::SocketAddr, cycle: usize) -> (Vec<String>, Vec<usize>) {
     let mut acked = Vec::new();
     let mut pairs = Vec::new();
-    let Some((mut raw, _)) =
-        tokio::time::timeout(Duration::from_secs(5), Raw::session(addr, 30_000))
+    let Some(Some((mut raw, _))) =
+        tokio::time::timeout(Duration::from_secs(5), Raw::try_session(addr, 30_000))
             .await
             .ok()
     else {

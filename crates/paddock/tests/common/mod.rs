@@ -89,7 +89,21 @@ impl Raw {
 
     /// Opens a connection and establishes a new session.
     pub async fn session(addr: SocketAddr, timeout_ms: i32) -> (Raw, ConnectResponse) {
-        let mut raw = Raw::open(addr).await;
+        let (raw, resp) = Self::try_session(addr, timeout_ms)
+            .await
+            .expect("connect response");
+        assert!(resp.timeout_ms > 0, "session refused: {resp:?}");
+        (raw, resp)
+    }
+
+    /// Like `session`, for servers that may die meanwhile: None if the
+    /// connection or the handshake fails.
+    pub async fn try_session(addr: SocketAddr, timeout_ms: i32) -> Option<(Raw, ConnectResponse)> {
+        let stream = TcpStream::connect(addr).await.ok()?;
+        let mut raw = Raw {
+            stream,
+            next_xid: 1,
+        };
         let resp = raw
             .connect(&ConnectRequest {
                 timeout_ms,
@@ -97,10 +111,8 @@ impl Raw {
                 read_only: Some(false),
                 ..Default::default()
             })
-            .await
-            .expect("connect response");
-        assert!(resp.timeout_ms > 0, "session refused: {resp:?}");
-        (raw, resp)
+            .await?;
+        Some((raw, resp))
     }
 
     pub async fn send_frame(&mut self, payload: &[u8]) {
