@@ -312,34 +312,38 @@ impl Connection {
     /// Writes the replies at the head of the queue that are answerable now.
     /// True when a reply that ends the connection was written.
     fn answer_ready(&mut self, inbox: &mut mpsc::UnboundedReceiver<Outbound>) -> bool {
-        while let Some(head) = self.queue.front_mut() {
-            let (reply, close_after) = match &mut head.slot {
-                Slot::Ready { reply, close_after } => (reply.clone(), *close_after),
-                Slot::Write { result: None, .. } => break,
+        while let Some(head) = self.queue.pop_front() {
+            let (reply, close_after) = match head.slot {
+                Slot::Ready { reply, close_after } => (reply, close_after),
+                Slot::Write { result: None, .. } => {
+                    self.queue.push_front(head);
+                    break;
+                }
                 Slot::Write {
                     xid,
                     opcode,
                     result: Some(c),
                 } => (
-                    encode_reply(*xid, c.zxid, c.result.as_ref().map_err(|e| e.code())),
-                    *opcode == op::CLOSE_SESSION,
+                    encode_reply(xid, c.zxid, c.result.as_ref().map_err(|e| e.code())),
+                    opcode == op::CLOSE_SESSION,
                 ),
-                Slot::Read { xid, req, ids } => {
-                    let (xid, req, ids) = (*xid, req.clone(), ids.clone());
-                    let reply = self.read(xid, &req, &ids);
+                Slot::Read {
+                    xid,
+                    ref req,
+                    ref ids,
+                } => {
+                    let reply = self.read(xid, req, ids);
                     // Notifications for changes this read may reflect were
                     // queued before the tree lock was released: send them first.
                     self.absorb(inbox);
                     (reply, false)
                 }
             };
-            let Some(done) = self.queue.pop_front() else {
-                break;
-            };
+            let done = head.received;
             put_frame(&mut self.out, &reply);
             self.shared
                 .stats
-                .record_latency(done.received.elapsed().as_micros() as u64);
+                .record_latency(done.elapsed().as_micros() as u64);
             Stats::bump(&self.shared.stats.packets_sent);
             Stats::bump(&self.info.sent);
             self.shared

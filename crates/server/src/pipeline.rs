@@ -99,6 +99,8 @@ pub async fn run(
         let mut tree = shared.tree.write();
         for p in batch.drain(..) {
             let applied = tree.apply(&p.txn);
+            // Before any reply: a later ping must not report an older zxid.
+            shared.publish_last_zxid(applied.zxid);
             shared.watches.fire(&applied.events);
             if matches!(p.txn.op, TxnOp::CloseSession) {
                 shared.sessions.remove(p.txn.session_id);

@@ -9,7 +9,7 @@ use paddock_tree::{DataTree, Txn};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -33,6 +33,7 @@ pub struct Shared {
     pub connections: Mutex<BTreeMap<u64, Arc<ConnectionInfo>>>,
     pub watches: Watches,
     proposals: mpsc::Sender<Proposal>,
+    last_zxid: AtomicI64,
     pub started: Instant,
 }
 
@@ -48,6 +49,7 @@ impl Shared {
         sessions: SessionTracker,
         proposals: mpsc::Sender<Proposal>,
     ) -> Arc<Shared> {
+        let last_zxid = tree.last_zxid();
         Arc::new(Shared {
             config,
             tree: RwLock::new(tree),
@@ -56,6 +58,7 @@ impl Shared {
             connections: Mutex::new(BTreeMap::new()),
             watches: Watches::default(),
             proposals,
+            last_zxid: AtomicI64::new(last_zxid),
             started: Instant::now(),
         })
     }
@@ -72,8 +75,14 @@ impl Shared {
         self.started.elapsed().as_millis() as i64
     }
 
+    /// The zxid of the last applied transaction, without taking the tree
+    /// lock (the write path publishes it after each batch).
     pub fn last_zxid(&self) -> i64 {
-        self.tree.read().last_zxid()
+        self.last_zxid.load(Ordering::Acquire)
+    }
+
+    pub fn publish_last_zxid(&self, zxid: i64) {
+        self.last_zxid.store(zxid, Ordering::Release);
     }
 
     /// Hands a prepared transaction to the write path; its outcome goes to
