@@ -101,12 +101,17 @@ impl Drop for Proc {
     }
 }
 
-/// The binary, started on a data directory; returns the process and the
-/// address from its "serving" log line.
+/// The binary, started on a data directory with a snapshot every 40
+/// transactions (so crashes also land in compactions and purges); returns
+/// the process and the address from its "serving" log line.
 fn spawn(data_dir: &std::path::Path) -> (Proc, std::net::SocketAddr) {
+    let cfg = data_dir.join("zoo.cfg");
+    std::fs::write(&cfg, "clientPortAddress=127.0.0.1\nsnapCount=40\n").unwrap();
     let mut child = Proc(
         Command::new(env!("CARGO_BIN_EXE_paddock"))
-            .args(["server", "--port", "0", "--data-dir"])
+            .args(["server", "--port", "0", "--config"])
+            .arg(&cfg)
+            .arg("--data-dir")
             .arg(data_dir)
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())

@@ -89,6 +89,23 @@ pub fn recover_state(
     if file.try_lock().is_err() {
         return Err(RecoveryError::Locked(config.data_dir.clone()));
     }
+    // A snapshot being written when the server died is only a temporary
+    // file; it was never renamed into place, so it can go.
+    for path in disk
+        .list(&dirs.snapshots)
+        .map_err(|source| RecoveryError::DataDir {
+            dir: dirs.snapshots.clone(),
+            source,
+        })?
+    {
+        if path.extension().is_some_and(|e| e == "tmp") {
+            disk.remove(&path)
+                .map_err(|source| RecoveryError::DataDir {
+                    dir: dirs.snapshots.clone(),
+                    source,
+                })?;
+        }
+    }
     let tree = rebuild(&*disk, &dirs, tree_config(config), None)?;
     info!(
         zxid = format_args!("0x{:x}", tree.last_zxid()),
