@@ -400,18 +400,28 @@ async fn write_with_snapshots(dir: &std::path::Path, n: usize) {
             0
         );
     }
-    for _ in 0..200 {
-        let snaps = files(&dir.join("snap"), "snapshot-");
+    // The newest snapshot covers the last full snapCount step.
+    let want = format!("{:016x}", (n as i64 + 2) / 25 * 25);
+    let mut snaps = Vec::new();
+    for _ in 0..500 {
+        snaps = files(&dir.join("snap"), "snapshot-");
         let newest = snaps
             .last()
             .map(|p| p.display().to_string())
             .unwrap_or_default();
-        // The newest snapshot covers at least the last full snapCount step.
-        if snaps.len() >= 3 && newest.contains(&format!("{:016x}", (n as i64 + 2) / 25 * 25)) {
+        if snaps.len() == 3 && newest.contains(&want) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let newest = snaps
+        .last()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    assert!(
+        newest.contains(&want),
+        "no snapshot at 0x{want} within 10 s: {snaps:?}"
+    );
     drop(raw);
     s.stop().await;
 }
