@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{client, gone, persistent, TestServer};
+use common::{client, create_with_acl, gone, persistent, TestServer};
 use std::time::Duration;
 use zookeeper_client as zk;
 use zookeeper_client::{Acl, Acls, AuthId, CreateMode, Error, Permission};
@@ -216,14 +216,7 @@ async fn digest_acls_auth_and_who_am_i() {
         Acl::new(Permission::READ, AuthId::anyone()),
         Acl::new(Permission::ALL, AuthId::new("ip", "127.0.0.0/8")),
     ];
-    owner
-        .create(
-            "/shared",
-            b"",
-            &CreateMode::Persistent.with_acls(Acls::new(&readable)),
-        )
-        .await
-        .unwrap();
+    create_with_acl(&owner, "/shared", b"", &readable).await;
     let fresh = client(&s).await;
     fresh.set_data("/shared", b"ip ok", None).await.unwrap();
     let stat = owner
@@ -261,14 +254,7 @@ async fn super_digest_bypasses_every_acl() {
     .await;
     let owner = client(&s).await;
     let nobody = [Acl::new(Permission::READ, AuthId::new("ip", "10.9.9.9"))];
-    owner
-        .create(
-            "/locked",
-            b"x",
-            &CreateMode::Persistent.with_acls(Acls::new(&nobody)),
-        )
-        .await
-        .unwrap();
+    create_with_acl(&owner, "/locked", b"x", &nobody).await;
     assert_eq!(owner.get_data("/locked").await.unwrap_err(), Error::NoAuth);
     let admin = zk::Client::connector()
         .with_auth("digest", b"super:test")

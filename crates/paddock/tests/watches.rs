@@ -4,12 +4,22 @@
 
 mod common;
 
-use common::{client, create_request, persistent, Raw, TestServer};
+use common::{client, create_request, create_with_acl, persistent, Raw, TestServer};
 use paddock_proto::consts::event;
 use paddock_proto::*;
 use std::time::Duration;
 use zookeeper_client as zk;
-use zookeeper_client::{Acl, Acls, AddWatchMode, AuthId, CreateMode, EventType, Permission};
+use zookeeper_client::{Acl, AddWatchMode, AuthId, EventType, Permission};
+
+/// The next `n` events of a persistent watcher, as (type, path).
+async fn next_events(w: &mut zk::PersistentWatcher, n: usize) -> Vec<(EventType, String)> {
+    let mut got = Vec::new();
+    for _ in 0..n {
+        let e = within(w.changed()).await;
+        got.push((e.event_type, e.path));
+    }
+    got
+}
 
 async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(5), f)
@@ -69,13 +79,8 @@ async fn persistent_and_recursive_watches_keep_firing() {
     writer.delete("/pw/c", None).await.unwrap();
     writer.delete("/pw", None).await.unwrap();
     writer.create("/pw", b"", &persistent()).await.unwrap();
-    let mut got = Vec::new();
-    for _ in 0..6 {
-        let e = within(p.changed()).await;
-        got.push((e.event_type, e.path));
-    }
     assert_eq!(
-        got,
+        next_events(&mut p, 6).await,
         vec![
             (EventType::NodeCreated, "/pw".to_string()),
             (EventType::NodeChildrenChanged, "/pw".to_string()),
@@ -91,13 +96,8 @@ async fn persistent_and_recursive_watches_keep_firing() {
     writer.create("/rw/c/d", b"", &persistent()).await.unwrap();
     writer.set_data("/rw/c/d", b"x", None).await.unwrap();
     writer.delete("/rw/c/d", None).await.unwrap();
-    let mut got = Vec::new();
-    for _ in 0..5 {
-        let e = within(r.changed()).await;
-        got.push((e.event_type, e.path));
-    }
     assert_eq!(
-        got,
+        next_events(&mut r, 5).await,
         vec![
             (EventType::NodeCreated, "/rw".to_string()),
             (EventType::NodeCreated, "/rw/c".to_string()),
@@ -282,14 +282,7 @@ async fn notifications_are_not_sent_to_watchers_who_cannot_read_the_node() {
         .await
         .unwrap();
     let private = [Acl::new(Permission::ALL, AuthId::authed())];
-    owner
-        .create(
-            "/secret",
-            b"",
-            &CreateMode::Persistent.with_acls(Acls::new(&private)),
-        )
-        .await
-        .unwrap();
+    create_with_acl(&owner, "/secret", b"", &private).await;
     let outsider = client(&s).await;
     let mut spy = outsider
         .watch("/secret", AddWatchMode::Persistent)

@@ -9,12 +9,17 @@ use std::fmt::Write;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-/// What srvr/stat print as the version; the leading ZooKeeper version is
-/// what clients parse to decide which features the server has.
+/// The version reported to clients; the leading ZooKeeper version is what
+/// they parse to decide which features the server has.
+pub fn version() -> String {
+    format!("3.8.0-paddock-{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The first line of srvr and stat.
 pub fn version_line() -> String {
     format!(
-        "Zookeeper version: 3.8.0-paddock-{}, built on 1970-01-01 00:00 UTC",
-        env!("CARGO_PKG_VERSION")
+        "Zookeeper version: {}, built on 1970-01-01 00:00 UTC",
+        version()
     )
 }
 
@@ -149,10 +154,8 @@ fn monitor(shared: &Shared) -> String {
     };
     let (watches, _, _) = shared.watches.summary();
     let mut out = String::new();
-    let version = version_line();
-    let version = version.trim_start_matches("Zookeeper version: ");
     let rows: [(&str, String); 20] = [
-        ("version", version.to_owned()),
+        ("version", version()),
         ("server_state", "standalone".to_owned()),
         ("avg_latency", format!("{:.4}", lat.avg_ms)),
         ("max_latency", lat.max_ms.to_string()),
@@ -215,7 +218,7 @@ fn environment() -> String {
         .unwrap_or_default();
     format!(
         "Environment:\nzookeeper.version={}\nhost.name={}\nos.name={}\nos.arch={}\nuser.name={}\nuser.home={}\nuser.dir={}\n",
-        version_line().trim_start_matches("Zookeeper version: "),
+        version(),
         host.trim(),
         std::env::consts::OS,
         std::env::consts::ARCH,

@@ -259,6 +259,18 @@ pub fn persistent() -> zookeeper_client::CreateOptions<'static> {
     zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all())
 }
 
+/// Creates a persistent node with the given ACL list.
+pub async fn create_with_acl(
+    c: &zookeeper_client::Client,
+    path: &str,
+    data: &[u8],
+    acl: &[zookeeper_client::Acl],
+) {
+    let options =
+        zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::new(acl));
+    c.create(path, data, &options).await.expect("create");
+}
+
 /// Polls until `path` is gone (a reaper or an expiry removed it), for up
 /// to two seconds; true if it went.
 pub async fn gone(c: &zookeeper_client::Client, path: &str) -> bool {
