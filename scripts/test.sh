@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project, installing what the suite needs first:
-# Apache ZooKeeper 3.8.0 and its C client (Debian), Kazoo and pytest (PyPI).
+# Apache ZooKeeper 3.8.0, its C client and redis-server (Debian), Kazoo and
+# pytest (PyPI).
 # Usage: scripts/test.sh            (from anywhere in the checkout)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,7 @@ need_apt=()
 [ -f /usr/share/java/zookeeper.jar ] || need_apt+=(zookeeper)
 [ -x /usr/lib/zookeeper/bin/cli_mt ] || need_apt+=(zookeeper-bin)
 command -v java >/dev/null || need_apt+=(default-jre-headless)
+command -v redis-server >/dev/null || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]} (apt)"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

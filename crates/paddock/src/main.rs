@@ -25,6 +25,9 @@ enum Command {
     Server(ServerArgs),
     /// Print the transactions in a data directory's log (read-only).
     Log(LogArgs),
+    /// Distributed jobs on Paddock and Redis: submit, executor, watcher, status.
+    #[command(subcommand)]
+    Jobs(paddock_jobs::JobsCommand),
 }
 
 #[derive(clap::Args)]
@@ -115,8 +118,9 @@ impl ServerArgs {
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,zookeeper_client=warn")
+            }),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -125,6 +129,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Server(args) => run_server(args),
         Command::Log(args) => print_log(args),
+        Command::Jobs(command) => runtime().and_then(|rt| rt.block_on(paddock_jobs::run(command))),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -137,11 +142,7 @@ fn main() -> std::process::ExitCode {
 
 fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     let config = args.into_config()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
-    runtime.block_on(async {
+    runtime()?.block_on(async {
         let server = Server::bind(config).await?;
         let shutdown = CancellationToken::new();
         let signal = shutdown.clone();
@@ -152,6 +153,13 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         server.run(shutdown).await;
         Ok(())
     })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")
 }
 
 fn print_log(args: LogArgs) -> anyhow::Result<()> {
