@@ -107,6 +107,22 @@ impl Cluster {
         );
     }
 
+    /// The output of `paddock jobs status`, which must succeed.
+    fn status(&self, extra: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .args(["jobs", "status"])
+            .args(self.endpoints())
+            .args(extra)
+            .output()
+            .expect("run status");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Everything the given kind of process wrote to the given stream.
     fn logs(&self, kind: &str) -> String {
         let mut all = String::new();
@@ -195,6 +211,13 @@ async fn jobs_finish_exactly_once_while_members_are_killed() {
         jobs.insert(job, numbers);
     }
 
+    let status = cluster.status(&[]);
+    for job in jobs.keys() {
+        let row = status.lines().find(|l| l.starts_with(job.as_str()));
+        let row = row.unwrap_or_else(|| panic!("{job} missing from status:\n{status}"));
+        assert!(row.ends_with("/400"), "{row}");
+    }
+
     // Kill members while they work: executors mostly, watchers too, each
     // replaced at once by a new process.
     for round in 0..8 {
@@ -250,12 +273,8 @@ async fn jobs_finish_exactly_once_while_members_are_killed() {
         assert!(Instant::now() < deadline, "dead members still registered");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let status = Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .args(["jobs", "status"])
-        .args(cluster.endpoints())
-        .output()
-        .expect("status");
-    let status = String::from_utf8_lossy(&status.stdout);
+    let status = cluster.status(&["--wait"]);
+    assert!(status.contains("JOB"), "{status}");
     assert!(status.contains("executors (3)"), "{status}");
     assert!(status.contains("watchers (2)"), "{status}");
     drop(executors);
