@@ -92,7 +92,7 @@ def start_paddock(tmp, *extra):
     return server
 
 
-def start_zookeeper(tmp):
+def start_zookeeper(tmp, extra_cfg=""):
     if not shutil.which("java") or not Path("/usr/share/java/zookeeper.jar").exists():
         raise RuntimeError("Apache ZooKeeper is not installed (apt-get install zookeeper)")
     port = free_port()
@@ -101,7 +101,7 @@ def start_zookeeper(tmp):
     cfg = tmp / "zoo.cfg"
     cfg.write_text(
         f"tickTime=2000\ndataDir={data}\nclientPort={port}\nclientPortAddress=127.0.0.1\n"
-        "4lw.commands.whitelist=*\nadmin.enableServer=false\n")
+        "4lw.commands.whitelist=*\nadmin.enableServer=false\n" + extra_cfg)
     log = open(tmp / "zookeeper.log", "w")
     proc = subprocess.Popen(
         ["java", "-Xms256m", "-Xmx256m", "-cp", ZK_CLASSPATH,

@@ -25,6 +25,8 @@ enum Command {
     Server(ServerArgs),
     /// Print the transactions in a data directory's log (read-only).
     Log(LogArgs),
+    /// Make a Paddock data directory from an Apache ZooKeeper one (snapshot + txn logs).
+    Import(ImportArgs),
     /// Distributed jobs on Paddock and Redis: submit, executor, watcher, status.
     #[command(subcommand)]
     Jobs(paddock_jobs::JobsCommand),
@@ -44,6 +46,18 @@ struct LogArgs {
     /// Only transactions with zxid <= this (decimal or 0x hex).
     #[arg(long, value_parser = parse_zxid)]
     to: Option<i64>,
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// ZooKeeper's dataDir (holding version-2/snapshot.*).
+    zookeeper_data_dir: PathBuf,
+    /// ZooKeeper's dataLogDir, if its logs live apart from the snapshots.
+    #[arg(long)]
+    zookeeper_log_dir: Option<PathBuf>,
+    /// The new Paddock data directory (must hold no Paddock data yet).
+    #[arg(long, default_value = "paddock-data")]
+    data_dir: PathBuf,
 }
 
 fn parse_zxid(s: &str) -> Result<i64, String> {
@@ -129,6 +143,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Server(args) => run_server(args),
         Command::Log(args) => print_log(args),
+        Command::Import(args) => import(args),
         Command::Jobs(command) => runtime().and_then(|rt| rt.block_on(paddock_jobs::run(command))),
     };
     match result {
@@ -160,6 +175,31 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the runtime")
+}
+
+fn import(args: ImportArgs) -> anyhow::Result<()> {
+    let config = ServerConfig {
+        data_dir: args.data_dir,
+        ..ServerConfig::default()
+    };
+    let imported = paddock_import::import_dir(
+        &args.zookeeper_data_dir,
+        args.zookeeper_log_dir.as_deref(),
+        paddock_server::recovery::tree_config(&config),
+    )?;
+    let written = paddock_server::recovery::seed(&config, &imported.tree)?;
+    let tree = &imported.tree;
+    println!(
+        "imported {} znodes and {} sessions up to zxid 0x{:x} from {} and {} transactions of {} log file(s) into {}",
+        tree.node_count(),
+        tree.sessions().len(),
+        tree.last_zxid(),
+        imported.snapshot.display(),
+        imported.replayed,
+        imported.logs.len(),
+        written.display()
+    );
+    Ok(())
 }
 
 fn print_log(args: LogArgs) -> anyhow::Result<()> {

@@ -30,6 +30,8 @@ pub enum RecoveryError {
     Record { zxid: i64, reason: String },
     #[error("refusing to start: {0}")]
     Gap(String),
+    #[error("{0} already holds Paddock data")]
+    NotEmpty(PathBuf),
 }
 
 /// Holds the data directory's lock for as long as the server runs.
@@ -65,10 +67,8 @@ pub struct Recovered {
     pub wal: Wal,
 }
 
-pub fn recover_state(
-    config: &ServerConfig,
-    disk: Arc<dyn Disk>,
-) -> Result<Recovered, RecoveryError> {
+/// Creates the directories and takes the data directory's lock.
+fn lock_dirs(config: &ServerConfig) -> Result<(Dirs, DataLock), RecoveryError> {
     let dirs = Dirs::of(config);
     for dir in [&dirs.snapshots, &dirs.log] {
         std::fs::create_dir_all(dir).map_err(|source| RecoveryError::DataDir {
@@ -89,6 +89,34 @@ pub fn recover_state(
     if file.try_lock().is_err() {
         return Err(RecoveryError::Locked(config.data_dir.clone()));
     }
+    Ok((dirs, DataLock { _file: file }))
+}
+
+/// Seeds a new data directory with `tree` as its only snapshot (`paddock
+/// import`). A directory that already holds a snapshot or log is refused.
+pub fn seed(config: &ServerConfig, tree: &DataTree) -> Result<PathBuf, RecoveryError> {
+    let (dirs, _lock) = lock_dirs(config)?;
+    let disk = paddock_storage::FsDisk;
+    if !list_snapshots(&disk, &dirs.snapshots)?.is_empty()
+        || !list_segments(&disk, &dirs.log)?.is_empty()
+    {
+        return Err(RecoveryError::NotEmpty(config.data_dir.clone()));
+    }
+    let mut payload = BytesMut::new();
+    tree.encode_snapshot(&mut payload);
+    Ok(write_snapshot(
+        &disk,
+        &dirs.snapshots,
+        tree.last_zxid(),
+        &payload,
+    )?)
+}
+
+pub fn recover_state(
+    config: &ServerConfig,
+    disk: Arc<dyn Disk>,
+) -> Result<Recovered, RecoveryError> {
+    let (dirs, lock) = lock_dirs(config)?;
     // A snapshot being written when the server died is only a temporary
     // file; it was never renamed into place, so it can go.
     for path in disk
@@ -114,7 +142,7 @@ pub fn recover_state(
         "recovered"
     );
     Ok(Recovered {
-        lock: DataLock { _file: file },
+        lock,
         tree,
         wal: Wal::new(disk, &dirs.log, config.wal_segment_bytes),
     })

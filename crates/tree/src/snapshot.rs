@@ -61,7 +61,7 @@ impl DataTree {
             let acl: Vec<Acl> = r.read_vec()?;
             let node = Node {
                 data,
-                acl: tree.intern_acl(acl),
+                acl: tree.intern_acl(&acl),
                 czxid: r.read_i64()?,
                 mzxid: r.read_i64()?,
                 ctime: r.read_i64()?,
@@ -76,6 +76,34 @@ impl DataTree {
             tree.restore_node(&p, node);
         }
         r.finish()?;
+        tree.link_children();
+        Ok(tree)
+    }
+
+    /// A tree made of the given nodes (their `children` are ignored and
+    /// rebuilt from the paths), for importing another system's data. Every
+    /// node but `/` needs its parent among them.
+    pub fn from_parts(
+        config: TreeConfig,
+        last_zxid: i64,
+        sessions: BTreeMap<i64, SessionEntry>,
+        nodes: impl IntoIterator<Item = (String, Node)>,
+    ) -> Result<DataTree, String> {
+        let mut tree = DataTree::empty(config, last_zxid, sessions);
+        for (p, mut node) in nodes {
+            node.acl = tree.intern_acl(&node.acl);
+            node.children.clear();
+            tree.restore_node(&p, node);
+        }
+        if tree.node("/").is_none() {
+            return Err("there is no root node".into());
+        }
+        if let Some(orphan) = tree
+            .paths()
+            .find(|p| crate::path::parent(p).is_some_and(|parent| tree.node(parent).is_none()))
+        {
+            return Err(format!("{orphan} has no parent"));
+        }
         tree.link_children();
         Ok(tree)
     }

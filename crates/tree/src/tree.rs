@@ -143,8 +143,8 @@ impl DataTree {
         }
     }
 
-    pub(crate) fn intern_acl(&mut self, acl: Vec<Acl>) -> Arc<Vec<Acl>> {
-        self.acls.intern(acl)
+    pub(crate) fn intern_acl(&mut self, acl: &[Acl]) -> Arc<Vec<Acl>> {
+        self.acls.intern(acl.to_vec())
     }
 
     /// Puts back a node read from a snapshot (children linked later).

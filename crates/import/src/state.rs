@@ -1,0 +1,218 @@
+//! A ZooKeeper tree being rebuilt, and how each logged transaction changes
+//! it: ZooKeeper's own rules for applying a txn that was already validated
+//! (results such as sequential names and parent cversions are in the txn).
+
+use crate::log::LogRecord;
+use bytes::Bytes;
+use paddock_proto::{Acl, DecodeError, Reader};
+use paddock_tree::{DataTree, Node, NodeKind, SessionEntry, TreeConfig};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+mod opcode {
+    pub const CREATE: i32 = 1;
+    pub const DELETE: i32 = 2;
+    pub const SET_DATA: i32 = 5;
+    pub const SET_ACL: i32 = 7;
+    pub const CHECK: i32 = 13;
+    pub const MULTI: i32 = 14;
+    pub const CREATE2: i32 = 15;
+    pub const RECONFIG: i32 = 16;
+    pub const CREATE_CONTAINER: i32 = 19;
+    pub const DELETE_CONTAINER: i32 = 20;
+    pub const CREATE_TTL: i32 = 21;
+    pub const CREATE_SESSION: i32 = -10;
+    pub const CLOSE_SESSION: i32 = -11;
+    pub const ERROR: i32 = -1;
+}
+
+/// Nodes by path (root is "/"), sessions with their timeouts, and the zxid
+/// of the last transaction applied.
+#[derive(Debug, Clone, Default)]
+pub struct ZkState {
+    pub nodes: BTreeMap<String, Node>,
+    pub sessions: BTreeMap<i64, i32>,
+    pub last_zxid: i64,
+}
+
+/// The header fields every sub-operation of a record shares.
+struct Ctx {
+    session_id: i64,
+    zxid: i64,
+    time_ms: i64,
+}
+
+fn parent_of(path: &str) -> Option<&str> {
+    match path.rfind('/') {
+        Some(0) if path.len() > 1 => Some("/"),
+        Some(i) if i > 0 => Some(&path[..i]),
+        _ => None,
+    }
+}
+
+impl ZkState {
+    pub fn new(last_zxid: i64) -> ZkState {
+        ZkState {
+            last_zxid,
+            ..ZkState::default()
+        }
+    }
+
+    /// Applies one logged transaction. A create of a node that exists, or a
+    /// change to one that does not, is skipped as ZooKeeper skips it (the
+    /// snapshot is fuzzy: it may already hold some of the log's effects).
+    pub fn apply(&mut self, record: &LogRecord) -> Result<(), String> {
+        let ctx = Ctx {
+            session_id: record.session_id,
+            zxid: record.zxid,
+            time_ms: record.time_ms,
+        };
+        let mut r = Reader::new(record.body.clone());
+        self.apply_op(&ctx, record.txn_type, &mut r)
+            .map_err(|e| format!("zxid {:#x}: type {}: {e}", record.zxid, record.txn_type))?;
+        self.last_zxid = record.zxid;
+        Ok(())
+    }
+
+    fn apply_op(&mut self, ctx: &Ctx, txn_type: i32, r: &mut Reader) -> Result<(), String> {
+        let bad = |e: DecodeError| e.to_string();
+        match txn_type {
+            opcode::CREATE | opcode::CREATE2 => {
+                let (path, data, acl) = create_fields(r).map_err(bad)?;
+                let ephemeral = r.read_bool().map_err(bad)?;
+                let parent_cversion = r.read_i32().map_err(bad)?;
+                let kind = if ephemeral {
+                    NodeKind::Ephemeral {
+                        session_id: ctx.session_id,
+                    }
+                } else {
+                    NodeKind::Persistent
+                };
+                self.create(ctx, path, data, acl, kind, parent_cversion);
+            }
+            opcode::CREATE_CONTAINER => {
+                let (path, data, acl) = create_fields(r).map_err(bad)?;
+                let parent_cversion = r.read_i32().map_err(bad)?;
+                self.create(ctx, path, data, acl, NodeKind::Container, parent_cversion);
+            }
+            opcode::CREATE_TTL => {
+                let (path, data, acl) = create_fields(r).map_err(bad)?;
+                let parent_cversion = r.read_i32().map_err(bad)?;
+                let ttl_ms = r.read_i64().map_err(bad)?;
+                self.create(
+                    ctx,
+                    path,
+                    data,
+                    acl,
+                    NodeKind::Ttl { ttl_ms },
+                    parent_cversion,
+                );
+            }
+            opcode::DELETE | opcode::DELETE_CONTAINER => {
+                let path = r.read_string().map_err(bad)?;
+                self.delete(ctx, &path);
+            }
+            opcode::SET_DATA | opcode::RECONFIG => {
+                let path = r.read_string().map_err(bad)?;
+                let data = r.read_buffer().map_err(bad)?;
+                let version = r.read_i32().map_err(bad)?;
+                if let Some(node) = self.nodes.get_mut(&path) {
+                    node.data = data;
+                    node.version = version;
+                    node.mzxid = ctx.zxid;
+                    node.mtime = ctx.time_ms;
+                }
+            }
+            opcode::SET_ACL => {
+                let path = r.read_string().map_err(bad)?;
+                let acl: Vec<Acl> = r.read_vec().map_err(bad)?;
+                let version = r.read_i32().map_err(bad)?;
+                if let Some(node) = self.nodes.get_mut(&path) {
+                    node.acl = Arc::new(acl);
+                    node.aversion = version;
+                }
+            }
+            opcode::CREATE_SESSION => {
+                let timeout = r.read_i32().map_err(bad)?;
+                self.sessions.insert(ctx.session_id, timeout);
+            }
+            opcode::CLOSE_SESSION => {
+                self.sessions.remove(&ctx.session_id);
+                let owned: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .filter(|(_, n)| n.owner == ctx.session_id)
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                for path in owned {
+                    self.delete(ctx, &path);
+                }
+            }
+            opcode::MULTI => {
+                let n = r.read_i32().map_err(bad)?;
+                if n < 0 || n as usize > r.remaining() / 8 {
+                    return Err(format!("multi of {n} operations"));
+                }
+                for _ in 0..n {
+                    let sub_type = r.read_i32().map_err(bad)?;
+                    let body = r.read_buffer().map_err(bad)?.unwrap_or_default();
+                    self.apply_op(ctx, sub_type, &mut Reader::new(body))?;
+                }
+            }
+            opcode::ERROR | opcode::CHECK => {}
+            other => return Err(format!("unknown transaction type {other}")),
+        }
+        Ok(())
+    }
+
+    fn create(
+        &mut self,
+        ctx: &Ctx,
+        path: String,
+        data: Option<Bytes>,
+        acl: Vec<Acl>,
+        kind: NodeKind,
+        parent_cversion: i32,
+    ) {
+        if self.nodes.contains_key(&path) {
+            return;
+        }
+        let Some(parent) = parent_of(&path).and_then(|p| self.nodes.get_mut(p)) else {
+            return;
+        };
+        let cversion = if parent_cversion == -1 {
+            parent.child_creates + 1
+        } else {
+            parent_cversion
+        };
+        if cversion > parent.child_creates {
+            parent.child_creates = cversion;
+            parent.pzxid = ctx.zxid;
+        }
+        let node = Node::new(data, Arc::new(acl), ctx.zxid, ctx.time_ms, kind);
+        self.nodes.insert(path, node);
+    }
+
+    fn delete(&mut self, ctx: &Ctx, path: &str) {
+        if self.nodes.remove(path).is_none() {
+            return;
+        }
+        if let Some(parent) = parent_of(path).and_then(|p| self.nodes.get_mut(p)) {
+            parent.pzxid = parent.pzxid.max(ctx.zxid);
+        }
+    }
+
+    /// The Paddock tree holding this state.
+    pub fn into_tree(self, config: TreeConfig) -> Result<DataTree, String> {
+        let sessions = self
+            .sessions
+            .into_iter()
+            .map(|(id, timeout_ms)| (id, SessionEntry { timeout_ms }))
+            .collect();
+        DataTree::from_parts(config, self.last_zxid, sessions, self.nodes)
+    }
+}
+
+fn create_fields(r: &mut Reader) -> Result<(String, Option<Bytes>, Vec<Acl>), DecodeError> {
+    Ok((r.read_string()?, r.read_buffer()?, r.read_vec()?))
+}
