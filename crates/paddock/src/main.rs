@@ -1,9 +1,10 @@
 //! The `paddock` binary: one executable, one subcommand per tool.
 
+mod inspect;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use paddock_server::{Server, ServerConfig};
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
@@ -23,29 +24,14 @@ struct Cli {
 enum Command {
     /// Run a server. With no options: standalone on 127.0.0.1:2181, data in ./paddock-data.
     Server(ServerArgs),
-    /// Print the transactions in a data directory's log (read-only).
-    Log(LogArgs),
+    /// Read-only views of a data directory: list, log, snapshot.
+    #[command(subcommand)]
+    Inspect(inspect::InspectCommand),
     /// Make a Paddock data directory from an Apache ZooKeeper one (snapshot + txn logs).
     Import(ImportArgs),
     /// Distributed jobs on Paddock and Redis: submit, executor, watcher, status.
     #[command(subcommand)]
     Jobs(paddock_jobs::JobsCommand),
-}
-
-#[derive(clap::Args)]
-struct LogArgs {
-    /// The data directory (or the dataLogDir) holding `wal/`.
-    #[arg(long, default_value = "paddock-data")]
-    data_dir: PathBuf,
-    /// One JSON object per line instead of text.
-    #[arg(long)]
-    json: bool,
-    /// Only transactions with zxid >= this (decimal or 0x hex).
-    #[arg(long, value_parser = parse_zxid)]
-    from: Option<i64>,
-    /// Only transactions with zxid <= this (decimal or 0x hex).
-    #[arg(long, value_parser = parse_zxid)]
-    to: Option<i64>,
 }
 
 #[derive(clap::Args)]
@@ -58,14 +44,6 @@ struct ImportArgs {
     /// The new Paddock data directory (must hold no Paddock data yet).
     #[arg(long, default_value = "paddock-data")]
     data_dir: PathBuf,
-}
-
-fn parse_zxid(s: &str) -> Result<i64, String> {
-    let parsed = match s.strip_prefix("0x") {
-        Some(hex) => i64::from_str_radix(hex, 16),
-        None => s.parse(),
-    };
-    parsed.map_err(|_| format!("'{s}' is not a zxid (decimal or 0x hex)"))
 }
 
 #[derive(clap::Args)]
@@ -142,7 +120,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Server(args) => run_server(args),
-        Command::Log(args) => print_log(args),
+        Command::Inspect(command) => inspect::run(command),
         Command::Import(args) => import(args),
         Command::Jobs(command) => runtime().and_then(|rt| rt.block_on(paddock_jobs::run(command))),
     };
@@ -199,48 +177,6 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
         imported.logs.len(),
         written.display()
     );
-    Ok(())
-}
-
-fn print_log(args: LogArgs) -> anyhow::Result<()> {
-    let dir = args.data_dir.join("wal");
-    anyhow::ensure!(
-        dir.is_dir(),
-        "{} has no log (no wal/ directory)",
-        args.data_dir.display()
-    );
-    let log = paddock_storage::read_log(&paddock_storage::FsDisk, &dir)?;
-    let from = args.from.unwrap_or(i64::MIN);
-    let to = args.to.unwrap_or(i64::MAX);
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for record in log.records.iter().filter(|r| (from..=to).contains(&r.zxid)) {
-        let txn = paddock_tree::Txn::decode(record.txn.clone())
-            .with_context(|| format!("record zxid 0x{:x} does not decode", record.zxid))?;
-        if args.json {
-            let line = serde_json::json!({
-                "zxid": record.zxid,
-                "time_ms": txn.time_ms,
-                "session": format!("0x{:x}", txn.session_id),
-                "op": txn.op.summary(),
-            });
-            writeln!(out, "{line}")?;
-        } else {
-            writeln!(
-                out,
-                "0x{:x}\t{}\tsession 0x{:x}\t{}",
-                record.zxid,
-                txn.time_ms,
-                txn.session_id,
-                txn.op.summary()
-            )?;
-        }
-    }
-    if let Some((path, offset)) = log.truncated {
-        eprintln!(
-            "note: {} ends with an unfinished write at offset {offset}",
-            path.display()
-        );
-    }
     Ok(())
 }
 

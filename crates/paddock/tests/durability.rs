@@ -329,25 +329,12 @@ async fn after_a_failed_fsync_writes_get_errors_and_reads_go_on() {
     task.await.unwrap();
 }
 
-#[test]
-fn paddock_log_prints_the_transactions_of_a_data_directory() {
-    let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let s = TestServer::start_in(dir.path(), |_| {}).await;
-        let (mut raw, _) = Raw::session(s.addr, 30_000).await;
-        raw.call(&create("/logged", 0)).await;
-        raw.call(&Request::Delete(DeleteRequest {
-            path: "/logged".into(),
-            version: 0,
-        }))
-        .await;
-        drop(raw);
-        s.stop().await;
-    });
+fn inspect(args: &[&str], dir: &std::path::Path) -> Vec<String> {
     let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .args(["log", "--json", "--from", "2", "--data-dir"])
-        .arg(dir.path())
+        .arg("inspect")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
         .output()
         .unwrap();
     assert!(
@@ -355,11 +342,38 @@ fn paddock_log_prints_the_transactions_of_a_data_directory() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let lines: Vec<String> = String::from_utf8(out.stdout)
+    String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(String::from)
-        .collect();
+        .collect()
+}
+
+#[test]
+fn paddock_inspect_lists_files_and_prints_the_log_and_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s = TestServer::start_in(dir.path(), |c| c.snap_count = 2).await;
+        let (mut raw, _) = Raw::session(s.addr, 30_000).await;
+        raw.call(&create("/logged", 0)).await;
+        raw.call(&Request::Delete(DeleteRequest {
+            path: "/logged".into(),
+            version: 0,
+        }))
+        .await;
+        raw.call(&create("/kept", 0)).await;
+        drop(raw);
+        let snaps = dir.path().join("snap");
+        for _ in 0..200 {
+            if !files(&snaps, "snapshot-").is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        s.stop().await;
+    });
+    let lines = inspect(&["log", "--json", "--from", "2", "--to", "3"], dir.path());
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(
         lines[0].contains(r#""op":"create /logged (opcode 1, flags 0, 7 bytes)""#)
@@ -371,6 +385,32 @@ fn paddock_log_prints_the_transactions_of_a_data_directory() {
         lines[1].contains(r#""op":"delete /logged version 0""#),
         "{}",
         lines[1]
+    );
+
+    let listed = inspect(&["list"], dir.path());
+    assert!(
+        listed.iter().any(|l| l.starts_with("segment\t0x1\t")),
+        "{listed:?}"
+    );
+    let snapshot = listed
+        .iter()
+        .find(|l| l.starts_with("snapshot\t"))
+        .unwrap_or_else(|| panic!("no snapshot listed: {listed:?}"));
+    let zxid = snapshot.split('\t').nth(1).unwrap();
+
+    let dump = inspect(&["snapshot", "--json", "--zxid", zxid], dir.path());
+    let header: serde_json::Value = serde_json::from_str(&dump[0]).unwrap();
+    assert_eq!(
+        header["zxid"].as_i64(),
+        Some(i64::from_str_radix(&zxid[2..], 16).unwrap())
+    );
+    let root: serde_json::Value = serde_json::from_str(&dump[1]).unwrap();
+    assert_eq!(root["path"], "/");
+    assert_eq!(root["acl"][0], "world:anyone:31");
+    let text = inspect(&["snapshot"], dir.path());
+    assert!(
+        text.iter().any(|l| l.starts_with("/zookeeper\tczxid 0x0 ")),
+        "{text:?}"
     );
 }
 

@@ -1,0 +1,256 @@
+//! `paddock inspect`: read-only views of a data directory — its files, its
+//! log and its snapshots — as text or one JSON object per line.
+
+use anyhow::Context;
+use base64::Engine;
+use paddock_proto::Reader;
+use paddock_server::recovery::{tree_config, Dirs};
+use paddock_server::ServerConfig;
+use paddock_storage::snapshot::{list_snapshots, read_snapshot};
+use paddock_storage::wal::list_segments;
+use paddock_storage::FsDisk;
+use paddock_tree::DataTree;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(clap::Subcommand)]
+pub enum InspectCommand {
+    /// List the snapshots and log segments, with their zxids and sizes.
+    List(Target),
+    /// Print the transactions in the log.
+    Log {
+        #[command(flatten)]
+        target: Target,
+        /// Only transactions with zxid >= this (decimal or 0x hex).
+        #[arg(long, value_parser = parse_zxid)]
+        from: Option<i64>,
+        /// Only transactions with zxid <= this (decimal or 0x hex).
+        #[arg(long, value_parser = parse_zxid)]
+        to: Option<i64>,
+    },
+    /// Print every node and session of a snapshot (the newest by default).
+    Snapshot {
+        #[command(flatten)]
+        target: Target,
+        /// The snapshot taken at this zxid (decimal or 0x hex).
+        #[arg(long, value_parser = parse_zxid)]
+        zxid: Option<i64>,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct Target {
+    /// The data directory (dataDir).
+    #[arg(long, default_value = "paddock-data")]
+    data_dir: PathBuf,
+    /// The log directory (dataLogDir), if apart from the data directory.
+    #[arg(long)]
+    log_dir: Option<PathBuf>,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Target {
+    fn dirs(&self) -> anyhow::Result<Dirs> {
+        anyhow::ensure!(
+            self.data_dir.is_dir(),
+            "{} is not a directory",
+            self.data_dir.display()
+        );
+        Ok(Dirs::of(&self.config()))
+    }
+
+    fn config(&self) -> ServerConfig {
+        ServerConfig {
+            data_dir: self.data_dir.clone(),
+            data_log_dir: self.log_dir.clone(),
+            ..ServerConfig::default()
+        }
+    }
+}
+
+pub fn parse_zxid(s: &str) -> Result<i64, String> {
+    let parsed = match s.strip_prefix("0x") {
+        Some(hex) => i64::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    parsed.map_err(|_| format!("'{s}' is not a zxid (decimal or 0x hex)"))
+}
+
+pub fn run(command: InspectCommand) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let result = match command {
+        InspectCommand::List(target) => list(&target, &mut out),
+        InspectCommand::Log { target, from, to } => log(&target, from, to, &mut out),
+        InspectCommand::Snapshot { target, zxid } => snapshot(&target, zxid, &mut out),
+    }
+    .and_then(|()| Ok(out.flush()?));
+    match result {
+        // The reader went away (`| head`): not an error.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+fn size(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+fn list(target: &Target, out: &mut impl Write) -> anyhow::Result<()> {
+    let dirs = target.dirs()?;
+    let snapshots = list_snapshots(&FsDisk, &dirs.snapshots)?;
+    let segments = list_segments(&FsDisk, &dirs.log)?;
+    let kinds = [("snapshot", snapshots), ("segment", segments)];
+    for (kind, files) in kinds {
+        for (zxid, path) in files {
+            let bytes = size(&path);
+            if target.json {
+                let line = serde_json::json!({
+                    "kind": kind, "zxid": zxid, "bytes": bytes, "path": path,
+                });
+                writeln!(out, "{line}")?;
+            } else {
+                writeln!(out, "{kind}\t0x{zxid:x}\t{bytes} bytes\t{}", path.display())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn log(
+    target: &Target,
+    from: Option<i64>,
+    to: Option<i64>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let dirs = target.dirs()?;
+    let log = paddock_storage::read_log(&FsDisk, &dirs.log)?;
+    let range = from.unwrap_or(i64::MIN)..=to.unwrap_or(i64::MAX);
+    for record in log.records.iter().filter(|r| range.contains(&r.zxid)) {
+        let txn = paddock_tree::Txn::decode(record.txn.clone())
+            .with_context(|| format!("record zxid 0x{:x} does not decode", record.zxid))?;
+        if target.json {
+            let line = serde_json::json!({
+                "zxid": record.zxid,
+                "time_ms": txn.time_ms,
+                "session": format!("0x{:x}", txn.session_id),
+                "op": txn.op.summary(),
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(
+                out,
+                "0x{:x}\t{}\tsession 0x{:x}\t{}",
+                record.zxid,
+                txn.time_ms,
+                txn.session_id,
+                txn.op.summary()
+            )?;
+        }
+    }
+    if let Some((path, offset)) = log.truncated {
+        eprintln!(
+            "note: {} ends with an unfinished write at offset {offset}",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn snapshot(target: &Target, zxid: Option<i64>, out: &mut impl Write) -> anyhow::Result<()> {
+    let dirs = target.dirs()?;
+    let snapshots = list_snapshots(&FsDisk, &dirs.snapshots)?;
+    let chosen = match zxid {
+        Some(z) => snapshots.iter().find(|(s, _)| *s == z),
+        None => snapshots.first(),
+    };
+    let Some((_, path)) = chosen else {
+        anyhow::bail!(
+            "no snapshot{} in {}",
+            zxid.map(|z| format!(" at zxid 0x{z:x}"))
+                .unwrap_or_default(),
+            dirs.snapshots.display()
+        );
+    };
+    let payload = read_snapshot(&FsDisk, path)?;
+    let tree = DataTree::decode_snapshot(&mut Reader::new(payload), tree_config(&target.config()))
+        .with_context(|| format!("{} does not decode", path.display()))?;
+    if target.json {
+        let sessions: Vec<_> = tree
+            .sessions()
+            .iter()
+            .map(|(id, s)| serde_json::json!({"session": format!("0x{id:x}"), "timeout_ms": s.timeout_ms}))
+            .collect();
+        let header = serde_json::json!({
+            "snapshot": path, "zxid": tree.last_zxid(), "nodes": tree.node_count(), "sessions": sessions,
+        });
+        writeln!(out, "{header}")?;
+    } else {
+        writeln!(
+            out,
+            "{}: zxid 0x{:x}, {} nodes, {} sessions",
+            path.display(),
+            tree.last_zxid(),
+            tree.node_count(),
+            tree.sessions().len()
+        )?;
+        for (id, s) in tree.sessions() {
+            writeln!(out, "session 0x{id:x}\ttimeout {} ms", s.timeout_ms)?;
+        }
+    }
+    let mut paths: Vec<&String> = tree.paths().collect();
+    paths.sort();
+    for p in paths {
+        let (Some(node), Some(stat)) = (tree.node(p), tree.stat(p)) else {
+            continue;
+        };
+        let acl: Vec<String> = node
+            .acl
+            .iter()
+            .map(|a| format!("{}:{}:{}", a.id.scheme, a.id.id, a.perms))
+            .collect();
+        let data = node.data.as_deref();
+        if target.json {
+            let mut line = serde_json::json!({
+                "path": p,
+                "czxid": stat.czxid, "mzxid": stat.mzxid, "pzxid": stat.pzxid,
+                "ctime": stat.ctime, "mtime": stat.mtime,
+                "version": stat.version, "cversion": stat.cversion, "aversion": stat.aversion,
+                "ephemeral_owner": stat.ephemeral_owner, "num_children": stat.num_children,
+                "acl": acl,
+            });
+            line["data"] = match data.map(std::str::from_utf8) {
+                None => serde_json::Value::Null,
+                Some(Ok(text)) => text.into(),
+                Some(Err(_)) => serde_json::json!({
+                    "base64": base64::engine::general_purpose::STANDARD.encode(data.unwrap_or_default())
+                }),
+            };
+            writeln!(out, "{line}")?;
+        } else {
+            let shown = match data {
+                None => "null".to_string(),
+                Some(d) => format!("{:?}", String::from_utf8_lossy(d)),
+            };
+            writeln!(
+                out,
+                "{p}\tczxid 0x{:x} mzxid 0x{:x} pzxid 0x{:x} version {} cversion {} aversion {} owner 0x{:x}\t{}\t{shown}",
+                stat.czxid,
+                stat.mzxid,
+                stat.pzxid,
+                stat.version,
+                stat.cversion,
+                stat.aversion,
+                stat.ephemeral_owner,
+                acl.join(",")
+            )?;
+        }
+    }
+    Ok(())
+}
