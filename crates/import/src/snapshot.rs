@@ -14,7 +14,7 @@
 
 use crate::state::ZkState;
 use bytes::Bytes;
-use paddock_proto::{Acl, Reader};
+use paddock_proto::{Acl, DecodeError, Reader};
 use paddock_tree::Node;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -64,28 +64,12 @@ pub fn read_snapshot(file: &[u8], zxid: i64) -> Result<ZkState, (usize, String)>
         } else {
             path
         };
-        let data = r.read_buffer().map_err(|e| at(&r, &e))?;
-        let acl_ref = r.read_i64().map_err(|e| at(&r, &e))?;
+        let (node, acl_ref) = read_node(&mut r).map_err(|e| (offset, format!("{path}: {e}")))?;
         let acl = acls
             .get(&acl_ref)
             .cloned()
             .ok_or_else(|| (offset, format!("{path} refers to unknown ACL {acl_ref}")))?;
-        let mut long = || r.read_i64();
-        let (czxid, mzxid, ctime, mtime) = (long(), long(), long(), long());
-        let node = Node {
-            data,
-            acl,
-            czxid: czxid.map_err(|e| (offset, e.to_string()))?,
-            mzxid: mzxid.map_err(|e| (offset, e.to_string()))?,
-            ctime: ctime.map_err(|e| (offset, e.to_string()))?,
-            mtime: mtime.map_err(|e| (offset, e.to_string()))?,
-            version: r.read_i32().map_err(|e| at(&r, &e))?,
-            child_creates: r.read_i32().map_err(|e| at(&r, &e))?,
-            aversion: r.read_i32().map_err(|e| at(&r, &e))?,
-            owner: r.read_i64().map_err(|e| at(&r, &e))?,
-            pzxid: r.read_i64().map_err(|e| at(&r, &e))?,
-            children: Default::default(),
-        };
+        let node = Node { acl, ..node };
         nodes.insert(path, node);
     }
     let summed = r.offset();
@@ -99,4 +83,25 @@ pub fn read_snapshot(file: &[u8], zxid: i64) -> Result<ZkState, (usize, String)>
     }
     state.nodes = nodes;
     Ok(state)
+}
+
+/// One node record, with its ACL reference still to resolve.
+fn read_node(r: &mut Reader) -> Result<(Node, i64), DecodeError> {
+    let data = r.read_buffer()?;
+    let acl_ref = r.read_i64()?;
+    let node = Node {
+        data,
+        acl: Default::default(),
+        czxid: r.read_i64()?,
+        mzxid: r.read_i64()?,
+        ctime: r.read_i64()?,
+        mtime: r.read_i64()?,
+        version: r.read_i32()?,
+        child_creates: r.read_i32()?,
+        aversion: r.read_i32()?,
+        owner: r.read_i64()?,
+        pzxid: r.read_i64()?,
+        children: Default::default(),
+    };
+    Ok((node, acl_ref))
 }

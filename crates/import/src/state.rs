@@ -5,6 +5,7 @@
 use crate::log::LogRecord;
 use bytes::Bytes;
 use paddock_proto::{Acl, DecodeError, Reader};
+use paddock_tree::path::parent;
 use paddock_tree::{DataTree, Node, NodeKind, SessionEntry, TreeConfig};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,14 +41,6 @@ struct Ctx {
     session_id: i64,
     zxid: i64,
     time_ms: i64,
-}
-
-fn parent_of(path: &str) -> Option<&str> {
-    match path.rfind('/') {
-        Some(0) if path.len() > 1 => Some("/"),
-        Some(i) if i > 0 => Some(&path[..i]),
-        _ => None,
-    }
 }
 
 impl ZkState {
@@ -177,17 +170,17 @@ impl ZkState {
         if self.nodes.contains_key(&path) {
             return;
         }
-        let Some(parent) = parent_of(&path).and_then(|p| self.nodes.get_mut(p)) else {
+        let Some(up) = parent(&path).and_then(|p| self.nodes.get_mut(p)) else {
             return;
         };
         let cversion = if parent_cversion == -1 {
-            parent.child_creates + 1
+            up.child_creates + 1
         } else {
             parent_cversion
         };
-        if cversion > parent.child_creates {
-            parent.child_creates = cversion;
-            parent.pzxid = ctx.zxid;
+        if cversion > up.child_creates {
+            up.child_creates = cversion;
+            up.pzxid = ctx.zxid;
         }
         let node = Node::new(data, Arc::new(acl), ctx.zxid, ctx.time_ms, kind);
         self.nodes.insert(path, node);
@@ -197,8 +190,8 @@ impl ZkState {
         if self.nodes.remove(path).is_none() {
             return;
         }
-        if let Some(parent) = parent_of(path).and_then(|p| self.nodes.get_mut(p)) {
-            parent.pzxid = parent.pzxid.max(ctx.zxid);
+        if let Some(up) = parent(path).and_then(|p| self.nodes.get_mut(p)) {
+            up.pzxid = up.pzxid.max(ctx.zxid);
         }
     }
 

@@ -165,3 +165,67 @@ fn an_unknown_transaction_type_is_an_error_naming_its_zxid() {
     let err = root_state().apply(&records[0]).expect_err("unknown");
     assert!(err.contains("0x9") && err.contains("99"), "{err}");
 }
+
+/// A snapshot holding only the root, with `data` as its data.
+fn snapshot_file(data: &[u8]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    out.put_slice(b"ZKSN");
+    out.put_i32(2);
+    out.put_i64(1);
+    out.put_i32(1); // one session
+    out.put_i64(SESSION);
+    out.put_i32(4000);
+    out.put_i32(0); // no ACL cache entries: the root uses the open ACL (-1)
+    string(&mut out, "");
+    out.put_i32(data.len() as i32);
+    out.put_slice(data);
+    out.put_i64(-1);
+    for v in [0i64, 0, 0, 0] {
+        out.put_i64(v);
+    }
+    for v in [0i32, 0, 0] {
+        out.put_i32(v);
+    }
+    out.put_i64(0);
+    out.put_i64(0);
+    string(&mut out, "/");
+    let sum = adler2::adler32_slice(&out);
+    out.put_i64(i64::from(sum));
+    string(&mut out, "/");
+    out.to_vec()
+}
+
+#[test]
+fn a_damaged_newest_snapshot_falls_back_to_an_older_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let v2 = dir.path().join("version-2");
+    std::fs::create_dir(&v2).expect("mkdir");
+    std::fs::write(v2.join("snapshot.0"), snapshot_file(b"old")).expect("write");
+    let mut damaged = snapshot_file(b"new");
+    let at = damaged.len() - 40;
+    damaged[at] ^= 1;
+    std::fs::write(v2.join("snapshot.5"), &damaged).expect("write");
+    assert!(paddock_import::read_snapshot(&damaged, 5).is_err());
+
+    let imported =
+        paddock_import::import_dir(dir.path(), None, Default::default()).expect("import");
+    assert!(imported.snapshot.ends_with("snapshot.0"));
+    assert_eq!(
+        imported
+            .tree
+            .node("/")
+            .and_then(|n| n.data.clone())
+            .as_deref(),
+        Some(&b"old"[..])
+    );
+    assert!(imported.tree.session_exists(SESSION));
+
+    std::fs::write(v2.join("snapshot.0"), &damaged).expect("write");
+    let err = paddock_import::import_dir(dir.path(), None, Default::default())
+        .err()
+        .expect("no intact snapshot");
+    assert!(
+        err.to_string().contains("no intact ZooKeeper snapshot"),
+        "{err}"
+    );
+}
