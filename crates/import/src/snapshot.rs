@@ -14,7 +14,7 @@
 
 use crate::state::ZkState;
 use bytes::Bytes;
-use paddock_proto::{Acl, DecodeError, Reader};
+use paddock_proto::{Acl, Reader};
 use paddock_tree::Node;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -64,12 +64,14 @@ pub fn read_snapshot(file: &[u8], zxid: i64) -> Result<ZkState, (usize, String)>
         } else {
             path
         };
-        let (node, acl_ref) = read_node(&mut r).map_err(|e| (offset, format!("{path}: {e}")))?;
+        let data = r.read_buffer().map_err(|e| at(&r, &e))?;
+        let acl_ref = r.read_i64().map_err(|e| at(&r, &e))?;
         let acl = acls
             .get(&acl_ref)
             .cloned()
             .ok_or_else(|| (offset, format!("{path} refers to unknown ACL {acl_ref}")))?;
-        let node = Node { acl, ..node };
+        let node = Node::read_persisted(&mut r, data, acl)
+            .map_err(|e| (offset, format!("{path}: {e}")))?;
         nodes.insert(path, node);
     }
     let summed = r.offset();
@@ -83,25 +85,4 @@ pub fn read_snapshot(file: &[u8], zxid: i64) -> Result<ZkState, (usize, String)>
     }
     state.nodes = nodes;
     Ok(state)
-}
-
-/// One node record, with its ACL reference still to resolve.
-fn read_node(r: &mut Reader) -> Result<(Node, i64), DecodeError> {
-    let data = r.read_buffer()?;
-    let acl_ref = r.read_i64()?;
-    let node = Node {
-        data,
-        acl: Default::default(),
-        czxid: r.read_i64()?,
-        mzxid: r.read_i64()?,
-        ctime: r.read_i64()?,
-        mtime: r.read_i64()?,
-        version: r.read_i32()?,
-        child_creates: r.read_i32()?,
-        aversion: r.read_i32()?,
-        owner: r.read_i64()?,
-        pzxid: r.read_i64()?,
-        children: Default::default(),
-    };
-    Ok((node, acl_ref))
 }

@@ -4,28 +4,11 @@
 
 use crate::log::LogRecord;
 use bytes::Bytes;
-use paddock_proto::{Acl, DecodeError, Reader};
+use paddock_proto::{op, Acl, DecodeError, Reader};
 use paddock_tree::path::parent;
 use paddock_tree::{DataTree, Node, NodeKind, SessionEntry, TreeConfig};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-mod opcode {
-    pub const CREATE: i32 = 1;
-    pub const DELETE: i32 = 2;
-    pub const SET_DATA: i32 = 5;
-    pub const SET_ACL: i32 = 7;
-    pub const CHECK: i32 = 13;
-    pub const MULTI: i32 = 14;
-    pub const CREATE2: i32 = 15;
-    pub const RECONFIG: i32 = 16;
-    pub const CREATE_CONTAINER: i32 = 19;
-    pub const DELETE_CONTAINER: i32 = 20;
-    pub const CREATE_TTL: i32 = 21;
-    pub const CREATE_SESSION: i32 = -10;
-    pub const CLOSE_SESSION: i32 = -11;
-    pub const ERROR: i32 = -1;
-}
 
 /// Nodes by path (root is "/"), sessions with their timeouts, and the zxid
 /// of the last transaction applied.
@@ -70,7 +53,7 @@ impl ZkState {
     fn apply_op(&mut self, ctx: &Ctx, txn_type: i32, r: &mut Reader) -> Result<(), String> {
         let bad = |e: DecodeError| e.to_string();
         match txn_type {
-            opcode::CREATE | opcode::CREATE2 => {
+            op::CREATE | op::CREATE2 => {
                 let (path, data, acl) = create_fields(r).map_err(bad)?;
                 let ephemeral = r.read_bool().map_err(bad)?;
                 let parent_cversion = r.read_i32().map_err(bad)?;
@@ -83,12 +66,12 @@ impl ZkState {
                 };
                 self.create(ctx, path, data, acl, kind, parent_cversion);
             }
-            opcode::CREATE_CONTAINER => {
+            op::CREATE_CONTAINER => {
                 let (path, data, acl) = create_fields(r).map_err(bad)?;
                 let parent_cversion = r.read_i32().map_err(bad)?;
                 self.create(ctx, path, data, acl, NodeKind::Container, parent_cversion);
             }
-            opcode::CREATE_TTL => {
+            op::CREATE_TTL => {
                 let (path, data, acl) = create_fields(r).map_err(bad)?;
                 let parent_cversion = r.read_i32().map_err(bad)?;
                 let ttl_ms = r.read_i64().map_err(bad)?;
@@ -101,11 +84,11 @@ impl ZkState {
                     parent_cversion,
                 );
             }
-            opcode::DELETE | opcode::DELETE_CONTAINER => {
+            op::DELETE | op::DELETE_CONTAINER => {
                 let path = r.read_string().map_err(bad)?;
                 self.delete(ctx, &path);
             }
-            opcode::SET_DATA | opcode::RECONFIG => {
+            op::SET_DATA | op::RECONFIG => {
                 let path = r.read_string().map_err(bad)?;
                 let data = r.read_buffer().map_err(bad)?;
                 let version = r.read_i32().map_err(bad)?;
@@ -116,7 +99,7 @@ impl ZkState {
                     node.mtime = ctx.time_ms;
                 }
             }
-            opcode::SET_ACL => {
+            op::SET_ACL => {
                 let path = r.read_string().map_err(bad)?;
                 let acl: Vec<Acl> = r.read_vec().map_err(bad)?;
                 let version = r.read_i32().map_err(bad)?;
@@ -125,11 +108,11 @@ impl ZkState {
                     node.aversion = version;
                 }
             }
-            opcode::CREATE_SESSION => {
+            op::CREATE_SESSION => {
                 let timeout = r.read_i32().map_err(bad)?;
                 self.sessions.insert(ctx.session_id, timeout);
             }
-            opcode::CLOSE_SESSION => {
+            op::CLOSE_SESSION => {
                 self.sessions.remove(&ctx.session_id);
                 let owned: Vec<String> = self
                     .nodes
@@ -141,7 +124,7 @@ impl ZkState {
                     self.delete(ctx, &path);
                 }
             }
-            opcode::MULTI => {
+            op::MULTI => {
                 let n = r.read_i32().map_err(bad)?;
                 if n < 0 || n as usize > r.remaining() / 8 {
                     return Err(format!("multi of {n} operations"));
@@ -152,7 +135,7 @@ impl ZkState {
                     self.apply_op(ctx, sub_type, &mut Reader::new(body))?;
                 }
             }
-            opcode::ERROR | opcode::CHECK => {}
+            op::ERROR | op::CHECK => {}
             other => return Err(format!("unknown transaction type {other}")),
         }
         Ok(())

@@ -4,9 +4,38 @@
 
 use crate::node::Node;
 use crate::tree::{DataTree, SessionEntry, TreeConfig};
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use paddock_proto::{Acl, DecodeError, Jute, Reader};
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+impl Node {
+    /// Reads the stored Stat fields that follow a node's data and ACL, in
+    /// the order ZooKeeper's StatPersisted has them (Paddock's snapshots use
+    /// the same order): `i64 czxid, i64 mzxid, i64 ctime, i64 mtime,
+    /// i32 version, i32 cversion (child creates), i32 aversion,
+    /// i64 ephemeralOwner, i64 pzxid`.
+    pub fn read_persisted(
+        r: &mut Reader,
+        data: Option<Bytes>,
+        acl: Arc<Vec<Acl>>,
+    ) -> Result<Node, DecodeError> {
+        Ok(Node {
+            data,
+            acl,
+            czxid: r.read_i64()?,
+            mzxid: r.read_i64()?,
+            ctime: r.read_i64()?,
+            mtime: r.read_i64()?,
+            version: r.read_i32()?,
+            child_creates: r.read_i32()?,
+            aversion: r.read_i32()?,
+            owner: r.read_i64()?,
+            pzxid: r.read_i64()?,
+            children: Default::default(),
+        })
+    }
+}
 
 impl DataTree {
     /// `i64 last_zxid`, `i32 n` × `{i64 session, i32 timeout_ms}`, then
@@ -59,20 +88,7 @@ impl DataTree {
             let p = r.read_string()?;
             let data = r.read_buffer()?;
             let acl: Vec<Acl> = r.read_vec()?;
-            let node = Node {
-                data,
-                acl: tree.intern_acl(&acl),
-                czxid: r.read_i64()?,
-                mzxid: r.read_i64()?,
-                ctime: r.read_i64()?,
-                mtime: r.read_i64()?,
-                version: r.read_i32()?,
-                child_creates: r.read_i32()?,
-                aversion: r.read_i32()?,
-                owner: r.read_i64()?,
-                pzxid: r.read_i64()?,
-                children: Default::default(),
-            };
+            let node = Node::read_persisted(r, data, tree.intern_acl(&acl))?;
             tree.restore_node(&p, node);
         }
         r.finish()?;
