@@ -4,7 +4,8 @@
 use anyhow::Context;
 use base64::Engine;
 use paddock_proto::Reader;
-use paddock_server::recovery::{tree_config, Dirs};
+use paddock_replication::codec::{self, Logged};
+use paddock_server::recovery::{dirs, tree_config, Dirs};
 use paddock_server::ServerConfig;
 use paddock_storage::snapshot::{list_snapshots, read_snapshot};
 use paddock_storage::wal::list_segments;
@@ -15,26 +16,29 @@ use std::path::PathBuf;
 
 #[derive(clap::Subcommand)]
 pub enum InspectCommand {
-    /// List the snapshots and log segments, with their zxids and sizes.
+    /// List the snapshots and log segments, with their log positions and
+    /// sizes.
     List(Target),
-    /// Print the transactions in the log.
+    /// Print the entries of the log, as written (transactions with their
+    /// time, session and operation).
     Log {
         #[command(flatten)]
         target: Target,
-        /// Only transactions with zxid >= this (decimal or 0x hex).
-        #[arg(long, value_parser = parse_zxid)]
+        /// Only entries with log index >= this (decimal or 0x hex).
+        #[arg(long, value_parser = parse_number)]
         from: Option<i64>,
-        /// Only transactions with zxid <= this (decimal or 0x hex).
-        #[arg(long, value_parser = parse_zxid)]
+        /// Only entries with log index <= this (decimal or 0x hex).
+        #[arg(long, value_parser = parse_number)]
         to: Option<i64>,
     },
     /// Print every node and session of a snapshot (the newest by default).
     Snapshot {
         #[command(flatten)]
         target: Target,
-        /// The snapshot taken at this zxid (decimal or 0x hex).
-        #[arg(long, value_parser = parse_zxid)]
-        zxid: Option<i64>,
+        /// The snapshot at this position, as `list` shows it (decimal or
+        /// 0x hex).
+        #[arg(long, value_parser = parse_number)]
+        at: Option<i64>,
     },
 }
 
@@ -58,7 +62,7 @@ impl Target {
             "{} is not a directory",
             self.data_dir.display()
         );
-        Ok(Dirs::of(&self.config()))
+        Ok(dirs(&self.config()))
     }
 
     fn config(&self) -> ServerConfig {
@@ -70,12 +74,12 @@ impl Target {
     }
 }
 
-pub fn parse_zxid(s: &str) -> Result<i64, String> {
+pub fn parse_number(s: &str) -> Result<i64, String> {
     let parsed = match s.strip_prefix("0x") {
         Some(hex) => i64::from_str_radix(hex, 16),
         None => s.parse(),
     };
-    parsed.map_err(|_| format!("'{s}' is not a zxid (decimal or 0x hex)"))
+    parsed.map_err(|_| format!("'{s}' is not a number (decimal or 0x hex)"))
 }
 
 pub fn run(command: InspectCommand) -> anyhow::Result<()> {
@@ -83,7 +87,7 @@ pub fn run(command: InspectCommand) -> anyhow::Result<()> {
     let result = match command {
         InspectCommand::List(target) => list(&target, &mut out),
         InspectCommand::Log { target, from, to } => log(&target, from, to, &mut out),
-        InspectCommand::Snapshot { target, zxid } => snapshot(&target, zxid, &mut out),
+        InspectCommand::Snapshot { target, at } => snapshot(&target, at, &mut out),
     }
     .and_then(|()| Ok(out.flush()?));
     match result {
@@ -108,15 +112,19 @@ fn list(target: &Target, out: &mut impl Write) -> anyhow::Result<()> {
     let segments = list_segments(&FsDisk, &dirs.log)?;
     let kinds = [("snapshot", snapshots), ("segment", segments)];
     for (kind, files) in kinds {
-        for (zxid, path) in files {
+        for (position, path) in files {
             let bytes = size(&path);
             if target.json {
                 let line = serde_json::json!({
-                    "kind": kind, "zxid": zxid, "bytes": bytes, "path": path,
+                    "kind": kind, "position": position, "bytes": bytes, "path": path,
                 });
                 writeln!(out, "{line}")?;
             } else {
-                writeln!(out, "{kind}\t0x{zxid:x}\t{bytes} bytes\t{}", path.display())?;
+                writeln!(
+                    out,
+                    "{kind}\t0x{position:x}\t{bytes} bytes\t{}",
+                    path.display()
+                )?;
             }
         }
     }
@@ -132,26 +140,52 @@ fn log(
     let dirs = target.dirs()?;
     let log = paddock_storage::read_log(&FsDisk, &dirs.log)?;
     let range = from.unwrap_or(i64::MIN)..=to.unwrap_or(i64::MAX);
-    for record in log.records.iter().filter(|r| range.contains(&r.zxid)) {
-        let txn = paddock_tree::Txn::decode(record.txn.clone())
-            .with_context(|| format!("record zxid 0x{:x} does not decode", record.zxid))?;
+    for record in log.records.into_iter().filter(|r| range.contains(&r.index)) {
+        let index = record.index;
+        let decoded = codec::inspect_record(index as u64, record.body)
+            .with_context(|| format!("log record {index} does not decode"))?;
+        let mut line = serde_json::json!({ "index": index });
+        let text = match decoded {
+            Logged::TruncateFrom => {
+                line["kind"] = "truncate".into();
+                "removes the entries from here on".to_owned()
+            }
+            Logged::Blank { term } => {
+                line["kind"] = "blank".into();
+                line["term"] = term.into();
+                format!("term {term}\tblank (a new leader's first entry)")
+            }
+            Logged::Membership {
+                term,
+                description,
+                json,
+            } => {
+                line["kind"] = "membership".into();
+                line["term"] = term.into();
+                line["membership"] = json;
+                format!("term {term}\tmembership {description}")
+            }
+            Logged::Txn { term, txn, .. } => {
+                let txn = paddock_tree::Txn::decode(txn).with_context(|| {
+                    format!("the transaction at log index {index} does not decode")
+                })?;
+                line["kind"] = "txn".into();
+                line["term"] = term.into();
+                line["time_ms"] = txn.time_ms.into();
+                line["session"] = format!("0x{:x}", txn.session_id).into();
+                line["op"] = txn.op.summary().into();
+                format!(
+                    "term {term}\t{}\tsession 0x{:x}\t{}",
+                    txn.time_ms,
+                    txn.session_id,
+                    txn.op.summary()
+                )
+            }
+        };
         if target.json {
-            let line = serde_json::json!({
-                "zxid": record.zxid,
-                "time_ms": txn.time_ms,
-                "session": format!("0x{:x}", txn.session_id),
-                "op": txn.op.summary(),
-            });
             writeln!(out, "{line}")?;
         } else {
-            writeln!(
-                out,
-                "0x{:x}\t{}\tsession 0x{:x}\t{}",
-                record.zxid,
-                txn.time_ms,
-                txn.session_id,
-                txn.op.summary()
-            )?;
+            writeln!(out, "{index}\t{text}")?;
         }
     }
     if let Some((path, offset)) = log.truncated {
@@ -163,23 +197,26 @@ fn log(
     Ok(())
 }
 
-fn snapshot(target: &Target, zxid: Option<i64>, out: &mut impl Write) -> anyhow::Result<()> {
+fn snapshot(target: &Target, at: Option<i64>, out: &mut impl Write) -> anyhow::Result<()> {
     let dirs = target.dirs()?;
     let snapshots = list_snapshots(&FsDisk, &dirs.snapshots)?;
-    let chosen = match zxid {
-        Some(z) => snapshots.iter().find(|(s, _)| *s == z),
+    let chosen = match at {
+        Some(p) => snapshots.iter().find(|(s, _)| *s == p),
         None => snapshots.first(),
     };
     let Some((_, path)) = chosen else {
         anyhow::bail!(
             "no snapshot{} in {}",
-            zxid.map(|z| format!(" at zxid 0x{z:x}"))
+            at.map(|p| format!(" at position 0x{p:x}"))
                 .unwrap_or_default(),
             dirs.snapshots.display()
         );
     };
     let payload = read_snapshot(&FsDisk, path)?;
-    let tree = DataTree::decode_snapshot(&mut Reader::new(payload), tree_config(&target.config()))
+    let (meta, tree) = codec::decode_snapshot(payload)
+        .with_context(|| format!("{} does not decode", path.display()))?;
+    let last_index = meta.last_log_id.map(|l| l.index);
+    let tree = DataTree::decode_snapshot(&mut Reader::new(tree), tree_config(&target.config()))
         .with_context(|| format!("{} does not decode", path.display()))?;
     if target.json {
         let sessions: Vec<_> = tree
@@ -188,15 +225,17 @@ fn snapshot(target: &Target, zxid: Option<i64>, out: &mut impl Write) -> anyhow:
             .map(|(id, s)| serde_json::json!({"session": format!("0x{id:x}"), "timeout_ms": s.timeout_ms}))
             .collect();
         let header = serde_json::json!({
-            "snapshot": path, "zxid": tree.last_zxid(), "nodes": tree.node_count(), "sessions": sessions,
+            "snapshot": path, "zxid": tree.last_zxid(), "last_index": last_index,
+            "nodes": tree.node_count(), "sessions": sessions,
         });
         writeln!(out, "{header}")?;
     } else {
         writeln!(
             out,
-            "{}: zxid 0x{:x}, {} nodes, {} sessions",
+            "{}: zxid 0x{:x}, log index {}, {} nodes, {} sessions",
             path.display(),
             tree.last_zxid(),
+            last_index.map_or("none".to_owned(), |i| i.to_string()),
             tree.node_count(),
             tree.sessions().len()
         )?;

@@ -270,13 +270,7 @@ fn a_damaged_log_stops_the_server_with_file_and_offset() {
         drop(raw);
         s.stop().await;
     });
-    let wal_dir = dir.path().join("wal");
-    let seg = std::fs::read_dir(&wal_dir)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let seg = files(&dir.path().join("wal"), "wal-").remove(0);
     let mut bytes = std::fs::read(&seg).unwrap();
     bytes[8 + 8 + 3] ^= 0x01; // inside the first frame's payload
     std::fs::write(&seg, &bytes).unwrap();
@@ -297,14 +291,19 @@ fn a_damaged_log_stops_the_server_with_file_and_offset() {
 async fn after_a_failed_fsync_writes_get_errors_and_reads_go_on() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_in(dir.path());
-    // Two fsyncs succeed: the session's creation and one write.
-    let disk = std::sync::Arc::new(paddock_storage::disk::FaultyDisk::new(usize::MAX, 2));
-    let server = paddock_server::Server::bind_on(config, disk).await.unwrap();
+    let disk = std::sync::Arc::new(paddock_storage::disk::FaultyDisk::new(
+        usize::MAX,
+        usize::MAX,
+    ));
+    let server = paddock_server::Server::bind_on(config, disk.clone())
+        .await
+        .unwrap();
     let addr = server.local_addr().unwrap();
     let stop = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(server.run(stop.clone()));
     let (mut raw, _) = Raw::session(addr, 30_000).await;
     assert_eq!(raw.call(&create("/ok", 0)).await.0.err, 0);
+    disk.allow_syncs(0);
     assert_eq!(
         raw.call(&create("/lost", 0)).await.0.err,
         ErrorCode::SystemError.code()
@@ -373,11 +372,19 @@ fn paddock_inspect_lists_files_and_prints_the_log_and_snapshots() {
         }
         s.stop().await;
     });
-    let lines = inspect(&["log", "--json", "--from", "2", "--to", "3"], dir.path());
+    // Index 0 is the membership of the one-server group, 1 its leader's
+    // first (blank) entry, 2 the session.
+    let all = inspect(&["log", "--json"], dir.path());
+    assert!(
+        all[0].contains(r#""kind":"membership""#) && all[1].contains(r#""kind":"blank""#),
+        "{all:?}"
+    );
+    let lines = inspect(&["log", "--json", "--from", "3", "--to", "4"], dir.path());
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(
         lines[0].contains(r#""op":"create /logged (opcode 1, flags 0, 7 bytes)""#)
-            && lines[0].contains(r#""zxid":2"#),
+            && lines[0].contains(r#""index":3"#)
+            && lines[0].contains(r#""kind":"txn""#),
         "{}",
         lines[0]
     );
@@ -389,21 +396,23 @@ fn paddock_inspect_lists_files_and_prints_the_log_and_snapshots() {
 
     let listed = inspect(&["list"], dir.path());
     assert!(
-        listed.iter().any(|l| l.starts_with("segment\t0x1\t")),
+        listed.iter().any(|l| l.starts_with("segment\t0x0\t")),
         "{listed:?}"
     );
     let snapshot = listed
         .iter()
         .find(|l| l.starts_with("snapshot\t"))
         .unwrap_or_else(|| panic!("no snapshot listed: {listed:?}"));
-    let zxid = snapshot.split('\t').nth(1).unwrap();
+    let position = snapshot.split('\t').nth(1).unwrap();
 
-    let dump = inspect(&["snapshot", "--json", "--zxid", zxid], dir.path());
+    let dump = inspect(&["snapshot", "--json", "--at", position], dir.path());
     let header: serde_json::Value = serde_json::from_str(&dump[0]).unwrap();
+    // A snapshot at position p holds log entries 0..p.
     assert_eq!(
-        header["zxid"].as_i64(),
-        Some(i64::from_str_radix(&zxid[2..], 16).unwrap())
+        header["last_index"].as_i64(),
+        Some(i64::from_str_radix(&position[2..], 16).unwrap() - 1)
     );
+    assert!(header["zxid"].as_i64().unwrap() >= 1, "{header}");
     let root: serde_json::Value = serde_json::from_str(&dump[1]).unwrap();
     assert_eq!(root["path"], "/");
     assert_eq!(root["acl"][0], "world:anyone:31");

@@ -1,7 +1,6 @@
 //! Four-letter words: a command sent instead of the first frame, answered
 //! with text, then the connection closes.
 
-use crate::recovery::Dirs;
 use crate::shared::Shared;
 use crate::stats::Stats;
 use std::collections::{BTreeMap, HashMap};
@@ -48,7 +47,7 @@ pub fn respond(shared: &Shared, word: &str) -> String {
         "envi" => environment(),
         "isro" => "rw".to_owned(),
         "dirs" => {
-            let dirs = Dirs::of(&shared.config);
+            let dirs = crate::recovery::dirs(&shared.config);
             format!(
                 "datadir_size: {}\nlogdir_size: {}\n",
                 dir_bytes(&dirs.snapshots),
@@ -194,7 +193,7 @@ fn monitor(shared: &Shared) -> String {
 /// conf: the effective settings, in ZooKeeper's key=value form.
 fn configuration(shared: &Shared) -> String {
     let c = &shared.config;
-    let dirs = Dirs::of(c);
+    let dirs = crate::recovery::dirs(c);
     format!(
         "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId=0\n",
         c.client_addr.port(),

@@ -4,20 +4,21 @@
 use crate::config::ServerConfig;
 use crate::conn;
 use crate::pipeline::{self, QUEUE_DEPTH};
-use crate::recovery::{compact, recover_state, tree_config, DataLock, Dirs, RecoveryError};
+use crate::recovery::{recover_state, DataLock, RecoveryError};
 use crate::session::{initial_session_id, SessionTracker};
 use crate::shared::Shared;
 use bytes::Bytes;
 use paddock_proto::{DeleteContainerRequest, Request};
-use paddock_storage::{Disk, FsDisk, Wal};
+use paddock_replication::{Replica, ReplicationError};
+use paddock_storage::{Disk, FsDisk};
 use paddock_tree::{Txn, TxnOp, SYSTEM_SESSION};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -31,6 +32,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Recovery(#[from] RecoveryError),
+    #[error(transparent)]
+    Replication(#[from] ReplicationError),
 }
 
 /// A bound, not yet running, server.
@@ -38,8 +41,7 @@ pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
     proposals: mpsc::Receiver<pipeline::Proposal>,
-    wal: Wal,
-    disk: Arc<dyn Disk>,
+    replica: Arc<Replica>,
     _lock: DataLock,
 }
 
@@ -66,7 +68,10 @@ impl Server {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         let sessions = SessionTracker::new(initial_session_id(now, config.server_id));
-        let shared = Shared::new(config, recovered.tree, sessions, tx);
+        let tree = Arc::new(RwLock::new(recovered.tree));
+        let shared = Shared::new(config, tree.clone(), sessions, tx);
+        let replica = Arc::new(recovered.opened.start(tree, shared.clone()).await?);
+        shared.publish_last_zxid(shared.tree.read().last_zxid());
         // Sessions that survived the restart get a full timeout to come back.
         let live: Vec<(i64, i32)> = shared
             .tree
@@ -82,8 +87,7 @@ impl Server {
             listener,
             shared,
             proposals,
-            wal: recovered.wal,
-            disk,
+            replica,
             _lock: recovered.lock,
         })
     }
@@ -98,24 +102,15 @@ impl Server {
             listener,
             shared,
             proposals,
-            wal,
-            disk,
+            replica,
             _lock,
         } = self;
         let tasks = TaskTracker::new();
         let stop_write_path = CancellationToken::new();
-        let (compact_tx, compact_rx) = watch::channel(0);
-        tasks.spawn(compact_in_background(
-            shared.clone(),
-            disk,
-            compact_rx,
-            shutdown.clone(),
-        ));
         let write_path = tokio::spawn(pipeline::run(
             shared.clone(),
             proposals,
-            wal,
-            compact_tx,
+            replica.clone(),
             stop_write_path.clone(),
         ));
         tasks.spawn(expire_sessions(shared.clone(), shutdown.clone()));
@@ -151,6 +146,7 @@ impl Server {
         tasks.wait().await;
         stop_write_path.cancel();
         let _ = write_path.await;
+        replica.shutdown().await;
         info!("stopped");
     }
 }
@@ -217,34 +213,6 @@ async fn expire_sessions(shared: Arc<Shared>, shutdown: CancellationToken) {
             if shared.submit(txn, None).await.is_err() {
                 return;
             }
-        }
-    }
-}
-
-/// Makes a snapshot whenever the write path asks (every snapCount
-/// transactions), rebuilding it from disk on a blocking thread.
-async fn compact_in_background(
-    shared: Arc<Shared>,
-    disk: Arc<dyn Disk>,
-    mut asks: watch::Receiver<i64>,
-    shutdown: CancellationToken,
-) {
-    let dirs = Dirs::of(&shared.config);
-    let config = tree_config(&shared.config);
-    let retain = shared.config.snap_retain_count;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            changed = asks.changed() => if changed.is_err() { return },
-        }
-        let upto = *asks.borrow_and_update();
-        let (disk, dirs) = (disk.clone(), dirs.clone());
-        let done =
-            tokio::task::spawn_blocking(move || compact(&*disk, &dirs, config, upto, retain)).await;
-        match done {
-            Ok(Ok(path)) => info!(snapshot = %path.display(), "snapshot written"),
-            Ok(Err(e)) => warn!("snapshot failed: {e}"),
-            Err(e) => warn!("snapshot task failed: {e}"),
         }
     }
 }

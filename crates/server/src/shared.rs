@@ -5,9 +5,10 @@ use crate::pipeline::{Committed, Outbound, Proposal};
 use crate::session::SessionTracker;
 use crate::stats::Stats;
 use crate::watches::Watches;
+use paddock_proto::ErrorCode;
 use paddock_tree::{DataTree, Txn};
 use parking_lot::{Mutex, RwLock};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,12 +28,16 @@ pub struct ConnectionInfo {
 
 pub struct Shared {
     pub config: ServerConfig,
-    pub tree: RwLock<DataTree>,
+    /// The tree, shared with consensus, which applies to it.
+    pub tree: Arc<RwLock<DataTree>>,
     pub sessions: SessionTracker,
     pub stats: Stats,
     pub connections: Mutex<BTreeMap<u64, Arc<ConnectionInfo>>>,
     pub watches: Watches,
     proposals: mpsc::Sender<Proposal>,
+    /// Where the outcome of each write this server proposed goes, by the
+    /// number it was proposed under.
+    pub pending: Mutex<HashMap<u64, mpsc::UnboundedSender<Outbound>>>,
     last_zxid: AtomicI64,
     pub started: Instant,
 }
@@ -45,14 +50,15 @@ pub struct ShuttingDown;
 impl Shared {
     pub fn new(
         config: ServerConfig,
-        tree: DataTree,
+        tree: Arc<RwLock<DataTree>>,
         sessions: SessionTracker,
         proposals: mpsc::Sender<Proposal>,
     ) -> Arc<Shared> {
-        let last_zxid = tree.last_zxid();
+        let last_zxid = tree.read().last_zxid();
         Arc::new(Shared {
             config,
-            tree: RwLock::new(tree),
+            tree,
+            pending: Mutex::new(HashMap::new()),
             sessions,
             stats: Stats::default(),
             connections: Mutex::new(BTreeMap::new()),
@@ -83,6 +89,18 @@ impl Shared {
 
     pub fn publish_last_zxid(&self, zxid: i64) {
         self.last_zxid.store(zxid, Ordering::Release);
+    }
+
+    /// Answers every write still waiting for consensus with SystemError
+    /// (consensus has stopped; they will never be applied by this run).
+    pub fn fail_pending(&self) {
+        let zxid = self.last_zxid();
+        for (_, to) in self.pending.lock().drain() {
+            let _ = to.send(Outbound::Committed(Committed {
+                zxid,
+                result: Err(ErrorCode::SystemError),
+            }));
+        }
     }
 
     /// Hands a prepared transaction to the write path; its outcome goes to

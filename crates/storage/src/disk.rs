@@ -113,6 +113,11 @@ impl FaultyDisk {
             syncs_left: Arc::new(AtomicUsize::new(syncs_ok)),
         }
     }
+
+    /// From now on, allows only `n` more successful syncs.
+    pub fn allow_syncs(&self, n: usize) {
+        self.syncs_left.store(n, Ordering::SeqCst);
+    }
 }
 
 struct FaultyFile {

@@ -1,6 +1,6 @@
-//! Snapshot files: `snapshot-<zxid, 16 hex>.snap` holding
+//! Snapshot files: `snapshot-<position, 16 hex>.snap` holding
 //! `"PDKSNAP1" | u32 crc32c(body) | body`, where body is the zstd-compressed
-//! tree encoding. Written atomically (temporary file, fsync, rename).
+//! payload and the position is how many log entries the snapshot covers. Written atomically (temporary file, fsync, rename).
 
 use crate::disk::Disk;
 use crate::wal::WalError;
@@ -12,11 +12,11 @@ const HEADER: usize = 12;
 /// zstd level: fast, still a good ratio for znode data.
 const LEVEL: i32 = 3;
 
-pub fn snapshot_name(zxid: i64) -> String {
-    format!("snapshot-{zxid:016x}.snap")
+pub fn snapshot_name(position: i64) -> String {
+    format!("snapshot-{position:016x}.snap")
 }
 
-/// The snapshots in `dir`, newest (highest zxid) first.
+/// The snapshots in `dir`, newest (highest position) first.
 pub fn list_snapshots(disk: &dyn Disk, dir: &Path) -> Result<Vec<(i64, PathBuf)>, WalError> {
     let mut out: Vec<(i64, PathBuf)> = disk
         .list(dir)
@@ -35,14 +35,14 @@ pub fn list_snapshots(disk: &dyn Disk, dir: &Path) -> Result<Vec<(i64, PathBuf)>
     Ok(out)
 }
 
-/// Writes the tree encoding `payload` as the snapshot at `zxid`.
+/// Writes `payload` as the snapshot at `position`.
 pub fn write_snapshot(
     disk: &dyn Disk,
     dir: &Path,
-    zxid: i64,
+    position: i64,
     payload: &[u8],
 ) -> Result<PathBuf, WalError> {
-    let path = dir.join(snapshot_name(zxid));
+    let path = dir.join(snapshot_name(position));
     let io = |source| WalError::Io {
         path: path.clone(),
         source,

@@ -1,9 +1,13 @@
 //! The write-ahead log. See docs/storage.md for the byte layout.
 //!
-//! A segment is `wal-<first zxid, 16 hex digits>.log`: an 8-byte magic,
-//! then frames. A frame holds one batch (one fsync):
-//! `u32 payload_len | u32 crc32c(payload) | payload | 0x42`, and the payload
-//! is records `u32 txn_len | i64 zxid | txn bytes`. Segments are reserved
+//! A segment is `wal-<16 hex digits>.log`, named by the index of its first
+//! record (or one more than the previous segment's name, if that is higher:
+//! names always grow): an 8-byte magic, then frames. A frame holds one batch
+//! (one fsync): `u32 payload_len | u32 crc32c(payload) | payload | 0x42`, and
+//! the payload is records `u32 body_len | i64 index | body`. Indexes grow by
+//! one per record, except that a record may go back to an earlier index: it
+//! replaces the records from there on (what that means is up to the reader).
+//! Segments are reserved
 //! (zeroed) ahead, so a zero length marks the end of data; the trailing 0x42
 //! tells a frame that was written completely (then a bad checksum is
 //! corruption) from one cut short by a crash (a torn tail).
@@ -44,27 +48,27 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> WalError + '_ {
     }
 }
 
-/// One logged transaction.
+/// One logged record: its index and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
-    pub zxid: i64,
-    pub txn: Bytes,
+    pub index: i64,
+    pub body: Bytes,
 }
 
 /// What recovery found.
 #[derive(Debug, Default)]
 pub struct Recovered {
-    /// Every intact record, in zxid order.
+    /// Every intact record, in the order written.
     pub records: Vec<Record>,
     /// A torn tail that was cut off: file and the offset it was cut at.
     pub truncated: Option<(PathBuf, u64)>,
 }
 
-pub fn segment_name(first_zxid: i64) -> String {
-    format!("wal-{first_zxid:016x}.log")
+pub fn segment_name(first_index: i64) -> String {
+    format!("wal-{first_index:016x}.log")
 }
 
-/// The segments in `dir` with their first zxids, oldest first.
+/// The segments in `dir` with the numbers they are named by, oldest first.
 pub fn list_segments(disk: &dyn Disk, dir: &Path) -> Result<Vec<(i64, PathBuf)>, WalError> {
     Ok(disk
         .list(dir)
@@ -142,12 +146,12 @@ fn scan(disk: &dyn Disk, dir: &Path, repair: bool) -> Result<Recovered, WalError
                 Frame::Ok { payload, next } => {
                     for record in records(payload).map_err(|r| corrupt(at, r))? {
                         if let Some(prev) = out.records.last() {
-                            if record.zxid != prev.zxid + 1 {
+                            if record.index > prev.index + 1 {
                                 return Err(corrupt(
                                     at,
                                     &format!(
-                                        "zxid 0x{:x} follows 0x{:x}: a gap in the log",
-                                        record.zxid, prev.zxid
+                                        "index {} follows {}: a gap in the log",
+                                        record.index, prev.index
                                     ),
                                 ));
                             }
@@ -224,13 +228,13 @@ fn records(mut payload: &[u8]) -> Result<Vec<Record>, &'static str> {
             return Err("truncated record header inside a frame");
         }
         let len = payload.get_u32() as usize;
-        let zxid = payload.get_i64();
+        let index = payload.get_i64();
         if len > payload.len() {
             return Err("record longer than its frame");
         }
         out.push(Record {
-            zxid,
-            txn: Bytes::copy_from_slice(&payload[..len]),
+            index,
+            body: Bytes::copy_from_slice(&payload[..len]),
         });
         payload = &payload[len..];
     }
@@ -243,21 +247,25 @@ pub struct Wal {
     dir: PathBuf,
     segment_bytes: u64,
     current: Option<(Box<dyn AppendFile>, PathBuf, u64)>,
+    /// The name number of the newest segment: the next one is named higher.
+    newest: Option<i64>,
     failed: bool,
     frame: BytesMut,
 }
 
 impl Wal {
     /// A log appending to new segments in `dir` (after `recover`).
-    pub fn new(disk: Arc<dyn Disk>, dir: &Path, segment_bytes: u64) -> Wal {
-        Wal {
+    pub fn new(disk: Arc<dyn Disk>, dir: &Path, segment_bytes: u64) -> Result<Wal, WalError> {
+        let newest = list_segments(&*disk, dir)?.last().map(|(n, _)| *n);
+        Ok(Wal {
             disk,
             dir: dir.to_owned(),
             segment_bytes,
             current: None,
+            newest,
             failed: false,
             frame: BytesMut::new(),
-        }
+        })
     }
 
     /// Writes `records` as one frame and makes it durable. After any error
@@ -267,23 +275,23 @@ impl Wal {
         if self.failed {
             return Err(WalError::Failed);
         }
-        let Some(&(first_zxid, _)) = records.first() else {
+        let Some(&(first_index, _)) = records.first() else {
             return Ok(());
         };
-        let result = self.write_frame(first_zxid, records);
+        let result = self.write_frame(first_index, records);
         if result.is_err() {
             self.failed = true;
         }
         result
     }
 
-    fn write_frame(&mut self, first_zxid: i64, records: &[(i64, &[u8])]) -> Result<(), WalError> {
+    fn write_frame(&mut self, first_index: i64, records: &[(i64, &[u8])]) -> Result<(), WalError> {
         self.frame.clear();
         self.frame.put_u64(0);
-        for (zxid, txn) in records {
-            self.frame.put_u32(txn.len() as u32);
-            self.frame.put_i64(*zxid);
-            self.frame.put_slice(txn);
+        for (index, body) in records {
+            self.frame.put_u32(body.len() as u32);
+            self.frame.put_i64(*index);
+            self.frame.put_slice(body);
         }
         let payload_len = self.frame.len() - FRAME_HEADER;
         let crc = crc32c::crc32c(&self.frame[FRAME_HEADER..]);
@@ -296,7 +304,7 @@ impl Wal {
             Some((_, _, written)) => written + need > self.segment_bytes,
         };
         if rotate {
-            self.open_segment(first_zxid, need)?;
+            self.open_segment(first_index, need)?;
         }
         let Some((file, path, written)) = self.current.as_mut() else {
             return Err(WalError::Failed);
@@ -308,11 +316,13 @@ impl Wal {
     }
 
     /// Closes the current segment (cut to its data) and starts the next.
-    fn open_segment(&mut self, first_zxid: i64, need: u64) -> Result<(), WalError> {
+    fn open_segment(&mut self, first_index: i64, need: u64) -> Result<(), WalError> {
         if let Some((_, path, written)) = self.current.take() {
             self.disk.truncate(&path, written).map_err(io_err(&path))?;
         }
-        let path = self.dir.join(segment_name(first_zxid));
+        let name = self.newest.map_or(first_index, |n| first_index.max(n + 1));
+        self.newest = Some(name);
+        let path = self.dir.join(segment_name(name));
         let reserve = self.segment_bytes.max(need + MAGIC.len() as u64);
         let mut file = self.disk.create(&path, reserve).map_err(io_err(&path))?;
         file.write_all(MAGIC).map_err(io_err(&path))?;

@@ -23,14 +23,14 @@ fn append(wal: &mut Wal, b: &[(i64, Vec<u8>)]) -> Result<(), WalError> {
     wal.append(&refs)
 }
 
-fn zxids(r: &Recovered) -> Vec<i64> {
-    r.records.iter().map(|r| r.zxid).collect()
+fn indexes(r: &Recovered) -> Vec<i64> {
+    r.records.iter().map(|r| r.index).collect()
 }
 
-/// Writes batches of 3 records (zxids 1..=3n) and returns the dir.
+/// Writes batches of 3 records (indexes 1..=3n) and returns the dir.
 fn write_batches(n: usize, segment_bytes: u64) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let mut wal = Wal::new(Arc::new(FsDisk), dir.path(), segment_bytes);
+    let mut wal = Wal::new(Arc::new(FsDisk), dir.path(), segment_bytes).unwrap();
     for i in 0..n {
         append(&mut wal, &batch(1 + 3 * i as i64, 3)).unwrap();
     }
@@ -46,8 +46,8 @@ fn appended_records_come_back_in_order_across_segments() {
     let dir = write_batches(50, 256);
     assert!(segments(dir.path()).len() > 5, "small segments rotate");
     let r = recover(&FsDisk, dir.path()).unwrap();
-    assert_eq!(zxids(&r), (1..=150).collect::<Vec<_>>());
-    assert_eq!(r.records[9].txn.as_ref(), b"txn-10");
+    assert_eq!(indexes(&r), (1..=150).collect::<Vec<_>>());
+    assert_eq!(r.records[9].body.as_ref(), b"txn-10");
     assert!(r.truncated.is_none());
 }
 
@@ -72,7 +72,7 @@ fn a_crash_at_any_byte_of_the_last_batch_loses_only_that_batch() {
         torn[cut..].iter_mut().for_each(|b| *b = 0);
         std::fs::write(&seg, &torn).unwrap();
         let r = recover(&FsDisk, dir.path()).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
-        assert_eq!(zxids(&r), (1..=9).collect::<Vec<_>>(), "cut at {cut}");
+        assert_eq!(indexes(&r), (1..=9).collect::<Vec<_>>(), "cut at {cut}");
         // A prefix of only zero bytes looks like (and is) no frame at all.
         let want = full[last_start..cut]
             .iter()
@@ -122,10 +122,10 @@ fn damage_in_a_closed_segment_is_never_truncated_away() {
 fn appends_continue_in_a_new_segment_after_recovery() {
     let dir = write_batches(2, 1 << 20);
     let r = recover(&FsDisk, dir.path()).unwrap();
-    let mut wal = Wal::new(Arc::new(FsDisk), dir.path(), 1 << 20);
+    let mut wal = Wal::new(Arc::new(FsDisk), dir.path(), 1 << 20).unwrap();
     append(&mut wal, &batch(r.records.len() as i64 + 1, 2)).unwrap();
     let r = recover(&FsDisk, dir.path()).unwrap();
-    assert_eq!(zxids(&r), (1..=8).collect::<Vec<_>>());
+    assert_eq!(indexes(&r), (1..=8).collect::<Vec<_>>());
 }
 
 fn faulty(writes: usize, syncs: usize) -> Arc<FaultyDisk> {
@@ -136,7 +136,7 @@ fn faulty(writes: usize, syncs: usize) -> Arc<FaultyDisk> {
 fn a_failed_fsync_stops_the_log() {
     let dir = tempfile::tempdir().unwrap();
     // Writes: magic + 2 frames succeed; the second sync fails.
-    let mut wal = Wal::new(faulty(usize::MAX, 1), dir.path(), 1 << 20);
+    let mut wal = Wal::new(faulty(usize::MAX, 1), dir.path(), 1 << 20).unwrap();
     append(&mut wal, &batch(1, 3)).unwrap();
     assert!(matches!(
         append(&mut wal, &batch(4, 3)),
@@ -152,15 +152,42 @@ fn a_failed_fsync_stops_the_log() {
 fn a_torn_write_is_cut_off_at_recovery() {
     let dir = tempfile::tempdir().unwrap();
     // Magic and two frames are written whole; the third write tears.
-    let mut wal = Wal::new(faulty(3, usize::MAX), dir.path(), 1 << 20);
+    let mut wal = Wal::new(faulty(3, usize::MAX), dir.path(), 1 << 20).unwrap();
     append(&mut wal, &batch(1, 3)).unwrap();
     append(&mut wal, &batch(4, 3)).unwrap();
     assert!(append(&mut wal, &batch(7, 3)).is_err());
     drop(wal);
     let r = recover(&FsDisk, dir.path()).unwrap();
-    assert_eq!(zxids(&r), (1..=6).collect::<Vec<_>>());
+    assert_eq!(indexes(&r), (1..=6).collect::<Vec<_>>());
     assert!(r.truncated.is_some());
     let again = recover(&FsDisk, dir.path()).unwrap();
-    assert_eq!(zxids(&again), (1..=6).collect::<Vec<_>>());
+    assert_eq!(indexes(&again), (1..=6).collect::<Vec<_>>());
     assert!(again.truncated.is_none(), "the cut was made durable");
+}
+
+#[test]
+fn a_record_may_go_back_to_an_earlier_index_but_never_skip_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = Wal::new(Arc::new(FsDisk), dir.path(), 128).unwrap();
+    append(&mut wal, &batch(10, 6)).unwrap();
+    // Back to 5 (below the first segment's name), in a new small segment.
+    append(&mut wal, &batch(5, 6)).unwrap();
+    let r = recover(&FsDisk, dir.path()).unwrap();
+    assert_eq!(
+        indexes(&r),
+        [10, 11, 12, 13, 14, 15, 5, 6, 7, 8, 9, 10].to_vec()
+    );
+    let names: Vec<i64> = list_segments(&FsDisk, dir.path())
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert!(
+        names.windows(2).all(|w| w[0] < w[1]),
+        "segment names always grow, so listing order is writing order: {names:?}"
+    );
+    let mut wal = Wal::new(Arc::new(FsDisk), dir.path(), 128).unwrap();
+    append(&mut wal, &batch(12, 1)).unwrap();
+    let err = recover(&FsDisk, dir.path()).unwrap_err().to_string();
+    assert!(err.contains("index 12 follows 10: a gap"), "{err}");
 }

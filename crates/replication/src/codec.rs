@@ -1,0 +1,268 @@
+//! Byte layouts of what this crate stores (see docs/storage.md):
+//!
+//! * a log record's body (the WAL frames it; the record key is the index):
+//!   `u8 kind | u64 term | payload`, where kind 0 is a blank entry (a new
+//!   leader's first), 1 a transaction (`u64 origin | u64 seq | txn bytes`),
+//!   2 a membership (JSON); kind 3 with no term or payload marks that the
+//!   entries from its key on were removed (a follower's log conflict).
+//! * a snapshot's payload: `u32 meta_len | meta (JSON) | tree encoding`.
+//! * the `raft-state` file: JSON of the vote and the last purged log id.
+//!
+//! Pure functions, no I/O.
+
+use crate::types::{Command, Entry, LogId, Membership, Payload, SnapshotMeta, Vote};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+
+const BLANK: u8 = 0;
+const TXN: u8 = 1;
+const MEMBERSHIP: u8 = 2;
+const TRUNCATE: u8 = 3;
+
+/// One log record, decoded.
+#[derive(Debug, Clone)]
+pub enum Record {
+    Entry(Entry),
+    /// Every entry at this index or later is gone.
+    TruncateFrom(u64),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CodecError {
+    #[error("record too short")]
+    Short,
+    #[error("unknown record kind {0}")]
+    Kind(u8),
+    #[error("bad membership: {0}")]
+    Membership(String),
+    #[error("bad snapshot header: {0}")]
+    SnapshotMeta(String),
+}
+
+pub fn encode_entry(entry: &Entry, out: &mut BytesMut) {
+    let kind = match &entry.payload {
+        Payload::Blank => BLANK,
+        Payload::Normal(_) => TXN,
+        Payload::Membership(_) => MEMBERSHIP,
+    };
+    out.put_u8(kind);
+    out.put_u64(entry.log_id.leader_id.term);
+    match &entry.payload {
+        Payload::Blank => {}
+        Payload::Normal(cmd) => {
+            out.put_u64(cmd.origin);
+            out.put_u64(cmd.seq);
+            out.put_slice(&cmd.txn);
+        }
+        Payload::Membership(m) => {
+            // A Membership always serializes (maps of integers and strings).
+            if let Ok(json) = serde_json::to_vec(m) {
+                out.put_slice(&json);
+            }
+        }
+    }
+}
+
+pub fn encode_truncate(out: &mut BytesMut) {
+    out.put_u8(TRUNCATE);
+}
+
+/// Decodes the record stored under log index `index`.
+pub fn decode_record(index: u64, mut body: Bytes) -> Result<Record, CodecError> {
+    if body.is_empty() {
+        return Err(CodecError::Short);
+    }
+    let kind = body.get_u8();
+    if kind == TRUNCATE {
+        return Ok(Record::TruncateFrom(index));
+    }
+    if body.len() < 8 {
+        return Err(CodecError::Short);
+    }
+    let term = body.get_u64();
+    let payload = match kind {
+        BLANK => Payload::Blank,
+        TXN => {
+            if body.len() < 16 {
+                return Err(CodecError::Short);
+            }
+            let origin = body.get_u64();
+            let seq = body.get_u64();
+            Payload::Normal(Command {
+                origin,
+                seq,
+                txn: body,
+            })
+        }
+        MEMBERSHIP => {
+            let m: Membership =
+                serde_json::from_slice(&body).map_err(|e| CodecError::Membership(e.to_string()))?;
+            Payload::Membership(m)
+        }
+        k => return Err(CodecError::Kind(k)),
+    };
+    Ok(Record::Entry(Entry {
+        log_id: LogId::new_term_index(term, index),
+        payload,
+    }))
+}
+
+/// A log record as tools show it (no consensus types).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Logged {
+    /// A new leader's first entry.
+    Blank {
+        term: u64,
+    },
+    Txn {
+        term: u64,
+        origin: u64,
+        seq: u64,
+        txn: Bytes,
+    },
+    Membership {
+        term: u64,
+        description: String,
+        json: serde_json::Value,
+    },
+    TruncateFrom,
+}
+
+/// Decodes the record under `index` for inspection.
+pub fn inspect_record(index: u64, body: Bytes) -> Result<Logged, CodecError> {
+    Ok(match decode_record(index, body)? {
+        Record::TruncateFrom(_) => Logged::TruncateFrom,
+        Record::Entry(e) => {
+            let term = e.log_id.leader_id.term;
+            match e.payload {
+                Payload::Blank => Logged::Blank { term },
+                Payload::Normal(c) => Logged::Txn {
+                    term,
+                    origin: c.origin,
+                    seq: c.seq,
+                    txn: c.txn,
+                },
+                Payload::Membership(m) => Logged::Membership {
+                    term,
+                    description: m.to_string(),
+                    json: serde_json::to_value(&m).unwrap_or_default(),
+                },
+            }
+        }
+    })
+}
+
+/// A snapshot payload: what it covers in the log, then the tree.
+pub fn encode_snapshot(meta: &SnapshotMeta, tree: &[u8], out: &mut BytesMut) {
+    let json = serde_json::to_vec(meta).unwrap_or_default();
+    out.put_u32(json.len() as u32);
+    out.put_slice(&json);
+    out.put_slice(tree);
+}
+
+/// Splits a snapshot payload into its log position and the tree encoding.
+pub fn decode_snapshot(mut payload: Bytes) -> Result<(SnapshotMeta, Bytes), CodecError> {
+    if payload.len() < 4 {
+        return Err(CodecError::SnapshotMeta("too short".into()));
+    }
+    let len = payload.get_u32() as usize;
+    if len > payload.len() {
+        return Err(CodecError::SnapshotMeta(
+            "header longer than the file".into(),
+        ));
+    }
+    let json = payload.split_to(len);
+    let meta =
+        serde_json::from_slice(&json).map_err(|e| CodecError::SnapshotMeta(e.to_string()))?;
+    Ok((meta, payload))
+}
+
+/// What must survive a restart besides the log: the vote (so a server never
+/// votes twice in a term) and how far the log was purged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaftState {
+    pub vote: Option<Vote>,
+    pub last_purged: Option<LogId>,
+}
+
+/// The number a snapshot file is named by: how many log entries it covers.
+pub fn snapshot_position(last: Option<&LogId>) -> i64 {
+    last.map_or(0, |l| l.index as i64 + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn roundtrip(entry: Entry) -> Entry {
+        let mut buf = BytesMut::new();
+        encode_entry(&entry, &mut buf);
+        match decode_record(entry.log_id.index, buf.freeze()) {
+            Ok(Record::Entry(e)) => e,
+            other => panic!("decoded to {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_entry_kind_round_trips_with_its_term_and_index() {
+        let txn = Entry {
+            log_id: LogId::new_term_index(7, 42),
+            payload: Payload::Normal(Command {
+                origin: 3,
+                seq: 99,
+                txn: Bytes::from_static(b"abc"),
+            }),
+        };
+        assert_eq!(roundtrip(txn.clone()), txn);
+        let blank = Entry {
+            log_id: LogId::new_term_index(2, 0),
+            payload: Payload::Blank,
+        };
+        assert_eq!(roundtrip(blank.clone()), blank);
+        let members = Membership::new_with_defaults(vec![BTreeSet::from([1, 2, 3])], [4]);
+        let change = Entry {
+            log_id: LogId::new_term_index(1, 5),
+            payload: Payload::Membership(members),
+        };
+        assert_eq!(roundtrip(change.clone()), change);
+    }
+
+    #[test]
+    fn a_truncation_marker_names_its_index_and_damage_is_an_error() {
+        let mut buf = BytesMut::new();
+        encode_truncate(&mut buf);
+        assert!(matches!(
+            decode_record(9, buf.freeze()),
+            Ok(Record::TruncateFrom(9))
+        ));
+        assert_eq!(
+            decode_record(1, Bytes::new()).err(),
+            Some(CodecError::Short)
+        );
+        assert_eq!(
+            decode_record(1, Bytes::from_static(&[1, 0, 0])).err(),
+            Some(CodecError::Short)
+        );
+        assert_eq!(
+            decode_record(1, Bytes::from_static(&[9, 0, 0, 0, 0, 0, 0, 0, 0])).err(),
+            Some(CodecError::Kind(9))
+        );
+    }
+
+    #[test]
+    fn a_snapshot_payload_keeps_its_log_position_apart_from_the_tree() {
+        let meta = SnapshotMeta {
+            last_log_id: Some(LogId::new_term_index(3, 10)),
+            last_membership: Default::default(),
+        };
+        let mut buf = BytesMut::new();
+        encode_snapshot(&meta, b"tree-bytes", &mut buf);
+        let (back, tree) = decode_snapshot(buf.freeze()).unwrap();
+        assert_eq!(back, meta);
+        assert_eq!(&tree[..], b"tree-bytes");
+        assert_eq!(snapshot_position(meta.last_log_id.as_ref()), 11);
+        assert_eq!(snapshot_position(None), 0);
+        assert!(decode_snapshot(Bytes::from_static(&[0, 0, 1, 0, b'{'])).is_err());
+    }
+}

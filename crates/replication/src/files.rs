@@ -1,0 +1,300 @@
+//! The replica's files: snapshots, the log and the raft-state file, read at
+//! start-up and rebuilt into new snapshots in the background (compaction),
+//! so the live tree never pauses for a snapshot.
+
+use crate::codec::{self, RaftState, Record};
+use crate::types::{Entry, Payload, SnapshotMeta, StoredMembership};
+use bytes::BytesMut;
+use paddock_proto::Reader;
+use paddock_storage::snapshot::{list_snapshots, read_snapshot, write_snapshot};
+use paddock_storage::{list_segments, read_log, recover, Disk, WalError};
+use paddock_tree::{DataTree, TreeConfig, Txn};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tracing::warn;
+
+/// Where the files live.
+#[derive(Debug, Clone)]
+pub struct Dirs {
+    pub snapshots: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Dirs {
+    fn state_file(&self) -> PathBuf {
+        self.log.join("raft-state")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    #[error("the stored state is damaged, refusing to start: {0}")]
+    Storage(WalError),
+    #[error("the log is damaged, refusing to start: record {index}: {reason}")]
+    Record { index: i64, reason: String },
+    #[error("refusing to start: {0}")]
+    Gap(String),
+    #[error("{0} already holds Paddock data")]
+    NotEmpty(PathBuf),
+}
+
+impl From<WalError> for FilesError {
+    fn from(e: WalError) -> FilesError {
+        FilesError::Storage(e)
+    }
+}
+
+/// The state of the files: a tree at some log position, and the log.
+pub struct Loaded {
+    pub tree: DataTree,
+    /// The last log entry the tree includes, and the membership then.
+    pub applied: SnapshotMeta,
+    /// The log's entries as they stand after any replacements, by index.
+    pub entries: BTreeMap<u64, Entry>,
+    pub state: RaftState,
+    /// The newest intact snapshot and what it covers.
+    pub snapshot: Option<(SnapshotMeta, PathBuf)>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FilesError + '_ {
+    move |source| {
+        FilesError::Storage(WalError::Io {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+pub fn read_state(disk: &dyn Disk, dirs: &Dirs) -> Result<RaftState, FilesError> {
+    let path = dirs.state_file();
+    match disk.read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            FilesError::Storage(WalError::Corrupt {
+                path,
+                offset: 0,
+                reason: e.to_string(),
+            })
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RaftState::default()),
+        Err(e) => Err(io(&path)(e)),
+    }
+}
+
+pub fn write_state(disk: &dyn Disk, dirs: &Dirs, state: &RaftState) -> std::io::Result<()> {
+    let json = serde_json::to_vec(state).map_err(std::io::Error::other)?;
+    disk.write_atomic(&dirs.state_file(), &json)
+}
+
+/// Decodes the log's records into the entries that stand.
+pub(crate) fn standing_entries(
+    records: Vec<paddock_storage::Record>,
+) -> Result<BTreeMap<u64, Entry>, FilesError> {
+    let mut out = BTreeMap::new();
+    for record in records {
+        let bad = |reason: String| FilesError::Record {
+            index: record.index,
+            reason,
+        };
+        let index = u64::try_from(record.index).map_err(|_| bad("negative index".into()))?;
+        match codec::decode_record(index, record.body.clone()).map_err(|e| bad(e.to_string()))? {
+            Record::Entry(e) => {
+                out.split_off(&index);
+                out.insert(index, e);
+            }
+            Record::TruncateFrom(i) => {
+                out.split_off(&i);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Applies one log entry to a tree being rebuilt.
+pub fn replay(
+    tree: &mut DataTree,
+    applied: &mut SnapshotMeta,
+    entry: &Entry,
+) -> Result<(), FilesError> {
+    match &entry.payload {
+        Payload::Blank => {}
+        Payload::Normal(cmd) => {
+            let txn = Txn::decode(cmd.txn.clone()).map_err(|e| FilesError::Record {
+                index: entry.log_id.index as i64,
+                reason: e.to_string(),
+            })?;
+            tree.apply(&txn);
+        }
+        Payload::Membership(m) => {
+            applied.last_membership = StoredMembership::new(Some(entry.log_id), m.clone());
+        }
+    }
+    applied.last_log_id = Some(entry.log_id);
+    Ok(())
+}
+
+/// The newest snapshot that reads back intact, then the log. `upto: None`
+/// is start-up: the log's torn tail is cut, and entries are applied up to
+/// the last one known to be committed (covered by a snapshot or purged);
+/// the rest is left to consensus. `Some(i)` is compaction: nothing on disk
+/// changes and replay stops at index i. Either way the result must reach
+/// every snapshot's position, so a damaged snapshot is only skipped when
+/// the log still covers it.
+pub fn load(
+    disk: &dyn Disk,
+    dirs: &Dirs,
+    config: TreeConfig,
+    upto: Option<u64>,
+) -> Result<Loaded, FilesError> {
+    let snapshots = list_snapshots(disk, &dirs.snapshots)?;
+    let mut damaged: Option<(i64, WalError)> = None;
+    let mut found = None;
+    for (position, path) in &snapshots {
+        let decoded = read_snapshot(disk, path).and_then(|bytes| {
+            let corrupt = |reason: String| WalError::Corrupt {
+                path: path.clone(),
+                offset: 0,
+                reason,
+            };
+            let (meta, tree) = codec::decode_snapshot(bytes).map_err(|e| corrupt(e.to_string()))?;
+            let tree = DataTree::decode_snapshot(&mut Reader::new(tree), config)
+                .map_err(|e| corrupt(e.to_string()))?;
+            Ok((meta, tree))
+        });
+        match decoded {
+            Ok((meta, tree)) => {
+                found = Some((meta, tree, path.clone()));
+                break;
+            }
+            Err(e) => {
+                warn!("{e}; trying an older snapshot");
+                damaged.get_or_insert((*position, e));
+            }
+        }
+    }
+    let (mut applied, mut tree, snapshot) = match found {
+        Some((meta, tree, path)) => (meta.clone(), tree, Some((meta, path))),
+        None => (SnapshotMeta::default(), DataTree::new(config), None),
+    };
+    let log = match upto {
+        None => recover(disk, &dirs.log)?,
+        Some(_) => read_log(disk, &dirs.log)?,
+    };
+    if let (Some((path, offset)), None) = (&log.truncated, upto) {
+        warn!(file = %path.display(), offset, "cut an unfinished write off the end of the log");
+    }
+    let entries = standing_entries(log.records)?;
+    let state = read_state(disk, dirs)?;
+    let base = codec::snapshot_position(applied.last_log_id.as_ref()) as u64;
+    if let Some(&first) = entries.keys().next() {
+        if first > base {
+            let why = match &damaged {
+                Some((_, e)) => format!("{e}; "),
+                None => String::new(),
+            };
+            return Err(FilesError::Gap(format!(
+                "{why}the log starts at index {first} but the newest usable snapshot ends before index {base}"
+            )));
+        }
+    }
+    let committed = |pos: i64| (pos as u64).checked_sub(1);
+    let end = match upto {
+        Some(i) => Some(i),
+        None => {
+            let purged = state.last_purged.map(|l| l.index);
+            let newest = snapshots.first().and_then(|(pos, _)| committed(*pos));
+            purged.max(newest)
+        }
+    };
+    if let Some(end) = end.filter(|e| *e >= base) {
+        for entry in entries.range(base..=end).map(|(_, e)| e) {
+            replay(&mut tree, &mut applied, entry)?;
+        }
+    }
+    let reached = codec::snapshot_position(applied.last_log_id.as_ref());
+    if let Some((position, e)) = damaged {
+        if reached < position {
+            return Err(FilesError::Gap(format!(
+                "{e}, and the log does not cover what it held (up to index {})",
+                position - 1
+            )));
+        }
+    }
+    if let Some(i) = upto {
+        if applied.last_log_id.map(|l| l.index) != Some(i) {
+            return Err(FilesError::Gap(format!(
+                "cannot rebuild the state at index {i}: the log ends before it"
+            )));
+        }
+    }
+    Ok(Loaded {
+        tree,
+        applied,
+        entries,
+        state,
+        snapshot,
+    })
+}
+
+/// Writes the snapshot of `tree` at `meta`'s position.
+pub fn write_tree(
+    disk: &dyn Disk,
+    dirs: &Dirs,
+    meta: &SnapshotMeta,
+    tree: &DataTree,
+) -> Result<PathBuf, FilesError> {
+    let mut tree_bytes = BytesMut::new();
+    tree.encode_snapshot(&mut tree_bytes);
+    let mut payload = BytesMut::new();
+    codec::encode_snapshot(meta, &tree_bytes, &mut payload);
+    let position = codec::snapshot_position(meta.last_log_id.as_ref());
+    Ok(write_snapshot(disk, &dirs.snapshots, position, &payload)?)
+}
+
+/// Writes a snapshot at index `upto` (durable in the log) rebuilt from
+/// disk, then deletes snapshots beyond the newest `retain`.
+pub fn compact(
+    disk: &dyn Disk,
+    dirs: &Dirs,
+    config: TreeConfig,
+    upto: u64,
+    retain: usize,
+) -> Result<(SnapshotMeta, PathBuf), FilesError> {
+    let loaded = load(disk, dirs, config, Some(upto))?;
+    let path = write_tree(disk, dirs, &loaded.applied, &loaded.tree)?;
+    for (_, old) in list_snapshots(disk, &dirs.snapshots)?
+        .iter()
+        .skip(retain.max(1))
+    {
+        disk.remove(old).map_err(io(old))?;
+    }
+    Ok((loaded.applied, path))
+}
+
+/// Deletes log segments whose every entry is at or below `index` and
+/// older than the oldest snapshot kept (a segment ends where the next one
+/// is named; the newest segment is never deleted).
+pub fn purge_log(disk: &dyn Disk, dirs: &Dirs, index: u64) -> Result<(), FilesError> {
+    let oldest_kept = list_snapshots(disk, &dirs.snapshots)?
+        .last()
+        .map_or(0, |(pos, _)| *pos);
+    let bound = (index as i64 + 1).min(oldest_kept);
+    let segments = list_segments(disk, &dirs.log)?;
+    for pair in segments.windows(2) {
+        let (next_name, _) = pair[1];
+        if next_name <= bound {
+            disk.remove(&pair[0].1).map_err(io(&pair[0].1))?;
+        }
+    }
+    Ok(())
+}
+
+/// Seeds a new data directory with `tree` as its only snapshot (`paddock
+/// import`). A directory that already holds a snapshot or log is refused.
+pub fn seed(disk: &dyn Disk, dirs: &Dirs, tree: &DataTree) -> Result<PathBuf, FilesError> {
+    if !list_snapshots(disk, &dirs.snapshots)?.is_empty()
+        || !list_segments(disk, &dirs.log)?.is_empty()
+    {
+        return Err(FilesError::NotEmpty(dirs.snapshots.clone()));
+    }
+    write_tree(disk, dirs, &SnapshotMeta::default(), tree)
+}

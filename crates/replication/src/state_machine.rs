@@ -1,0 +1,201 @@
+//! openraft's state machine: committed entries applied to the live tree, in
+//! log order, each outcome handed to the server's `Applier` while the tree
+//! is still locked. Snapshots are rebuilt from the files on a blocking
+//! thread (see files::compact), never from the live tree.
+
+use crate::files::{self, Dirs};
+use crate::log_store::{Flushed, LogStore};
+use crate::types::{Entry, LogId, Payload, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::Applier;
+use futures::{Stream, TryStreamExt};
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::RaftSnapshotBuilder;
+use paddock_storage::Disk;
+use paddock_tree::{DataTree, TreeConfig, Txn};
+use parking_lot::{Mutex, RwLock};
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tracing::{error, info};
+
+/// A snapshot, as openraft hands it around: the file that holds it.
+#[derive(Debug, Clone)]
+pub struct SnapshotFile(pub PathBuf);
+
+/// What snapshots need, shared by the state machine and its builders.
+pub struct SnapshotFiles {
+    pub disk: Arc<dyn Disk>,
+    pub dirs: Dirs,
+    pub tree_config: TreeConfig,
+    pub retain: usize,
+    /// The newest snapshot written or found, and what it covers.
+    pub current: Mutex<Option<(SnapshotMeta, PathBuf)>>,
+}
+
+pub struct StateMachine {
+    pub(crate) node_id: u64,
+    pub(crate) tree: Arc<RwLock<DataTree>>,
+    pub(crate) applier: Arc<dyn Applier>,
+    pub(crate) applied: SnapshotMeta,
+    pub(crate) files: Arc<SnapshotFiles>,
+    pub(crate) flushed: Flushed,
+    pub(crate) log: LogStore,
+}
+
+impl StateMachine {
+    fn apply_one(&mut self, tree: &mut DataTree, entry: &Entry) {
+        match &entry.payload {
+            Payload::Blank => {}
+            Payload::Normal(cmd) => match Txn::decode(cmd.txn.clone()) {
+                Ok(txn) => {
+                    let outcome = tree.apply(&txn);
+                    let mine = (cmd.origin == self.node_id).then_some(cmd.seq);
+                    self.applier.applied(mine, &txn, outcome);
+                }
+                // Every replica skips it alike; the log checksum makes this
+                // a bug rather than damage.
+                Err(e) => error!(
+                    index = entry.log_id.index,
+                    "skipping an undecodable transaction: {e}"
+                ),
+            },
+            Payload::Membership(m) => {
+                self.applied.last_membership = StoredMembership::new(Some(entry.log_id), m.clone());
+            }
+        }
+        self.applied.last_log_id = Some(entry.log_id);
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotFile;
+    type SnapshotBuilder = Builder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        Ok((
+            self.applied.last_log_id,
+            self.applied.last_membership.clone(),
+        ))
+    }
+
+    async fn apply<Strm>(&mut self, entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + Send,
+    {
+        let batch: Vec<EntryResponder<TypeConfig>> = entries.try_collect().await?;
+        {
+            let tree = self.tree.clone();
+            let mut tree = tree.write();
+            for (entry, _) in &batch {
+                self.apply_one(&mut tree, entry);
+            }
+        }
+        if let Some(last) = self.applied.last_log_id {
+            self.log.applied(last.index);
+        }
+        for (_, responder) in batch {
+            if let Some(r) = responder {
+                r.send(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Builder {
+        Builder {
+            upto: self.applied.last_log_id,
+            files: self.files.clone(),
+            flushed: self.flushed.clone(),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotFile,
+    ) -> Result<(), io::Error> {
+        let files = self.files.clone();
+        let target = files
+            .dirs
+            .snapshots
+            .join(paddock_storage::snapshot::snapshot_name(
+                crate::codec::snapshot_position(meta.last_log_id.as_ref()),
+            ));
+        let copy_to = target.clone();
+        let (loaded_meta, tree) = tokio::task::spawn_blocking(move || -> io::Result<_> {
+            let bytes = paddock_storage::snapshot::read_snapshot(&*files.disk, &snapshot.0)
+                .map_err(io::Error::other)?;
+            let (meta, tree) = crate::codec::decode_snapshot(bytes).map_err(io::Error::other)?;
+            let tree =
+                DataTree::decode_snapshot(&mut paddock_proto::Reader::new(tree), files.tree_config)
+                    .map_err(io::Error::other)?;
+            if snapshot.0 != copy_to {
+                let raw = files.disk.read(&snapshot.0)?;
+                files.disk.write_atomic(&copy_to, &raw)?;
+            }
+            Ok((meta, tree))
+        })
+        .await
+        .map_err(io::Error::other)??;
+        *self.tree.write() = tree;
+        self.applied = loaded_meta.clone();
+        *self.files.current.lock() = Some((loaded_meta, target));
+        info!(index = ?meta.last_log_id, "installed a snapshot from the leader");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<SnapshotFile>>, io::Error> {
+        Ok(self
+            .files
+            .current
+            .lock()
+            .clone()
+            .map(|(meta, path)| Snapshot {
+                meta,
+                snapshot: SnapshotFile(path),
+            }))
+    }
+}
+
+/// Builds one snapshot at the position the state machine had applied when
+/// the builder was made.
+pub struct Builder {
+    upto: Option<LogId>,
+    files: Arc<SnapshotFiles>,
+    flushed: Flushed,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for Builder {
+    type SnapshotData = SnapshotFile;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot<SnapshotFile>, io::Error> {
+        let Some(upto) = self.upto else {
+            return Err(io::Error::other("nothing applied yet to snapshot"));
+        };
+        // A leader may apply what a quorum of followers has made durable
+        // before its own write finishes: the rebuild reads the local log.
+        self.flushed
+            .wait_for(|f| f.is_some_and(|f| f >= upto.index))
+            .await
+            .map_err(|_| io::Error::other("the log writer has stopped"))?;
+        let files = self.files.clone();
+        let (meta, path) = tokio::task::spawn_blocking(move || {
+            files::compact(
+                &*files.disk,
+                &files.dirs,
+                files.tree_config,
+                upto.index,
+                files.retain,
+            )
+        })
+        .await
+        .map_err(io::Error::other)?
+        .map_err(io::Error::other)?;
+        info!(snapshot = %path.display(), "snapshot written");
+        *self.files.current.lock() = Some((meta.clone(), path.clone()));
+        Ok(Snapshot {
+            meta,
+            snapshot: SnapshotFile(path),
+        })
+    }
+}
