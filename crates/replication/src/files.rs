@@ -7,7 +7,7 @@ use crate::types::{Entry, Payload, SnapshotMeta, StoredMembership};
 use bytes::BytesMut;
 use paddock_proto::Reader;
 use paddock_storage::snapshot::{list_snapshots, read_snapshot, write_snapshot};
-use paddock_storage::{list_segments, read_log, recover, Disk, WalError};
+use paddock_storage::{list_segments, read_log_from, recover, Disk, WalError};
 use paddock_tree::{DataTree, TreeConfig, Txn};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -175,16 +175,18 @@ pub fn load(
         Some((meta, tree, path)) => (meta.clone(), tree, Some((meta, path))),
         None => (SnapshotMeta::default(), DataTree::new(config), None),
     };
+    let base = codec::snapshot_position(applied.last_log_id.as_ref());
     let log = match upto {
         None => recover(disk, &dirs.log)?,
-        Some(_) => read_log(disk, &dirs.log)?,
+        // Compaction needs only what follows the snapshot it starts from.
+        Some(_) => read_log_from(disk, &dirs.log, base)?,
     };
     if let (Some((path, offset)), None) = (&log.truncated, upto) {
         warn!(file = %path.display(), offset, "cut an unfinished write off the end of the log");
     }
     let entries = standing_entries(log.records)?;
     let state = read_state(disk, dirs)?;
-    let base = codec::snapshot_position(applied.last_log_id.as_ref()) as u64;
+    let base = base as u64;
     if let Some(&first) = entries.keys().next() {
         if first > base {
             let why = match &damaged {

@@ -10,7 +10,7 @@ use crate::types::{Entry, LogId, TypeConfig, Vote};
 use bytes::BytesMut;
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::RaftLogReader;
-use paddock_storage::{read_log, Disk, Wal};
+use paddock_storage::{read_log_from, Disk, Wal};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -196,7 +196,13 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let inner = self.inner.clone();
         let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
         tokio::task::spawn_blocking(move || {
-            let log = read_log(&*inner.disk, &inner.dirs.log).map_err(io::Error::other)?;
+            let from = match bounds.0 {
+                Bound::Included(i) => i as i64,
+                Bound::Excluded(i) => i as i64 + 1,
+                Bound::Unbounded => i64::MIN,
+            };
+            let log =
+                read_log_from(&*inner.disk, &inner.dirs.log, from).map_err(io::Error::other)?;
             let entries = files::standing_entries(log.records).map_err(io::Error::other)?;
             Ok(entries.range(bounds).map(|(_, e)| e.clone()).collect())
         })

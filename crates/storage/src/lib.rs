@@ -6,4 +6,4 @@ pub mod snapshot;
 pub mod wal;
 
 pub use disk::{Disk, FsDisk};
-pub use wal::{list_segments, read_log, recover, Record, Recovered, Wal, WalError};
+pub use wal::{list_segments, read_log, read_log_from, recover, Record, Recovered, Wal, WalError};

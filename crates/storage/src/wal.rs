@@ -86,20 +86,28 @@ pub fn list_segments(disk: &dyn Disk, dir: &Path) -> Result<Vec<(i64, PathBuf)>,
 /// returns the records. Damage anywhere else is an error naming the file
 /// and offset: the log is never silently shortened.
 pub fn recover(disk: &dyn Disk, dir: &Path) -> Result<Recovered, WalError> {
-    scan(disk, dir, true)
+    scan(disk, dir, true, i64::MIN)
 }
 
 /// Reads the log like `recover` but changes nothing on disk (for
 /// inspection while a server may be running).
 pub fn read_log(disk: &dyn Disk, dir: &Path) -> Result<Recovered, WalError> {
-    scan(disk, dir, false)
+    scan(disk, dir, false, i64::MIN)
 }
 
-fn scan(disk: &dyn Disk, dir: &Path, repair: bool) -> Result<Recovered, WalError> {
-    let segments: Vec<PathBuf> = list_segments(disk, dir)?
-        .into_iter()
-        .map(|(_, p)| p)
-        .collect();
+/// Like `read_log`, but skips the segments that hold only records below
+/// index `from` (a segment's records precede the next segment's name).
+pub fn read_log_from(disk: &dyn Disk, dir: &Path, from: i64) -> Result<Recovered, WalError> {
+    scan(disk, dir, false, from)
+}
+
+fn scan(disk: &dyn Disk, dir: &Path, repair: bool, from: i64) -> Result<Recovered, WalError> {
+    let listed = list_segments(disk, dir)?;
+    let skip = listed
+        .windows(2)
+        .take_while(|pair| pair[1].0 <= from)
+        .count();
+    let segments: Vec<PathBuf> = listed.into_iter().skip(skip).map(|(_, p)| p).collect();
     let mut out = Recovered::default();
     for (i, path) in segments.iter().enumerate() {
         let last = i + 1 == segments.len();

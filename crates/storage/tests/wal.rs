@@ -191,3 +191,22 @@ fn a_record_may_go_back_to_an_earlier_index_but_never_skip_one() {
     let err = recover(&FsDisk, dir.path()).unwrap_err().to_string();
     assert!(err.contains("index 12 follows 10: a gap"), "{err}");
 }
+
+#[test]
+fn reading_from_an_index_skips_only_segments_wholly_before_it() {
+    let dir = write_batches(50, 256);
+    let all = read_log(&FsDisk, dir.path()).unwrap();
+    let from = read_log_from(&FsDisk, dir.path(), 100).unwrap();
+    let first = from.records[0].index;
+    assert!(
+        first <= 100 && first > 90,
+        "starts in the segment holding 100: {first}"
+    );
+    assert_eq!(from.records.last(), all.records.last());
+    assert_eq!(
+        read_log_from(&FsDisk, dir.path(), i64::MIN)
+            .unwrap()
+            .records,
+        all.records
+    );
+}
