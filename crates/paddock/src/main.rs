@@ -32,6 +32,83 @@ enum Command {
     /// Distributed jobs on Paddock and Redis: submit, executor, watcher, status.
     #[command(subcommand)]
     Jobs(paddock_jobs::JobsCommand),
+    /// Load any ZooKeeper-protocol server and report ops/s and latency.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// The server to load.
+    #[arg(long, default_value = "127.0.0.1:2181")]
+    server: std::net::SocketAddr,
+    /// A built-in workload: get, set, exists, children, create, multi,
+    /// read-90, read-50, zipf-read-90, tree-load, session-storm.
+    #[arg(long, short = 'w', default_value = "read-90", conflicts_with = "spec")]
+    workload: String,
+    /// A TOML workload spec (fields as in the JSON report's "spec").
+    #[arg(long)]
+    spec: Option<PathBuf>,
+    /// Connections (each with its own session).
+    #[arg(long, short = 'c')]
+    connections: Option<usize>,
+    /// Requests in flight per connection.
+    #[arg(long)]
+    inflight: Option<usize>,
+    /// Seconds to run (the first --warmup seconds are not measured).
+    #[arg(long, short = 'd')]
+    duration: Option<f64>,
+    #[arg(long)]
+    warmup: Option<f64>,
+    /// Open loop at this many ops/s in total (default: closed loop).
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Bytes of data per write.
+    #[arg(long)]
+    payload: Option<usize>,
+    /// Znodes the reads and writes spread over.
+    #[arg(long)]
+    keys: Option<usize>,
+    /// For tree-load: znodes to create.
+    #[arg(long)]
+    total: Option<u64>,
+    /// Also report this server process's CPU time and memory (from /proc).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    fn spec(&self) -> anyhow::Result<paddock_bench::Spec> {
+        let mut spec = match &self.spec {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                paddock_bench::Spec::from_toml(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+            }
+            None => paddock_bench::spec::named(&self.workload).with_context(|| {
+                format!(
+                    "unknown workload '{}'; built in: {}",
+                    self.workload,
+                    paddock_bench::spec::NAMES.join(", ")
+                )
+            })?,
+        };
+        macro_rules! set {
+            ($($arg:ident => $field:ident),*) => {
+                $(if let Some(v) = self.$arg { spec.$field = v; })*
+            };
+        }
+        set!(connections => connections, inflight => inflight, duration => duration_s,
+            warmup => warmup_s, rate => rate, payload => payload_bytes, keys => keys, total => total);
+        if self.duration.is_some() && self.warmup.is_none() {
+            spec.warmup_s = spec.warmup_s.min(spec.duration_s / 10.0);
+        }
+        spec.check().map_err(anyhow::Error::msg)?;
+        Ok(spec)
+    }
 }
 
 #[derive(clap::Args)]
@@ -123,6 +200,7 @@ fn main() -> std::process::ExitCode {
         Command::Inspect(command) => inspect::run(command),
         Command::Import(args) => import(args),
         Command::Jobs(command) => runtime().and_then(|rt| rt.block_on(paddock_jobs::run(command))),
+        Command::Bench(args) => bench(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -200,4 +278,22 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let spec = args.spec()?;
+    // One thread: the load generator should leave the other cores to the
+    // server under test (its own CPU time is in the report).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let report = rt.block_on(paddock_bench::run(spec, args.server, args.server_pid))?;
+    print!("{}", report.table());
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }
