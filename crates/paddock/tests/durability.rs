@@ -199,7 +199,11 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_write() {
     let mut all_pairs: Vec<(usize, usize)> = Vec::new();
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let started = Instant::now();
-    let cycles = 100;
+    // 100 in every run; set PADDOCK_CRASH_CYCLES for a longer one.
+    let cycles: usize = std::env::var("PADDOCK_CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
     for cycle in 0..cycles {
         rng ^= rng << 13;
         rng ^= rng >> 7;

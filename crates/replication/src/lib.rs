@@ -96,15 +96,6 @@ pub fn open(options: Options, disk: Arc<dyn Disk>) -> Result<(DataTree, Opened),
     ))
 }
 
-/// Where consensus stands, for srvr, mntr and the like.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Status {
-    pub term: u64,
-    pub leader: Option<u64>,
-    pub last_log_index: Option<u64>,
-    pub applied_index: Option<u64>,
-}
-
 pub struct Replica {
     raft: Raft<TypeConfig, StateMachine>,
     node_id: u64,
@@ -216,16 +207,6 @@ impl Replica {
             if metrics.changed().await.is_err() {
                 return;
             }
-        }
-    }
-
-    pub fn status(&self) -> Status {
-        let m = self.raft.metrics().borrow_watched().clone();
-        Status {
-            term: m.current_term,
-            leader: m.current_leader,
-            last_log_index: m.last_log_index,
-            applied_index: m.last_applied.map(|l| l.index),
         }
     }
 
