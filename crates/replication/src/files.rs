@@ -3,15 +3,15 @@
 //! so the live tree never pauses for a snapshot.
 
 use crate::codec::{self, RaftState, Record};
-use crate::types::{Entry, Payload, SnapshotMeta, StoredMembership};
+use crate::types::{Command, Entry, Payload, SnapshotMeta, StoredMembership};
 use bytes::BytesMut;
 use paddock_proto::Reader;
 use paddock_storage::snapshot::{list_snapshots, read_snapshot, write_snapshot};
 use paddock_storage::{list_segments, read_log_from, recover, Disk, WalError};
-use paddock_tree::{DataTree, TreeConfig, Txn};
+use paddock_tree::{Applied, DataTree, TreeConfig, Txn};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tracing::warn;
+use tracing::{error, warn};
 
 /// Where the files live.
 #[derive(Debug, Clone)]
@@ -109,27 +109,34 @@ pub(crate) fn standing_entries(
     Ok(out)
 }
 
-/// Applies one log entry to a tree being rebuilt.
-pub fn replay(
+/// Applies one log entry: a transaction to the tree, handing its outcome
+/// to `done`; a membership to `applied`. The live state machine and every
+/// rebuild share it, so they cannot disagree.
+pub(crate) fn apply_entry(
     tree: &mut DataTree,
     applied: &mut SnapshotMeta,
     entry: &Entry,
-) -> Result<(), FilesError> {
+    mut done: impl FnMut(&Command, &Txn, Applied),
+) {
     match &entry.payload {
         Payload::Blank => {}
-        Payload::Normal(cmd) => {
-            let txn = Txn::decode(cmd.txn.clone()).map_err(|e| FilesError::Record {
-                index: entry.log_id.index as i64,
-                reason: e.to_string(),
-            })?;
-            tree.apply(&txn);
-        }
+        Payload::Normal(cmd) => match Txn::decode(cmd.txn.clone()) {
+            Ok(txn) => {
+                let outcome = tree.apply(&txn);
+                done(cmd, &txn, outcome);
+            }
+            // Every replica skips it alike; the log checksum makes this a
+            // bug rather than damage.
+            Err(e) => error!(
+                index = entry.log_id.index,
+                "skipping an undecodable transaction: {e}"
+            ),
+        },
         Payload::Membership(m) => {
             applied.last_membership = StoredMembership::new(Some(entry.log_id), m.clone());
         }
     }
     applied.last_log_id = Some(entry.log_id);
-    Ok(())
 }
 
 /// The newest snapshot that reads back intact, then the log. `upto: None`
@@ -209,7 +216,7 @@ pub fn load(
     };
     if let Some(end) = end.filter(|e| *e >= base) {
         for entry in entries.range(base..=end).map(|(_, e)| e) {
-            replay(&mut tree, &mut applied, entry)?;
+            apply_entry(&mut tree, &mut applied, entry, |_, _, _| {});
         }
     }
     let reached = codec::snapshot_position(applied.last_log_id.as_ref());

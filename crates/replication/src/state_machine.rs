@@ -5,18 +5,18 @@
 
 use crate::files::{self, Dirs};
 use crate::log_store::{Flushed, LogStore};
-use crate::types::{Entry, LogId, Payload, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::Applier;
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::RaftSnapshotBuilder;
 use paddock_storage::Disk;
-use paddock_tree::{DataTree, TreeConfig, Txn};
+use paddock_tree::{DataTree, TreeConfig};
 use parking_lot::{Mutex, RwLock};
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tracing::{error, info};
+use tracing::info;
 
 /// A snapshot, as openraft hands it around: the file that holds it.
 #[derive(Debug, Clone)]
@@ -42,31 +42,6 @@ pub struct StateMachine {
     pub(crate) log: LogStore,
 }
 
-impl StateMachine {
-    fn apply_one(&mut self, tree: &mut DataTree, entry: &Entry) {
-        match &entry.payload {
-            Payload::Blank => {}
-            Payload::Normal(cmd) => match Txn::decode(cmd.txn.clone()) {
-                Ok(txn) => {
-                    let outcome = tree.apply(&txn);
-                    let mine = (cmd.origin == self.node_id).then_some(cmd.seq);
-                    self.applier.applied(mine, &txn, outcome);
-                }
-                // Every replica skips it alike; the log checksum makes this
-                // a bug rather than damage.
-                Err(e) => error!(
-                    index = entry.log_id.index,
-                    "skipping an undecodable transaction: {e}"
-                ),
-            },
-            Payload::Membership(m) => {
-                self.applied.last_membership = StoredMembership::new(Some(entry.log_id), m.clone());
-            }
-        }
-        self.applied.last_log_id = Some(entry.log_id);
-    }
-}
-
 impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotData = SnapshotFile;
     type SnapshotBuilder = Builder;
@@ -86,8 +61,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         {
             let tree = self.tree.clone();
             let mut tree = tree.write();
+            let (me, applier) = (self.node_id, &self.applier);
             for (entry, _) in &batch {
-                self.apply_one(&mut tree, entry);
+                files::apply_entry(&mut tree, &mut self.applied, entry, |cmd, txn, outcome| {
+                    applier.applied((cmd.origin == me).then_some(cmd.seq), txn, outcome)
+                });
             }
         }
         if let Some(last) = self.applied.last_log_id {

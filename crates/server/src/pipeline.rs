@@ -53,10 +53,12 @@ pub async fn run(
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut seq = 0u64;
     let mut failed = false;
+    let stopped = replica.stopped();
+    tokio::pin!(stopped);
     loop {
         tokio::select! {
             n = proposals.recv_many(&mut batch, MAX_BATCH) => if n == 0 { return },
-            _ = replica.stopped(), if !failed => {
+            _ = &mut stopped, if !failed => {
                 error!("consensus stopped; writes fail until restart");
                 failed = true;
                 shared.fail_pending();
