@@ -368,8 +368,14 @@ fn paddock_inspect_lists_files_and_prints_the_log_and_snapshots() {
         raw.call(&create("/kept", 0)).await;
         drop(raw);
         let snaps = dir.path().join("snap");
-        for _ in 0..200 {
-            if !files(&snaps, "snapshot-").is_empty() {
+        // Entries: 0 membership, 1 blank, 2 session, 3-5 the writes. Wait
+        // for a snapshot that includes them (position 6 or more).
+        let covers_writes = |p: &std::path::PathBuf| {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            i64::from_str_radix(&name[9..25], 16).unwrap() >= 6
+        };
+        for _ in 0..500 {
+            if files(&snaps, "snapshot-").iter().any(covers_writes) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
