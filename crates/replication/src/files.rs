@@ -109,21 +109,35 @@ pub(crate) fn standing_entries(
     Ok(out)
 }
 
+/// What applying one command gave.
+pub(crate) enum Outcome<'a> {
+    Txn(&'a Txn, Applied),
+    /// A barrier was reached with the tree at `zxid`.
+    Barrier { zxid: i64 },
+}
+
 /// Applies one log entry: a transaction to the tree, handing its outcome
-/// to `done`; a membership to `applied`. The live state machine and every
-/// rebuild share it, so they cannot disagree.
+/// to `done`; a barrier (a command without a transaction, for `sync`) to
+/// `done` as None; a membership to `applied`. The live state machine and
+/// every rebuild share it, so they cannot disagree.
 pub(crate) fn apply_entry(
     tree: &mut DataTree,
     applied: &mut SnapshotMeta,
     entry: &Entry,
-    mut done: impl FnMut(&Command, &Txn, Applied),
+    mut done: impl FnMut(&Command, Outcome<'_>),
 ) {
     match &entry.payload {
         Payload::Blank => {}
+        Payload::Normal(cmd) if cmd.txn.is_empty() => done(
+            cmd,
+            Outcome::Barrier {
+                zxid: tree.last_zxid(),
+            },
+        ),
         Payload::Normal(cmd) => match Txn::decode(cmd.txn.clone()) {
             Ok(txn) => {
                 let outcome = tree.apply(&txn);
-                done(cmd, &txn, outcome);
+                done(cmd, Outcome::Txn(&txn, outcome));
             }
             // Every replica skips it alike; the log checksum makes this a
             // bug rather than damage.
@@ -216,7 +230,7 @@ pub fn load(
     };
     if let Some(end) = end.filter(|e| *e >= base) {
         for entry in entries.range(base..=end).map(|(_, e)| e) {
-            apply_entry(&mut tree, &mut applied, entry, |_, _, _| {});
+            apply_entry(&mut tree, &mut applied, entry, |_, _| {});
         }
     }
     let reached = codec::snapshot_position(applied.last_log_id.as_ref());

@@ -6,35 +6,62 @@
 
 pub mod codec;
 pub mod files;
+mod forward;
 mod log_store;
 mod network;
+mod peer;
 mod state_machine;
+mod status;
 mod types;
 
 pub use files::{seed, Dirs, FilesError};
+pub use status::{Member, Role, Status};
 
 use crate::files::Loaded;
 use crate::log_store::LogStore;
-use crate::network::NoPeers;
+use crate::forward::Outgoing;
+use crate::network::Network;
+use crate::peer::PeerContext;
 use crate::state_machine::{SnapshotFiles, StateMachine};
+use crate::status::Monitor;
 use crate::types::{Command, TypeConfig};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use openraft::async_runtime::WatchReceiver;
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use paddock_storage::{Disk, Wal};
 use paddock_tree::{Applied, DataTree, TreeConfig, Txn};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tracing::warn;
 
-/// What the server does with each applied transaction. Called in log
-/// order with the tree still locked, so watches and replies leave in the
-/// order of the changes they describe.
+/// What the server does with what consensus applies. Called in log order
+/// with the tree still locked, so watches and replies leave in the order
+/// of the changes they describe.
 pub trait Applier: Send + Sync + 'static {
     /// `seq` is the number this server proposed it under, if it did.
     fn applied(&self, seq: Option<u64>, txn: &Txn, outcome: Applied);
+    /// A barrier this server proposed (`sync`) was reached; `zxid` is the
+    /// tree's last.
+    fn barrier(&self, seq: u64, zxid: i64);
+    /// The tree was replaced by a snapshot from the leader.
+    fn replaced(&self, tree: &DataTree);
+}
+
+/// The other servers of an ensemble, as zoo.cfg lists them.
+#[derive(Debug, Clone)]
+pub struct Ensemble {
+    /// Voting members by id: ZooKeeper server specs.
+    pub voters: BTreeMap<u64, String>,
+    /// Observers (non-voting learners) by id.
+    pub observers: BTreeMap<u64, String>,
+    /// Where this server listens for its peers.
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Clone)]
@@ -47,6 +74,8 @@ pub struct Options {
     /// Snapshots kept (with the log needed to recover from the oldest).
     pub snap_retain: usize,
     pub tree_config: TreeConfig,
+    /// None: standalone, a group of one voter.
+    pub ensemble: Option<Ensemble>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,12 +84,23 @@ pub enum ReplicationError {
     Files(#[from] FilesError),
     #[error("consensus did not start: {0}")]
     Start(String),
+    #[error("cannot listen for peers on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
-/// The consensus group has stopped (shut down, or its log failed).
+/// Why a proposal was not taken.
 #[derive(Debug, thiserror::Error)]
-#[error("the write path has stopped")]
-pub struct Stopped;
+pub enum ProposeError {
+    /// The group has stopped (shut down, or its log failed).
+    #[error("the write path has stopped")]
+    Stopped,
+    /// No leader can take it now; the epoch moves on.
+    #[error("no leader")]
+    NoLeader,
+}
 
 /// The files read, before consensus starts.
 pub struct Opened {
@@ -99,11 +139,18 @@ pub fn open(options: Options, disk: Arc<dyn Disk>) -> Result<(DataTree, Opened),
 pub struct Replica {
     raft: Raft<TypeConfig, StateMachine>,
     node_id: u64,
+    status: watch::Receiver<Status>,
+    forward: mpsc::UnboundedSender<Outgoing>,
+    touches: Mutex<Option<mpsc::UnboundedReceiver<Vec<i64>>>>,
+    touches_tx: mpsc::UnboundedSender<Vec<i64>>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Opened {
     /// Starts consensus over `tree` (the one `open` returned, now shared
-    /// with readers) and waits until every entry of the log is applied.
+    /// with readers). A standalone server waits until it leads with every
+    /// entry of its log applied; an ensemble member returns at once and
+    /// reports through `status` when it can serve.
     pub async fn start(
         self,
         tree: Arc<RwLock<DataTree>>,
@@ -116,6 +163,18 @@ impl Opened {
             loaded,
         } = self;
         let node_id = options.node_id;
+        let start_err = |e: &dyn std::fmt::Display| ReplicationError::Start(e.to_string());
+        let listener = match &options.ensemble {
+            Some(e) => Some(
+                tokio::net::TcpListener::bind(e.listen)
+                    .await
+                    .map_err(|source| ReplicationError::Bind {
+                        addr: e.listen,
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
         let last_index = loaded.entries.keys().next_back().copied();
         let (log, flushed) = LogStore::open(
             disk.clone(),
@@ -142,58 +201,162 @@ impl Opened {
         };
         let config = Config {
             cluster_name: "paddock".into(),
-            election_timeout_min: 150,
-            election_timeout_max: 300,
-            heartbeat_interval: 50,
+            // A follower waits out the leader's lease (the max timeout) and
+            // then its own timeout before it campaigns: 180-240 ms after
+            // the last heartbeat from a dead leader.
+            election_timeout_min: 60,
+            election_timeout_max: 120,
+            heartbeat_interval: 20,
+            install_snapshot_timeout: 2000,
+            backoff: "50ms".into(),
+            enable_pre_vote: Some(true),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snap_count.max(1)),
-            max_in_snapshot_log_to_keep: 0,
+            // Keep a snapshot interval of log so a follower a little behind
+            // catches up from the log rather than a whole snapshot.
+            max_in_snapshot_log_to_keep: match options.ensemble {
+                Some(_) => options.snap_count,
+                None => 0,
+            },
+            max_payload_entries: 64,
             ..Default::default()
         }
         .validate()
-        .map_err(|e| ReplicationError::Start(e.to_string()))?;
-        let raft = Raft::new(node_id, Arc::new(config), NoPeers, log, machine)
+        .map_err(|e| start_err(&e))?;
+        let raft = Raft::new(node_id, Arc::new(config), Network, log, machine)
             .await
-            .map_err(|e| ReplicationError::Start(e.to_string()))?;
-        let initialized = raft
-            .is_initialized()
-            .await
-            .map_err(|e| ReplicationError::Start(e.to_string()))?;
-        if !initialized {
-            let members = BTreeMap::from([(node_id, BasicNode::default())]);
-            raft.initialize(members)
+            .map_err(|e| start_err(&e))?;
+        let initialized = raft.is_initialized().await.map_err(|e| start_err(&e))?;
+        let voters: BTreeMap<u64, BasicNode> = match &options.ensemble {
+            Some(e) => e
+                .voters
+                .iter()
+                .map(|(id, spec)| (*id, BasicNode::new(spec)))
+                .collect(),
+            None => BTreeMap::from([(node_id, BasicNode::default())]),
+        };
+        // Every voter of a new ensemble initializes with the same members;
+        // observers wait for the leader to add them.
+        if !initialized && voters.contains_key(&node_id) {
+            raft.initialize(voters)
                 .await
-                .map_err(|e| ReplicationError::Start(e.to_string()))?;
+                .map_err(|e| start_err(&e))?;
         }
-        raft.wait(Some(Duration::from_secs(60)))
-            .metrics(
-                |m| {
-                    m.current_leader == Some(node_id)
-                        && m.last_applied.map(|l| l.index) >= last_index
-                        && m.last_applied.map(|l| l.index) >= m.last_log_index
-                },
-                "leader with the whole log applied",
-            )
-            .await
-            .map_err(|e| ReplicationError::Start(e.to_string()))?;
-        Ok(Replica { raft, node_id })
+
+        let started = Instant::now();
+        let leader_contact_ms = Arc::new(AtomicU64::new(0));
+        let (status_tx, status) = watch::channel(Status::initial());
+        let status_tx = Arc::new(status_tx);
+        let (touches_tx, touches) = mpsc::unbounded_channel();
+        let (forward, queue) = mpsc::unbounded_channel();
+        let mut tasks = vec![
+            tokio::spawn(
+                Monitor {
+                    raft: raft.clone(),
+                    me: node_id,
+                    standalone: options.ensemble.is_none(),
+                    leader_contact_ms: leader_contact_ms.clone(),
+                    started,
+                    status: status_tx.clone(),
+                    observers: options
+                        .ensemble
+                        .as_ref()
+                        .map(|e| e.observers.clone())
+                        .unwrap_or_default(),
+                }
+                .run(),
+            ),
+            tokio::spawn(forward::run(queue, status_tx)),
+        ];
+        if let Some(listener) = listener {
+            let ctx = Arc::new(PeerContext {
+                raft: raft.clone(),
+                snapshot_dir: options.dirs.snapshots.clone(),
+                leader_contact_ms,
+                started,
+                touches: touches_tx.clone(),
+            });
+            tasks.push(tokio::spawn(peer::serve(listener, ctx)));
+        }
+        if options.ensemble.is_none() {
+            raft.wait(Some(Duration::from_secs(60)))
+                .metrics(
+                    |m| {
+                        m.current_leader == Some(node_id)
+                            && m.last_applied.map(|l| l.index) >= last_index
+                            && m.last_applied.map(|l| l.index) >= m.last_log_index
+                    },
+                    "leader with the whole log applied",
+                )
+                .await
+                .map_err(|e| start_err(&e))?;
+        }
+        Ok(Replica {
+            raft,
+            node_id,
+            status,
+            forward,
+            touches: Mutex::new(Some(touches)),
+            touches_tx,
+            tasks,
+        })
     }
 }
 
 impl Replica {
-    /// Proposes `txn`; once it is committed and applied, the `Applier`
-    /// hears of it with this `seq`.
-    pub async fn propose(&self, seq: u64, txn: &Txn) -> Result<(), Stopped> {
-        let mut buf = BytesMut::new();
-        txn.encode(&mut buf);
+    /// Proposes `txn`, or with None a barrier (for `sync`); once it is
+    /// committed and applied, the `Applier` hears of it with this `seq`.
+    /// A follower passes it to the leader.
+    pub async fn propose(&self, seq: u64, txn: Option<&Txn>) -> Result<(), ProposeError> {
+        let txn = match txn {
+            Some(txn) => {
+                let mut buf = BytesMut::new();
+                txn.encode(&mut buf);
+                buf.freeze()
+            }
+            None => Bytes::new(),
+        };
         let command = Command {
             origin: self.node_id,
             seq,
-            txn: buf.freeze(),
+            txn,
         };
-        self.raft
-            .client_write_ff(command, None)
-            .await
-            .map_err(|_| Stopped)
+        if self.raft.is_leader() {
+            return self
+                .raft
+                .client_write_ff(command, None)
+                .await
+                .map_err(|_| ProposeError::Stopped);
+        }
+        if !self.status.borrow().serving {
+            return Err(ProposeError::NoLeader);
+        }
+        self.forward
+            .send(Outgoing::Command(command))
+            .map_err(|_| ProposeError::Stopped)
+    }
+
+    /// Reports sessions whose clients were heard from to the leader, which
+    /// decides expiry.
+    pub fn report_sessions(&self, sessions: Vec<i64>) {
+        if sessions.is_empty() {
+            return;
+        }
+        if self.raft.is_leader() {
+            let _ = self.touches_tx.send(sessions);
+        } else {
+            let _ = self.forward.send(Outgoing::Touch(sessions));
+        }
+    }
+
+    /// Sessions other servers' clients were heard from, as the leader
+    /// learns of them. Taken once.
+    pub fn take_touches(&self) -> Option<mpsc::UnboundedReceiver<Vec<i64>>> {
+        self.touches.lock().take()
+    }
+
+    /// The role, leader, epoch and members, as they change.
+    pub fn status(&self) -> watch::Receiver<Status> {
+        self.status.clone()
     }
 
     /// Completes when the group stops: after shutdown, or when the log
@@ -211,6 +374,9 @@ impl Replica {
     }
 
     pub async fn shutdown(&self) {
+        for task in &self.tasks {
+            task.abort();
+        }
         let _ = self.raft.shutdown().await;
     }
 }

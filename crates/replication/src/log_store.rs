@@ -28,6 +28,8 @@ const KEEP_APPLIED: u64 = 1024;
 enum Job {
     Append(Vec<(i64, BytesMut)>, IOFlushed<TypeConfig>),
     TruncateFrom(u64),
+    /// An installed snapshot replaced the whole log: drop every segment.
+    Clear,
 }
 
 struct Mem {
@@ -61,6 +63,12 @@ impl LogStore {
         entries: BTreeMap<u64, Entry>,
         state: RaftState,
     ) -> (LogStore, Flushed) {
+        // Entries a snapshot covers are purged, even if a crash left them
+        // on disk while the log was being cleared.
+        let mut entries = entries;
+        if let Some(purged) = state.last_purged {
+            entries = entries.split_off(&(purged.index + 1));
+        }
         let last = entries
             .values()
             .next_back()
@@ -143,14 +151,20 @@ fn write_loop(
             codec::encode_truncate(&mut m);
             m
         };
+        let mut result = Ok(());
         for job in &batch {
             match job {
                 Job::Append(recs, _) => records.extend(recs.iter().map(|(i, b)| (*i, b.as_ref()))),
                 Job::TruncateFrom(i) => records.push((*i as i64, marker.as_ref())),
+                Job::Clear => {
+                    // What came before is covered by the snapshot.
+                    records.clear();
+                    result = wal.clear();
+                }
             }
         }
         let last = records.last().map(|(i, _)| *i as u64);
-        let result = wal.append(&records);
+        let result = result.and_then(|_| wal.append(&records));
         if let Err(e) = &result {
             error!("writing the log failed ({e}); no more writes are accepted until restart");
         }
@@ -164,8 +178,8 @@ fn write_loop(
                 );
             }
         }
-        if result.is_ok() {
-            flushed.send_replace(last);
+        if let (Ok(()), Some(last)) = (&result, last) {
+            flushed.send_replace(Some(last));
         }
     }
 }
@@ -270,10 +284,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         self.save_state(|s| s.last_purged = Some(log_id))?;
-        {
+        let beyond_log = {
             let mut mem = self.inner.mem.lock();
             let kept = mem.entries.split_off(&(log_id.index + 1));
             mem.entries = kept;
+            let beyond = mem.last.is_none_or(|l| l.index < log_id.index);
+            if beyond {
+                mem.last = Some(log_id);
+            }
+            beyond
+        };
+        if beyond_log {
+            // A snapshot from the leader reaches past our log: the next
+            // entry follows the snapshot, so the old log must go first.
+            return self.send(Job::Clear);
         }
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {

@@ -1,10 +1,10 @@
-//! The network between replicas. A standalone server has no peers, so
-//! every call reports the peer unreachable; the ensemble's transport goes
-//! here.
+//! openraft's view of the other replicas: one `Link` per target, its
+//! address taken from the member's ZooKeeper server spec (kept in
+//! `BasicNode::addr`). A standalone server never dials anyone.
 
+use crate::peer::{Link, PeerReply, PeerRequest, SNAPSHOT_CHUNK_BYTES};
 use crate::state_machine::SnapshotFile;
-use crate::types::Snapshot;
-use crate::types::TypeConfig;
+use crate::types::{Snapshot, TypeConfig, Vote};
 use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::RPCOption;
 use openraft::raft::{
@@ -12,51 +12,132 @@ use openraft::raft::{
 };
 use openraft::{BasicNode, RaftNetworkFactory, RaftNetworkV2};
 use std::future::Future;
+use std::io;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
 
-pub struct NoPeers;
+/// Installing a snapshot may take longer than a heartbeat's timeout.
+const SNAPSHOT_DONE_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub struct Unconnected(u64);
+pub struct Network;
 
-impl Unconnected {
-    fn unreachable(&self) -> Unreachable<TypeConfig> {
-        Unreachable::from_string(format!("no transport to node {}", self.0))
+pub struct PeerClient {
+    link: Link,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, _target: u64, node: &BasicNode) -> PeerClient {
+        PeerClient {
+            link: Link::new(&node.addr),
+        }
     }
 }
 
-impl RaftNetworkFactory<TypeConfig> for NoPeers {
-    type Network = Unconnected;
+fn unreachable(e: &io::Error) -> Unreachable<TypeConfig> {
+    Unreachable::new(e)
+}
 
-    async fn new_client(&mut self, target: u64, _node: &BasicNode) -> Unconnected {
-        Unconnected(target)
+fn unexpected(reply: PeerReply) -> io::Error {
+    match reply {
+        PeerReply::Failed(reason) => io::Error::other(reason),
+        other => io::Error::other(format!("unexpected reply {other:?}")),
     }
 }
 
-impl RaftNetworkV2<TypeConfig> for Unconnected {
+impl PeerClient {
+    async fn call(&mut self, req: PeerRequest, timeout: Duration) -> io::Result<PeerReply> {
+        self.link.call(&req, timeout).await
+    }
+
+    async fn vote_call(
+        &mut self,
+        req: PeerRequest,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.call(req, option.hard_ttl()).await {
+            Ok(PeerReply::Vote(r)) => Ok(r),
+            Ok(other) => Err(RPCError::Unreachable(unreachable(&unexpected(other)))),
+            Err(e) => Err(RPCError::Unreachable(unreachable(&e))),
+        }
+    }
+
+    async fn stream_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot<SnapshotFile>,
+    ) -> io::Result<SnapshotResponse<TypeConfig>> {
+        let mut file = tokio::fs::File::open(&snapshot.snapshot.0).await?;
+        self.link.send(&PeerRequest::SnapshotBegin).await?;
+        let mut buf = vec![0u8; SNAPSHOT_CHUNK_BYTES];
+        loop {
+            let n = file.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            let chunk = bytes::Bytes::copy_from_slice(&buf[..n]);
+            self.link.send(&PeerRequest::SnapshotChunk(chunk)).await?;
+        }
+        let done = PeerRequest::SnapshotDone {
+            vote,
+            meta: snapshot.meta,
+        };
+        match self.link.call(&done, SNAPSHOT_DONE_TIMEOUT).await? {
+            PeerReply::Snapshot(r) => Ok(r),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerClient {
     type SnapshotData = SnapshotFile;
 
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Err(RPCError::Unreachable(self.unreachable()))
+        match self.call(PeerRequest::Append(rpc), option.hard_ttl()).await {
+            Ok(PeerReply::Append(r)) => Ok(r),
+            Ok(other) => Err(RPCError::Unreachable(unreachable(&unexpected(other)))),
+            Err(e) => Err(RPCError::Unreachable(unreachable(&e))),
+        }
     }
 
     async fn vote(
         &mut self,
-        _rpc: VoteRequest<TypeConfig>,
-        _option: RPCOption,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Err(RPCError::Unreachable(self.unreachable()))
+        self.vote_call(PeerRequest::Vote(rpc), option).await
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.vote_call(PeerRequest::PreVote(rpc), option).await
     }
 
     async fn full_snapshot(
         &mut self,
-        _vote: crate::types::Vote,
-        _snapshot: Snapshot<SnapshotFile>,
-        _cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        vote: Vote,
+        snapshot: Snapshot<SnapshotFile>,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        Err(StreamingError::Unreachable(self.unreachable()))
+        let result = tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            sent = self.stream_snapshot(vote, snapshot) => {
+                sent.map_err(|e| StreamingError::Unreachable(unreachable(&e)))
+            }
+        };
+        if result.is_err() {
+            // A half-sent snapshot must not be mistaken for the next one.
+            self.link.reset();
+        }
+        result
     }
 }

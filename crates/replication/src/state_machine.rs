@@ -6,6 +6,7 @@
 use crate::files::{self, Dirs};
 use crate::log_store::{Flushed, LogStore};
 use crate::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::files::Outcome;
 use crate::Applier;
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
@@ -63,8 +64,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let mut tree = tree.write();
             let (me, applier) = (self.node_id, &self.applier);
             for (entry, _) in &batch {
-                files::apply_entry(&mut tree, &mut self.applied, entry, |cmd, txn, outcome| {
-                    applier.applied((cmd.origin == me).then_some(cmd.seq), txn, outcome)
+                files::apply_entry(&mut tree, &mut self.applied, entry, |cmd, applied| {
+                    let seq = (cmd.origin == me).then_some(cmd.seq);
+                    match (applied, seq) {
+                        (Outcome::Txn(txn, outcome), seq) => applier.applied(seq, txn, outcome),
+                        (Outcome::Barrier { zxid }, Some(seq)) => applier.barrier(seq, zxid),
+                        (Outcome::Barrier { .. }, None) => {}
+                    }
                 });
             }
         }
@@ -115,7 +121,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         })
         .await
         .map_err(io::Error::other)??;
-        *self.tree.write() = tree;
+        {
+            let mut live = self.tree.write();
+            *live = tree;
+            self.applier.replaced(&live);
+        }
         self.applied = loaded_meta.clone();
         *self.files.current.lock() = Some((loaded_meta, target));
         info!(index = ?meta.last_log_id, "installed a snapshot from the leader");

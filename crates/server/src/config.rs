@@ -2,7 +2,7 @@
 //! properties), and overrides from the command line.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +36,91 @@ pub struct ServerConfig {
     pub snap_retain_count: usize,
     /// Space reserved per log segment; a segment rotates when full.
     pub wal_segment_bytes: u64,
+    /// The other servers, when this one is part of an ensemble.
+    pub ensemble: Option<EnsembleConfig>,
+    /// `reconfigEnabled`: whether `reconfig` may change the membership.
+    pub reconfig_enabled: bool,
+}
+
+/// The `server.N` lines of zoo.cfg and this server's place among them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnsembleConfig {
+    pub members: Vec<ServerLine>,
+    /// Where this server listens for its peers (its own line's peer port).
+    pub peer_addr: SocketAddr,
+}
+
+/// One `server.N=host:peerPort:electionPort[:participant|:observer][;[clientAddr:]clientPort]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerLine {
+    pub id: u64,
+    pub host: String,
+    pub peer_port: u16,
+    pub election_port: u16,
+    pub observer: bool,
+    /// `host:port` clients connect to, when the line gives it.
+    pub client: Option<String>,
+}
+
+impl ServerLine {
+    /// Parses the value of a `server.N` key.
+    pub fn parse(id: u64, value: &str) -> Result<ServerLine, String> {
+        let (servers, client) = match value.split_once(';') {
+            Some((s, c)) => (s.trim(), Some(c.trim())),
+            None => (value.trim(), None),
+        };
+        let parts: Vec<&str> = servers.split(':').collect();
+        let port = |p: &str| {
+            p.parse::<u16>()
+                .map_err(|_| format!("'{p}' is not a port number"))
+        };
+        let (host, peer_port, election_port, role) = match parts.as_slice() {
+            [host, peer, election] => (host, port(peer)?, port(election)?, None),
+            [host, peer, election, role] => (host, port(peer)?, port(election)?, Some(*role)),
+            _ => {
+                return Err(format!(
+                    "'{value}' is not host:peerPort:electionPort[:participant|observer][;clientPort]"
+                ))
+            }
+        };
+        if host.is_empty() {
+            return Err("the host is empty".into());
+        }
+        let observer = match role {
+            None | Some("participant") => false,
+            Some("observer") => true,
+            Some(other) => return Err(format!("'{other}' is neither participant nor observer")),
+        };
+        let client = match client {
+            None | Some("") => None,
+            Some(c) => Some(match c.rsplit_once(':') {
+                Some((h, p)) => format!("{h}:{}", port(p)?),
+                None => format!("0.0.0.0:{}", port(c)?),
+            }),
+        };
+        Ok(ServerLine {
+            id,
+            host: host.to_string(),
+            peer_port,
+            election_port,
+            observer,
+            client,
+        })
+    }
+
+    /// The line as ZooKeeper writes it in /zookeeper/config.
+    pub fn spec(&self) -> String {
+        let role = if self.observer { "observer" } else { "participant" };
+        let mut s = format!(
+            "{}:{}:{}:{role}",
+            self.host, self.peer_port, self.election_port
+        );
+        if let Some(c) = &self.client {
+            s.push(';');
+            s.push_str(c);
+        }
+        s
+    }
 }
 
 impl Default for ServerConfig {
@@ -62,6 +147,8 @@ impl Default for ServerConfig {
             snap_count: 100_000,
             snap_retain_count: 3,
             wal_segment_bytes: 64 << 20,
+            ensemble: None,
+            reconfig_enabled: false,
         }
     }
 }
@@ -81,6 +168,8 @@ pub enum ConfigError {
     },
     #[error("minSessionTimeout ({min}) must not be larger than maxSessionTimeout ({max})")]
     SessionBounds { min: u32, max: u32 },
+    #[error("{0}")]
+    Ensemble(String),
 }
 
 /// Parses Java properties text: `key=value`, `key: value` or `key value`,
@@ -115,8 +204,17 @@ pub fn parse_properties(text: &str) -> Vec<(String, String)> {
     out
 }
 
-/// Keys ZooKeeper accepts that a standalone Paddock does not act on yet.
-const IGNORED_KEYS: [&str; 11] = [
+/// What `apply_properties` found besides plain settings.
+#[derive(Debug, Default)]
+pub struct Properties {
+    pub warnings: Vec<String>,
+    pub servers: Vec<ServerLine>,
+    pub standalone_enabled: bool,
+    pub client_port_given: bool,
+}
+
+/// Keys ZooKeeper accepts that Paddock does not act on.
+const IGNORED_KEYS: [&str; 10] = [
     "initLimit",
     "syncLimit",
     // Purging follows every snapshot; there is no separate schedule.
@@ -126,9 +224,8 @@ const IGNORED_KEYS: [&str; 11] = [
     "admin.serverPort",
     "admin.commandURL",
     "admin.idleTimeout",
-    "standaloneEnabled",
-    "reconfigEnabled",
     "electionAlg",
+    "quorumListenOnAllIPs",
 ];
 
 impl ServerConfig {
@@ -144,12 +241,82 @@ impl ServerConfig {
             client_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 2181),
             ..ServerConfig::default()
         };
-        let warnings = cfg.apply_properties(&path.display().to_string(), &text)?;
-        Ok((cfg, warnings))
+        let file = path.display().to_string();
+        let lines = cfg.apply_properties(&file, &text)?;
+        cfg.join_ensemble(&file, &lines)?;
+        Ok((cfg, lines.warnings))
     }
 
-    /// Applies zoo.cfg text; returns warnings for keys that are not used.
-    pub fn apply_properties(&mut self, file: &str, text: &str) -> Result<Vec<String>, ConfigError> {
+    /// With `server.N` lines: reads `myid` from the data directory and
+    /// sets this server's place in the ensemble. One participant and
+    /// `standaloneEnabled` (the default) means standalone, as in ZooKeeper.
+    fn join_ensemble(&mut self, file: &str, props: &Properties) -> Result<(), ConfigError> {
+        let servers = props.servers.clone();
+        if servers.is_empty() {
+            return Ok(());
+        }
+        let myid_path = self.data_dir.join("myid");
+        let text = std::fs::read_to_string(&myid_path).map_err(|e| {
+            ConfigError::Ensemble(format!(
+                "{file} lists servers, so {} must hold this server's id (the N of its server.N line): {e}",
+                myid_path.display()
+            ))
+        })?;
+        let myid: u64 = text.trim().parse().map_err(|_| {
+            ConfigError::Ensemble(format!(
+                "{}: '{}' is not a server id",
+                myid_path.display(),
+                text.trim()
+            ))
+        })?;
+        self.server_id = u8::try_from(myid).map_err(|_| {
+            ConfigError::Ensemble(format!(
+                "{}: server id {myid} is above 255",
+                myid_path.display()
+            ))
+        })?;
+        let me = servers.iter().find(|s| s.id == myid).ok_or_else(|| {
+            ConfigError::Ensemble(format!(
+                "{}: id {myid} has no server.{myid} line in {file}",
+                myid_path.display()
+            ))
+        })?;
+        if !props.client_port_given {
+            if let Some(addr) = me
+                .client
+                .as_deref()
+                .and_then(|c| c.to_socket_addrs().ok()?.next())
+            {
+                self.client_addr = addr;
+            }
+        }
+        let participants = servers.iter().filter(|s| !s.observer).count();
+        if participants == 0 {
+            return Err(ConfigError::Ensemble(format!(
+                "{file}: every server is an observer; at least one must vote"
+            )));
+        }
+        if participants == 1 && servers.len() == 1 && props.standalone_enabled {
+            return Ok(());
+        }
+        let peer = format!("{}:{}", me.host, me.peer_port);
+        let peer_addr = peer
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| {
+                ConfigError::Ensemble(format!("{file}: server.{myid}: cannot resolve {peer}"))
+            })?;
+        self.ensemble = Some(EnsembleConfig {
+            members: servers,
+            peer_addr,
+        });
+        Ok(())
+    }
+
+    /// Applies zoo.cfg text; returns the `server.N` lines (for
+    /// `join_ensemble`) and warnings for keys that are not used.
+    pub fn apply_properties(&mut self, file: &str, text: &str) -> Result<Properties, ConfigError> {
         let props: BTreeMap<String, String> = parse_properties(text).into_iter().collect();
         let mut warnings = Vec::new();
         let err = |key: &str, message: String| ConfigError::Value {
@@ -180,6 +347,9 @@ impl ServerConfig {
         self.max_session_timeout_ms = 20 * self.tick_time_ms;
         let mut port = self.client_addr.port();
         let mut ip = self.client_addr.ip();
+        let mut servers = Vec::new();
+        let mut standalone_enabled = true;
+        let client_port_given = props.contains_key("clientPort");
         for (key, v) in &props {
             let key = key.as_str();
             match key {
@@ -219,16 +389,26 @@ impl ServerConfig {
                 "autopurge.snapRetainCount" => {
                     self.snap_retain_count = num::<usize>(key, v, err)?.max(3)
                 }
+                "reconfigEnabled" => self.reconfig_enabled = boolean(key, v)?,
+                "standaloneEnabled" => standalone_enabled = boolean(key, v)?,
                 k if IGNORED_KEYS.contains(&k) => {}
-                k if k.starts_with("server.") => warnings.push(format!(
-                    "{file}: {k}: ensemble members are not supported yet; running standalone"
-                )),
+                k if k.starts_with("server.") => {
+                    let id = k["server.".len()..]
+                        .parse::<u64>()
+                        .map_err(|_| err(k, "the server id must be a number".into()))?;
+                    servers.push(ServerLine::parse(id, v).map_err(|m| err(k, m))?);
+                }
                 k => warnings.push(format!("{file}: unknown key '{k}' ignored")),
             }
         }
         self.client_addr = SocketAddr::new(ip, port);
         self.validate()?;
-        Ok(warnings)
+        Ok(Properties {
+            warnings,
+            servers,
+            standalone_enabled,
+            client_port_given,
+        })
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -290,7 +470,10 @@ mod tests {
         );
         assert_eq!((c.max_client_cnxns, c.max_frame_bytes), (0, 4096));
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
-        assert_eq!(w, vec!["zoo.cfg: unknown key 'foo' ignored".to_string()]);
+        assert_eq!(
+            w.warnings,
+            vec!["zoo.cfg: unknown key 'foo' ignored".to_string()]
+        );
         assert_eq!(c.negotiate_timeout(1), 4000);
         assert_eq!(c.negotiate_timeout(100_000), 40000);
         assert_eq!(c.negotiate_timeout(10_000), 10000);

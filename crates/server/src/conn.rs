@@ -133,6 +133,12 @@ async fn run(
         Frame::Message(body) => body,
     };
     Stats::bump(&shared.stats.packets_received);
+    // Taken before the check, so an epoch that ends from here on closes us.
+    let service = shared.service_token();
+    if !shared.serving() {
+        debug!(%peer, "not serving (no leader, or out of touch with it); closing so the client tries another server");
+        return;
+    }
     let close = CancellationToken::new();
     let (outbox, mut inbox) = mpsc::unbounded_channel();
     let Some((session_id, liveness)) = handshake(shared, connect, id, &close, &mut wr).await else {
@@ -159,7 +165,7 @@ async fn run(
         .watches
         .connect(id, conn.outbox.clone(), conn.ids.clone());
     let _ = conn
-        .serve(&mut frames, &mut inbox, &mut wr, &close, &shutdown)
+        .serve(&mut frames, &mut inbox, &mut wr, &close, &shutdown, &service)
         .await;
     shared.watches.disconnect(id);
     shared.sessions.detach(session_id, id);
@@ -254,6 +260,7 @@ impl Connection {
         wr: &mut OwnedWriteHalf,
         close: &CancellationToken,
         shutdown: &CancellationToken,
+        service: &CancellationToken,
     ) -> Result<(), Stop> {
         let max_outstanding = self.shared.config.max_outstanding_per_connection;
         loop {
@@ -271,6 +278,7 @@ impl Connection {
             tokio::select! {
                 _ = close.cancelled() => return Err(Stop::Closed),
                 _ = shutdown.cancelled() => return Err(Stop::Closed),
+                _ = service.cancelled() => return Err(Stop::Closed),
                 m = inbox.recv() => {
                     if let Some(m) = m {
                         self.take(m);
@@ -564,6 +572,20 @@ impl Connection {
                 self.closing = true;
                 self.write(header.xid, TxnOp::CloseSession, received)
                     .await?;
+            }
+            Request::Sync(r) => {
+                self.push(
+                    Slot::Write {
+                        xid: header.xid,
+                        opcode: op::SYNC,
+                        result: None,
+                    },
+                    received,
+                );
+                self.shared
+                    .submit_sync(r.path, self.outbox.clone())
+                    .await
+                    .map_err(|_| Stop::Closed)?;
             }
             req @ (Request::Create { .. }
             | Request::CreateTtl(_)

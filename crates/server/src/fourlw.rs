@@ -22,6 +22,9 @@ pub fn version_line() -> String {
     )
 }
 
+/// What srvr, stat and mntr say while the server has no leader.
+const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
+
 /// The text answer to a four-letter word.
 pub fn respond(shared: &Shared, word: &str) -> String {
     if !shared.config.four_letter_allowed(word) {
@@ -29,7 +32,12 @@ pub fn respond(shared: &Shared, word: &str) -> String {
     }
     match word {
         "ruok" => "imok".to_owned(),
+        "srvr" | "stat" | "mntr" if !shared.serving() => NOT_SERVING.to_owned(),
         "srvr" => format!("{}\n{}", version_line(), server_body(shared)),
+        "hash" => {
+            let tree = shared.tree.read();
+            format!("{:x}: {}\n", tree.last_zxid(), tree.digest())
+        }
         "stat" => format!(
             "{}\n{}\n{}",
             version_line(),
@@ -153,9 +161,12 @@ fn monitor(shared: &Shared) -> String {
     };
     let (watches, _, _) = shared.watches.summary();
     let mut out = String::new();
-    let rows: [(&str, String); 20] = [
+    let status = shared.status();
+    let rows: [(&str, String); 21] = [
         ("version", version()),
-        ("server_state", "standalone".to_owned()),
+        ("server_state", status.role.name().to_owned()),
+        // The leader's term (ZooKeeper's epoch; our zxids do not carry it).
+        ("epoch", status.term.to_string()),
         ("avg_latency", format!("{:.4}", lat.avg_ms)),
         ("max_latency", lat.max_ms.to_string()),
         ("min_latency", lat.min_ms.to_string()),
@@ -195,7 +206,7 @@ fn configuration(shared: &Shared) -> String {
     let c = &shared.config;
     let dirs = crate::recovery::dirs(c);
     format!(
-        "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId=0\n",
+        "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId={}\n{}",
         c.client_addr.port(),
         dirs.snapshots.display(),
         dir_bytes(&dirs.snapshots),
@@ -204,7 +215,15 @@ fn configuration(shared: &Shared) -> String {
         c.tick_time_ms,
         c.max_client_cnxns,
         c.min_session_timeout_ms,
-        c.max_session_timeout_ms
+        c.max_session_timeout_ms,
+        if c.ensemble.is_some() { c.server_id } else { 0 },
+        match &c.ensemble {
+            Some(_) => format!(
+                "{}\n",
+                crate::server::membership_text(&shared.status())
+            ),
+            None => String::new(),
+        }
     )
 }
 
@@ -268,7 +287,7 @@ fn server_body(shared: &Shared) -> String {
         (tree.last_zxid(), tree.node_count())
     };
     format!(
-        "Latency min/avg/max: {}/{:.4}/{}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
+        "Latency min/avg/max: {}/{:.4}/{}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: {}\nNode count: {}\n",
         lat.min_ms,
         lat.avg_ms,
         lat.max_ms,
@@ -277,6 +296,7 @@ fn server_body(shared: &Shared) -> String {
         Stats::get(&s.connections),
         Stats::get(&s.outstanding),
         zxid,
+        shared.status().role.name(),
         nodes
     )
 }

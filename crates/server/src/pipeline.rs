@@ -4,10 +4,10 @@
 //! and answers the connection that asked. Nothing is applied or answered
 //! before consensus has made it durable.
 
-use crate::shared::Shared;
+use crate::shared::{Shared, Waiting};
 use paddock_proto::{ErrorCode, Response};
-use paddock_replication::{Applier, Replica};
-use paddock_tree::{Applied, Txn, TxnOp};
+use paddock_replication::{Applier, ProposeError, Replica};
+use paddock_tree::{Applied, DataTree, Txn, TxnOp};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -19,10 +19,16 @@ const MAX_BATCH: usize = 512;
 pub const QUEUE_DEPTH: usize = 8192;
 
 pub struct Proposal {
-    pub txn: Txn,
+    pub op: Proposed,
     /// Where the outcome goes: the submitting connection's outbox, which
     /// also carries its watch notifications, so both arrive in zxid order.
     pub reply_to: Option<mpsc::UnboundedSender<Outbound>>,
+}
+
+pub enum Proposed {
+    Txn(Txn),
+    /// A `sync` of this path: a barrier through the log.
+    Sync(String),
 }
 
 /// What the write path sends to a connection.
@@ -51,7 +57,9 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut seq = 0u64;
+    // Numbers start from the clock, so an entry proposed before a restart
+    // is never taken for one of this run's.
+    let mut seq = (shared.wall_ms() as u64) << 20;
     let mut failed = false;
     let stopped = replica.stopped();
     tokio::pin!(stopped);
@@ -72,12 +80,24 @@ pub async fn run(
                 continue;
             }
             seq += 1;
+            let (txn, sync_path) = match p.op {
+                Proposed::Txn(txn) => (Some(txn), None),
+                Proposed::Sync(path) => (None, Some(path)),
+            };
             if let Some(to) = p.reply_to {
-                shared.pending.lock().insert(seq, to);
+                shared.pending.lock().insert(seq, Waiting { to, sync_path });
             }
-            if replica.propose(seq, &p.txn).await.is_err() {
-                failed = true;
-                shared.fail_pending();
+            match replica.propose(seq, txn.as_ref()).await {
+                Ok(()) => {}
+                Err(ProposeError::NoLeader) => {
+                    let waiting = shared.pending.lock().remove(&seq);
+                    let to = waiting.map(|w| w.to);
+                    reply(&to, shared.last_zxid(), Err(ErrorCode::ConnectionLoss));
+                }
+                Err(ProposeError::Stopped) => {
+                    failed = true;
+                    shared.fail_pending();
+                }
             }
         }
     }
@@ -98,12 +118,39 @@ impl Applier for Shared {
         // Before any reply: a later ping must not report an older zxid.
         self.publish_last_zxid(outcome.zxid);
         self.watches.fire(&outcome.events);
-        if matches!(txn.op, TxnOp::CloseSession) {
-            self.sessions.remove(txn.session_id);
+        match txn.op {
+            // Every server tracks every session, so any of them can take
+            // over a client or, as leader, decide its expiry.
+            TxnOp::CreateSession { timeout_ms } if outcome.result.is_ok() => {
+                self.sessions
+                    .ensure(txn.session_id, timeout_ms, self.mono_ms())
+            }
+            TxnOp::CloseSession => self.sessions.remove(txn.session_id),
+            _ => {}
         }
         if let Some(seq) = seq {
-            let to = self.pending.lock().remove(&seq);
+            let to = self.pending.lock().remove(&seq).map(|w| w.to);
             reply(&to, outcome.zxid, outcome.result);
         }
+    }
+
+    fn barrier(&self, seq: u64, zxid: i64) {
+        if let Some(w) = self.pending.lock().remove(&seq) {
+            let path = w.sync_path.unwrap_or_default();
+            reply(&Some(w.to), zxid, Ok(Response::Sync { path }));
+        }
+    }
+
+    fn replaced(&self, tree: &DataTree) {
+        self.publish_last_zxid(tree.last_zxid());
+        let live: Vec<(i64, i32)> = tree
+            .sessions()
+            .iter()
+            .map(|(id, s)| (*id, s.timeout_ms))
+            .collect();
+        self.sessions.resync(&live, self.mono_ms());
+        // Watches and reads of this server's clients were against the old
+        // tree: they reconnect and re-arm (setWatches reports what changed).
+        self.restart_service();
     }
 }

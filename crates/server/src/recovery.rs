@@ -2,7 +2,7 @@
 //! from them (through `paddock-replication`, which owns their format).
 
 use crate::config::ServerConfig;
-use paddock_replication::{FilesError, Opened, Options};
+use paddock_replication::{Ensemble, FilesError, Opened, Options};
 use paddock_storage::Disk;
 use paddock_tree::{DataTree, TreeConfig};
 use std::fs::{File, OpenOptions};
@@ -111,6 +111,20 @@ pub fn recover_state(
         snap_count: config.snap_count,
         snap_retain: config.snap_retain_count,
         tree_config: tree_config(config),
+        ensemble: config.ensemble.as_ref().map(|e| {
+            let specs = |observer: bool| {
+                e.members
+                    .iter()
+                    .filter(|m| m.observer == observer)
+                    .map(|m| (m.id, m.spec()))
+                    .collect()
+            };
+            Ensemble {
+                voters: specs(false),
+                observers: specs(true),
+                listen: e.peer_addr,
+            }
+        }),
     };
     let (tree, opened) = paddock_replication::open(options, disk)?;
     info!(

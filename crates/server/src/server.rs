@@ -9,7 +9,7 @@ use crate::session::{initial_session_id, SessionTracker};
 use crate::shared::Shared;
 use bytes::Bytes;
 use paddock_proto::{DeleteContainerRequest, Request};
-use paddock_replication::{Replica, ReplicationError};
+use paddock_replication::{Replica, ReplicationError, Role, Status};
 use paddock_storage::{Disk, FsDisk};
 use paddock_tree::{Txn, TxnOp, SYSTEM_SESSION};
 use parking_lot::{Mutex, RwLock};
@@ -18,7 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -80,9 +80,8 @@ impl Server {
             .iter()
             .map(|(id, s)| (*id, s.timeout_ms))
             .collect();
-        for (id, timeout_ms) in live {
-            shared.sessions.restore(id, timeout_ms, shared.mono_ms());
-        }
+        shared.sessions.resync(&live, shared.mono_ms());
+        shared.set_status(replica.status().borrow().clone());
         Ok(Server {
             listener,
             shared,
@@ -113,7 +112,17 @@ impl Server {
             replica.clone(),
             stop_write_path.clone(),
         ));
+        tasks.spawn(follow_status(
+            shared.clone(),
+            replica.status(),
+            shutdown.clone(),
+        ));
         tasks.spawn(expire_sessions(shared.clone(), shutdown.clone()));
+        tasks.spawn(report_sessions(
+            shared.clone(),
+            replica.clone(),
+            shutdown.clone(),
+        ));
         tasks.spawn(reap_nodes(shared.clone(), shutdown.clone()));
         info!(addr = %listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()), "serving");
         let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
@@ -188,16 +197,95 @@ impl Drop for IpSlot {
     }
 }
 
-/// Closes sessions not heard from within their timeout, checking every
-/// half tick.
+fn leads(role: Role) -> bool {
+    matches!(role, Role::Leader | Role::Standalone)
+}
+
+/// Follows consensus: a new epoch closes every connection (a new leader
+/// gives every session a full timeout), and /zookeeper/config shows the
+/// membership in force.
+async fn follow_status(
+    shared: Arc<Shared>,
+    mut status: watch::Receiver<Status>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let now = status.borrow_and_update().clone();
+        let before = shared.status();
+        if now.epoch != before.epoch {
+            shared.restart_service();
+        }
+        if leads(now.role) && !leads(before.role) {
+            shared.sessions.touch_all(shared.mono_ms());
+        }
+        if now.config_version != before.config_version || now.members != before.members {
+            let text = membership_text(&now);
+            shared.tree.write().set_config_data(Bytes::from(text));
+        }
+        shared.set_status(now);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = status.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// `/zookeeper/config` as ZooKeeper writes it: a `server.N=` line per
+/// member and the version (the log index of the membership, in hex).
+pub(crate) fn membership_text(status: &Status) -> String {
+    let mut text = String::new();
+    for m in status.members.iter().filter(|m| !m.spec.is_empty()) {
+        text.push_str(&format!("server.{}={}\n", m.id, m.spec));
+    }
+    if !text.is_empty() {
+        text.push_str(&format!("version={:x}", status.config_version));
+    }
+    text
+}
+
+/// A follower tells the leader, every half tick, which sessions its
+/// clients were heard from; the leader takes in what the others report.
+async fn report_sessions(shared: Arc<Shared>, replica: Arc<Replica>, shutdown: CancellationToken) {
+    let Some(mut touches) = replica.take_touches() else {
+        return;
+    };
+    let mut every = tokio::time::interval(half_tick(&shared));
+    let mut since = 0;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            Some(ids) = touches.recv() => {
+                let now = shared.mono_ms();
+                for id in ids {
+                    shared.sessions.touch(id, now);
+                }
+            }
+            _ = every.tick() => {
+                let now = shared.mono_ms();
+                if !leads(shared.status().role) {
+                    replica.report_sessions(shared.sessions.heard_since(since));
+                }
+                since = now;
+            }
+        }
+    }
+}
+
+fn half_tick(shared: &Shared) -> Duration {
+    Duration::from_millis(u64::from(shared.config.tick_time_ms / 2).max(1))
+}
+
+/// The leader closes sessions not heard from within their timeout,
+/// checking every half tick.
 async fn expire_sessions(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let mut every = tokio::time::interval(Duration::from_millis(
-        u64::from(shared.config.tick_time_ms / 2).max(1),
-    ));
+    let mut every = tokio::time::interval(half_tick(&shared));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = every.tick() => {}
+        }
+        if !leads(shared.status().role) {
+            continue;
         }
         for session_id in shared.sessions.expire(shared.mono_ms()) {
             info!(
@@ -227,6 +315,9 @@ async fn reap_nodes(shared: Arc<Shared>, shutdown: CancellationToken) {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = every.tick() => {}
+        }
+        if !leads(shared.status().role) {
+            continue;
         }
         let due = shared.tree.read().reapable_at(shared.wall_ms());
         for path in due {

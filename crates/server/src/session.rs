@@ -115,19 +115,60 @@ impl SessionTracker {
         liveness
     }
 
-    /// Tracks a session recovered from disk, held by no connection yet.
-    pub fn restore(&self, session_id: i64, timeout_ms: i32, now_ms: i64) {
-        self.sessions.lock().insert(
-            session_id,
-            Tracked {
+    /// Tracks a session held by no connection here (recovered from disk,
+    /// or created through another server), unless it is tracked already.
+    pub fn ensure(&self, session_id: i64, timeout_ms: i32, now_ms: i64) {
+        self.sessions
+            .lock()
+            .entry(session_id)
+            .or_insert_with(|| Tracked {
                 liveness: Arc::new(Liveness {
                     timeout_ms: AtomicI32::new(timeout_ms),
                     last_seen_ms: AtomicI64::new(now_ms),
                 }),
                 holder: None,
                 closing: false,
-            },
-        );
+            });
+    }
+
+    /// Makes the tracked sessions exactly `live` (after the tree was
+    /// replaced by a snapshot); sessions new to us get a full timeout.
+    pub fn resync(&self, live: &[(i64, i32)], now_ms: i64) {
+        let keep: std::collections::HashSet<i64> = live.iter().map(|(id, _)| *id).collect();
+        self.sessions.lock().retain(|id, _| keep.contains(id));
+        for (id, timeout_ms) in live {
+            self.ensure(*id, *timeout_ms, now_ms);
+        }
+    }
+
+    /// Another server heard from this session's client.
+    pub fn touch(&self, session_id: i64, now_ms: i64) {
+        if let Some(t) = self.sessions.lock().get(&session_id) {
+            t.liveness.touch(now_ms);
+        }
+    }
+
+    /// Gives every session a full timeout from now (a new leader does not
+    /// know when the others last heard from their clients).
+    pub fn touch_all(&self, now_ms: i64) {
+        for t in self.sessions.lock().values() {
+            t.liveness.touch(now_ms);
+        }
+    }
+
+    /// Sessions held by a connection here and heard from at or after
+    /// `since_ms`: what a follower reports to the leader.
+    pub fn heard_since(&self, since_ms: i64) -> Vec<i64> {
+        let sessions = self.sessions.lock();
+        let mut out: Vec<i64> = sessions
+            .iter()
+            .filter(|(_, t)| {
+                t.holder.is_some() && t.liveness.last_seen_ms.load(Ordering::Relaxed) >= since_ms
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        out.sort_unstable();
+        out
     }
 
     /// Moves a live session to a new connection with a newly negotiated
@@ -244,6 +285,34 @@ mod tests {
         assert_eq!(t.expire(1501), vec![5]);
         assert!(t.expire(5000).is_empty(), "reported once");
         assert!(t.attach(5, 1000, 5000, holder(2)).is_none(), "closing");
+    }
+
+    #[test]
+    fn a_follower_reports_only_the_sessions_its_clients_were_heard_from() {
+        let t = SessionTracker::new(1);
+        let held = t.add(5, 1000, 0, holder(1));
+        t.ensure(6, 1000, 0);
+        t.ensure(5, 9999, 0);
+        assert_eq!(t.heard_since(0), vec![5]);
+        assert!(t.heard_since(1).is_empty());
+        held.touch(10);
+        assert_eq!(t.heard_since(1), vec![5]);
+        assert_eq!(held.timeout_ms(), 1000, "ensure keeps a tracked session");
+    }
+
+    #[test]
+    fn the_leader_expires_sessions_only_after_touches_stop() {
+        let t = SessionTracker::new(1);
+        t.ensure(6, 1000, 0);
+        t.touch(6, 900);
+        assert!(t.expire(1500).is_empty());
+        t.touch_all(1600);
+        assert!(t.expire(2500).is_empty());
+        assert_eq!(t.expire(2601), vec![6]);
+        t.resync(&[(7, 1000)], 3000);
+        assert!(t.expire(3500).is_empty());
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.expire(4001), vec![7]);
     }
 
     #[test]

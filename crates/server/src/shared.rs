@@ -1,11 +1,12 @@
 //! State every task of a server shares.
 
 use crate::config::ServerConfig;
-use crate::pipeline::{Committed, Outbound, Proposal};
+use crate::pipeline::{Committed, Outbound, Proposal, Proposed};
 use crate::session::SessionTracker;
 use crate::stats::Stats;
 use crate::watches::Watches;
 use paddock_proto::ErrorCode;
+use paddock_replication::{Role, Status};
 use paddock_tree::{DataTree, Txn};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
@@ -14,6 +15,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// What `stat` lists for one connection, updated by the connection itself.
 #[derive(Debug)]
@@ -35,11 +37,23 @@ pub struct Shared {
     pub connections: Mutex<BTreeMap<u64, Arc<ConnectionInfo>>>,
     pub watches: Watches,
     proposals: mpsc::Sender<Proposal>,
-    /// Where the outcome of each write this server proposed goes, by the
-    /// number it was proposed under.
-    pub pending: Mutex<HashMap<u64, mpsc::UnboundedSender<Outbound>>>,
+    /// Where the outcome of each write (or sync) this server proposed
+    /// goes, by the number it was proposed under.
+    pub pending: Mutex<HashMap<u64, Waiting>>,
     last_zxid: AtomicI64,
     pub started: Instant,
+    /// Consensus as last reported: role, leader, members.
+    status: Mutex<Status>,
+    /// Cancelled when the service epoch ends (a new leader, or lost
+    /// contact): every connection of the epoch closes, as in ZooKeeper.
+    service: Mutex<CancellationToken>,
+}
+
+/// A proposal waiting for its outcome.
+pub struct Waiting {
+    pub to: mpsc::UnboundedSender<Outbound>,
+    /// For a `sync`: the path its reply names.
+    pub sync_path: Option<String>,
 }
 
 /// The write path is gone: the server is shutting down.
@@ -66,7 +80,44 @@ impl Shared {
             proposals,
             last_zxid: AtomicI64::new(last_zxid),
             started: Instant::now(),
+            status: Mutex::new(Status {
+                role: Role::Looking,
+                leader: None,
+                term: 0,
+                serving: false,
+                epoch: 0,
+                members: Vec::new(),
+                config_version: 0,
+            }),
+            service: Mutex::new(CancellationToken::new()),
         })
+    }
+
+    pub fn status(&self) -> Status {
+        self.status.lock().clone()
+    }
+
+    pub fn set_status(&self, status: Status) {
+        *self.status.lock() = status;
+    }
+
+    /// Whether clients may connect now.
+    pub fn serving(&self) -> bool {
+        self.status.lock().serving
+    }
+
+    /// The token that closes the connections of the current epoch.
+    pub fn service_token(&self) -> CancellationToken {
+        self.service.lock().clone()
+    }
+
+    /// Ends the service epoch: every connection closes (their clients
+    /// reconnect, to this or another server, keeping their sessions) and
+    /// writes still waiting are forgotten; they may or may not commit.
+    pub fn restart_service(&self) {
+        let old = std::mem::replace(&mut *self.service.lock(), CancellationToken::new());
+        old.cancel();
+        self.pending.lock().clear();
     }
 
     /// Wall-clock time for transactions, in ms since the epoch.
@@ -95,8 +146,8 @@ impl Shared {
     /// (consensus has stopped; they will never be applied by this run).
     pub fn fail_pending(&self) {
         let zxid = self.last_zxid();
-        for (_, to) in self.pending.lock().drain() {
-            let _ = to.send(Outbound::Committed(Committed {
+        for (_, w) in self.pending.lock().drain() {
+            let _ = w.to.send(Outbound::Committed(Committed {
                 zxid,
                 result: Err(ErrorCode::SystemError),
             }));
@@ -110,8 +161,26 @@ impl Shared {
         txn: Txn,
         reply_to: Option<mpsc::UnboundedSender<Outbound>>,
     ) -> Result<(), ShuttingDown> {
+        self.propose(Proposed::Txn(txn), reply_to).await
+    }
+
+    /// Hands a `sync` to the write path: it is answered once everything
+    /// the leader had accepted before it is applied here.
+    pub async fn submit_sync(
+        &self,
+        path: String,
+        reply_to: mpsc::UnboundedSender<Outbound>,
+    ) -> Result<(), ShuttingDown> {
+        self.propose(Proposed::Sync(path), Some(reply_to)).await
+    }
+
+    async fn propose(
+        &self,
+        op: Proposed,
+        reply_to: Option<mpsc::UnboundedSender<Outbound>>,
+    ) -> Result<(), ShuttingDown> {
         self.proposals
-            .send(Proposal { txn, reply_to })
+            .send(Proposal { op, reply_to })
             .await
             .map_err(|_| ShuttingDown)
     }

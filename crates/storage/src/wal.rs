@@ -323,6 +323,25 @@ impl Wal {
         Ok(())
     }
 
+    /// Removes every segment, oldest first: the log is empty and the next
+    /// append starts a new segment (named above every earlier one). For a
+    /// replica whose whole log a newer, durable snapshot has replaced.
+    pub fn clear(&mut self) -> Result<(), WalError> {
+        if self.failed {
+            return Err(WalError::Failed);
+        }
+        self.current = None;
+        let result = list_segments(&*self.disk, &self.dir).and_then(|segments| {
+            segments
+                .iter()
+                .try_for_each(|(_, path)| self.disk.remove(path).map_err(io_err(path)))
+        });
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
     /// Closes the current segment (cut to its data) and starts the next.
     fn open_segment(&mut self, first_index: i64, need: u64) -> Result<(), WalError> {
         if let Some((_, path, written)) = self.current.take() {

@@ -210,3 +210,20 @@ fn reading_from_an_index_skips_only_segments_wholly_before_it() {
         all.records
     );
 }
+
+#[test]
+fn a_cleared_log_may_restart_at_any_index_in_a_newer_segment() {
+    let dir = write_batches(4, 64);
+    let before = segments(dir.path());
+    let mut wal = Wal::new(Arc::new(FsDisk), dir.path(), 64).unwrap();
+    wal.clear().unwrap();
+    assert!(segments(dir.path()).is_empty());
+    append(&mut wal, &batch(100, 2)).unwrap();
+    let after = segments(dir.path());
+    assert_eq!(after.len(), 1);
+    assert!(
+        after[0] > *before.last().unwrap(),
+        "{after:?} not after {before:?}"
+    );
+    assert_eq!(indexes(&recover(&FsDisk, dir.path()).unwrap()), vec![100, 101]);
+}

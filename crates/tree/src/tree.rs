@@ -126,6 +126,15 @@ impl DataTree {
         t
     }
 
+    /// Sets the data of `/zookeeper/config` (the ensemble's membership in
+    /// ZooKeeper's format). Not a transaction: every server writes the
+    /// membership it knows, as ZooKeeper does for a static config.
+    pub fn set_config_data(&mut self, data: Bytes) {
+        if let Some(node) = self.nodes.get_mut("/zookeeper/config") {
+            node.data = Some(data);
+        }
+    }
+
     /// A tree with no nodes, for rebuilding from a snapshot.
     pub(crate) fn empty(
         config: TreeConfig,
@@ -184,6 +193,32 @@ impl DataTree {
 
     pub fn node(&self, path: &str) -> Option<&Node> {
         self.nodes.get(path)
+    }
+
+    /// A digest of everything replicated: every node (path, data, ACL,
+    /// stat), the sessions and the last zxid. Replicas that applied the
+    /// same log agree on it; `/zookeeper/config` (written per server) is
+    /// left out.
+    pub fn digest(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        self.last_zxid.hash(&mut h);
+        let mut paths: Vec<&String> = self.nodes.keys().collect();
+        paths.sort();
+        for path in paths.into_iter().filter(|p| *p != "/zookeeper/config") {
+            let n = &self.nodes[path];
+            path.hash(&mut h);
+            n.data.as_deref().hash(&mut h);
+            (n.czxid, n.mzxid, n.ctime, n.mtime, n.pzxid, n.owner).hash(&mut h);
+            (n.version, n.child_creates, n.aversion).hash(&mut h);
+            for acl in n.acl.iter() {
+                (acl.perms, &acl.id.scheme, &acl.id.id).hash(&mut h);
+            }
+        }
+        for (id, s) in &self.sessions {
+            (id, s.timeout_ms).hash(&mut h);
+        }
+        h.finish()
     }
 
     /// ZooKeeper's node count (srvr "Node count", zk_znode_count): the root is

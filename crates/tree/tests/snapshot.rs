@@ -122,3 +122,35 @@ fn a_truncated_snapshot_is_an_error() {
         .is_err());
     }
 }
+
+#[test]
+fn replicas_that_applied_the_same_txns_share_a_digest_and_any_change_moves_it() {
+    let config = TreeConfig::default();
+    let build = |data: &str| {
+        let mut t = DataTree::new(config);
+        t.apply(&txn(7, TxnOp::CreateSession { timeout_ms: 5000 }));
+        t.apply(&txn(
+            7,
+            create(op::CREATE, "/a", 0, acl::open_acl_unsafe()),
+        ));
+        t.apply(&txn(
+            7,
+            TxnOp::Write(Request::SetData(SetDataRequest {
+                path: "/a".into(),
+                data: Some(Bytes::from(data.to_owned())),
+                version: -1,
+            })),
+        ));
+        t
+    };
+    let (mut a, b, c) = (build("x"), build("x"), build("y"));
+    assert_eq!(a.digest(), b.digest());
+    assert_ne!(a.digest(), c.digest());
+    let before = a.digest();
+    a.set_config_data(Bytes::from_static(b"server.1=h:1:2:participant"));
+    assert_eq!(a.digest(), before, "the per-server config node is left out");
+    let mut decoded = DataTree::decode_snapshot(&mut Reader::new(encode(&b)), config).unwrap();
+    assert_eq!(decoded.digest(), b.digest());
+    decoded.apply(&txn(7, TxnOp::CloseSession));
+    assert_ne!(decoded.digest(), b.digest());
+}

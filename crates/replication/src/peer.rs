@@ -1,0 +1,362 @@
+//! The wire between replicas: length-prefixed MessagePack frames over TCP.
+//! Each request gets one reply, in order, except the fire-and-forget ones
+//! (snapshot chunks, session liveness). A `Link` is one outgoing
+//! connection, redialled after any error; `serve` answers incoming ones.
+
+use crate::state_machine::{SnapshotFile, StateMachine};
+use crate::types::{Command, SnapshotMeta, TypeConfig, Vote};
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::Raft;
+use serde::{Deserialize, Serialize};
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tracing::{debug, warn};
+
+/// The largest frame a peer may send. Append batches are bounded by
+/// openraft's `max_payload_entries` times `jute.maxbuffer`; snapshots
+/// travel in chunks.
+pub const MAX_PEER_FRAME_BYTES: usize = 256 << 20;
+/// Bytes of snapshot per chunk.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerRequest {
+    Append(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<TypeConfig>),
+    PreVote(VoteRequest<TypeConfig>),
+    /// A snapshot follows in chunks (no reply until `SnapshotDone`).
+    SnapshotBegin,
+    SnapshotChunk(Bytes),
+    SnapshotDone {
+        vote: Vote,
+        meta: SnapshotMeta,
+    },
+    /// Writes a follower or observer passes to the leader, in order.
+    Forward(Vec<Command>),
+    /// Sessions the sender's clients were heard from (no reply).
+    Touch(Vec<i64>),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerReply {
+    Append(AppendEntriesResponse<TypeConfig>),
+    Vote(VoteResponse<TypeConfig>),
+    Snapshot(SnapshotResponse<TypeConfig>),
+    Forwarded,
+    Failed(String),
+}
+
+impl PeerRequest {
+    fn expects_reply(&self) -> bool {
+        !matches!(
+            self,
+            PeerRequest::SnapshotBegin | PeerRequest::SnapshotChunk(_) | PeerRequest::Touch(_)
+        )
+    }
+}
+
+fn codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_PEER_FRAME_BYTES)
+        .new_codec()
+}
+
+fn encode<T: Serialize>(value: &T) -> io::Result<Bytes> {
+    rmp_serde::to_vec(value)
+        .map(Bytes::from)
+        .map_err(io::Error::other)
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(frame: &[u8]) -> io::Result<T> {
+    rmp_serde::from_slice(frame).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// The peer address (`host:port`) in a ZooKeeper server spec
+/// (`host:peerPort:electionPort[:role][;clientAddr]`).
+pub fn peer_addr(spec: &str) -> Option<String> {
+    let servers = spec.split(';').next()?;
+    let mut parts = servers.split(':');
+    let host = parts.next().filter(|h| !h.is_empty())?;
+    let port = parts.next()?.parse::<u16>().ok()?;
+    Some(format!("{host}:{port}"))
+}
+
+/// One outgoing connection to a peer.
+pub struct Link {
+    addr: Option<String>,
+    conn: Option<Framed<TcpStream, LengthDelimitedCodec>>,
+}
+
+impl Link {
+    pub fn new(spec: &str) -> Link {
+        Link {
+            addr: peer_addr(spec),
+            conn: None,
+        }
+    }
+
+    async fn connected(&mut self) -> io::Result<&mut Framed<TcpStream, LengthDelimitedCodec>> {
+        if self.conn.is_none() {
+            let addr = self
+                .addr
+                .as_deref()
+                .ok_or_else(|| io::Error::other("the peer has no address"))?;
+            let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+            stream.set_nodelay(true)?;
+            self.conn = Some(Framed::new(stream, codec()));
+        }
+        self.conn
+            .as_mut()
+            .ok_or_else(|| io::Error::other("not connected"))
+    }
+
+    /// Drops the connection; the next request dials again.
+    pub fn reset(&mut self) {
+        self.conn = None;
+    }
+
+    /// Sends a request that gets no reply.
+    pub async fn send(&mut self, req: &PeerRequest) -> io::Result<()> {
+        let frame = encode(req)?;
+        let result = async { self.connected().await?.send(frame).await }.await;
+        if result.is_err() {
+            self.conn = None;
+        }
+        result
+    }
+
+    /// Sends a request and waits up to `timeout` for its reply. After any
+    /// error the connection is dropped, so a late reply cannot be taken
+    /// for the next request's.
+    pub async fn call(&mut self, req: &PeerRequest, timeout: Duration) -> io::Result<PeerReply> {
+        let frame = encode(req)?;
+        let exchange = async {
+            let conn = self.connected().await?;
+            conn.send(frame).await?;
+            match conn.next().await {
+                Some(Ok(reply)) => decode::<PeerReply>(&reply),
+                Some(Err(e)) => Err(e),
+                None => Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the peer closed the connection",
+                )),
+            }
+        };
+        let result = match tokio::time::timeout(timeout, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "no reply in time")),
+        };
+        if result.is_err() {
+            self.conn = None;
+        }
+        result
+    }
+}
+
+/// What the peer listener needs from the rest of the replica.
+pub struct PeerContext {
+    pub raft: Raft<TypeConfig, StateMachine>,
+    /// Where received snapshots are written before they are installed.
+    pub snapshot_dir: PathBuf,
+    /// When the leader was last heard from, in ms since `started`.
+    pub leader_contact_ms: Arc<AtomicU64>,
+    pub started: Instant,
+    /// Session liveness reported by other servers.
+    pub touches: mpsc::UnboundedSender<Vec<i64>>,
+}
+
+impl PeerContext {
+    fn heard_from_leader(&self) {
+        self.leader_contact_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Accepts peers until the listener fails or the task is aborted.
+pub async fn serve(listener: TcpListener, ctx: Arc<PeerContext>) {
+    let mut next = 0u64;
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                next += 1;
+                let (ctx, id) = (ctx.clone(), next);
+                tokio::spawn(async move {
+                    if let Err(e) = serve_one(stream, &ctx, id).await {
+                        debug!(%addr, "peer connection ended: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                warn!("accepting a peer failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn serve_one(stream: TcpStream, ctx: &PeerContext, id: u64) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut conn = Framed::new(stream, codec());
+    let mut receiving: Option<(tokio::fs::File, PathBuf)> = None;
+    let result = async {
+        while let Some(frame) = conn.next().await {
+            let req: PeerRequest = decode(&frame?)?;
+            let wants_reply = req.expects_reply();
+            let reply = handle(req, ctx, id, &mut receiving).await?;
+            if wants_reply {
+                conn.send(encode(&reply)?).await?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Some((_, path)) = receiving {
+        let _ = tokio::fs::remove_file(path).await;
+    }
+    result
+}
+
+async fn handle(
+    req: PeerRequest,
+    ctx: &PeerContext,
+    conn_id: u64,
+    receiving: &mut Option<(tokio::fs::File, PathBuf)>,
+) -> io::Result<PeerReply> {
+    let failed = |e: &dyn std::fmt::Display| PeerReply::Failed(e.to_string());
+    Ok(match req {
+        PeerRequest::Append(rpc) => {
+            ctx.heard_from_leader();
+            match ctx.raft.append_entries(rpc).await {
+                Ok(r) => PeerReply::Append(r),
+                Err(e) => failed(&e),
+            }
+        }
+        PeerRequest::Vote(rpc) => match ctx.raft.vote(rpc).await {
+            Ok(r) => PeerReply::Vote(r),
+            Err(e) => failed(&e),
+        },
+        PeerRequest::PreVote(rpc) => match ctx.raft.pre_vote(rpc).await {
+            Ok(r) => PeerReply::Vote(r),
+            Err(e) => failed(&e),
+        },
+        PeerRequest::SnapshotBegin => {
+            let path = ctx.snapshot_dir.join(format!("receiving.{conn_id}.tmp"));
+            let file = tokio::fs::File::create(&path).await?;
+            *receiving = Some((file, path));
+            PeerReply::Forwarded
+        }
+        PeerRequest::SnapshotChunk(bytes) => {
+            ctx.heard_from_leader();
+            let (file, _) = receiving
+                .as_mut()
+                .ok_or_else(|| io::Error::other("a snapshot chunk before its start"))?;
+            file.write_all(&bytes).await?;
+            PeerReply::Forwarded
+        }
+        PeerRequest::SnapshotDone { vote, meta } => {
+            let (mut file, path) = receiving
+                .take()
+                .ok_or_else(|| io::Error::other("a snapshot end before its start"))?;
+            file.flush().await?;
+            file.sync_all().await?;
+            drop(file);
+            let snapshot = openraft::alias::SnapshotOf::<TypeConfig, SnapshotFile> {
+                meta,
+                snapshot: SnapshotFile(path.clone()),
+            };
+            let installed = ctx.raft.install_full_snapshot(vote, snapshot).await;
+            let _ = tokio::fs::remove_file(&path).await;
+            match installed {
+                Ok(r) => PeerReply::Snapshot(r),
+                Err(e) => failed(&e),
+            }
+        }
+        PeerRequest::Forward(commands) => {
+            for command in commands {
+                if let Err(e) = ctx.raft.client_write_ff(command, None).await {
+                    return Ok(failed(&e));
+                }
+            }
+            PeerReply::Forwarded
+        }
+        PeerRequest::Touch(sessions) => {
+            let _ = ctx.touches.send(sessions);
+            PeerReply::Forwarded
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Entry, LogId, Payload};
+    use openraft::vote::leader_id_std::CommittedLeaderId;
+    use openraft::BasicNode;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn peer_addresses_come_from_zookeeper_server_specs() {
+        assert_eq!(
+            peer_addr("127.0.0.1:2888:3888;127.0.0.1:2181").as_deref(),
+            Some("127.0.0.1:2888")
+        );
+        assert_eq!(
+            peer_addr("zk1:2888:3888:observer").as_deref(),
+            Some("zk1:2888")
+        );
+        assert_eq!(peer_addr(""), None);
+        assert_eq!(peer_addr("host:notaport:3888"), None);
+    }
+
+    #[test]
+    fn requests_survive_the_wire() {
+        let log_id = |index| LogId::new(CommittedLeaderId::new(3), index);
+        let members = BTreeMap::from([(1u64, BasicNode::new("a:1:2"))]);
+        let membership = openraft::Membership::new(vec![[1u64].into()], members).unwrap();
+        let entries: Vec<Entry> = vec![
+            Entry {
+                log_id: log_id(7),
+                payload: Payload::Normal(Command {
+                    origin: 2,
+                    seq: 9,
+                    txn: Bytes::from_static(b"\x00\x01txn"),
+                }),
+            },
+            Entry {
+                log_id: log_id(8),
+                payload: Payload::Membership(membership),
+            },
+            Entry {
+                log_id: log_id(9),
+                payload: Payload::Blank,
+            },
+        ];
+        let req = PeerRequest::Append(AppendEntriesRequest {
+            vote: Vote::new_committed(3, 1),
+            prev_log_id: Some(log_id(6)),
+            entries: entries.clone(),
+            leader_commit: Some(log_id(6)),
+        });
+        let back: PeerRequest = decode(&encode(&req).unwrap()).unwrap();
+        let PeerRequest::Append(back) = back else {
+            panic!("wrong kind: {back:?}")
+        };
+        assert_eq!(back.entries, entries);
+        assert_eq!(back.prev_log_id, Some(log_id(6)));
+        assert!(decode::<PeerRequest>(b"\xc1garbage").is_err());
+    }
+}

@@ -1,0 +1,211 @@
+//! What the server needs to know about consensus, in ZooKeeper's terms: the
+//! role (leader, follower, observer, standalone, looking), whether clients
+//! may be served, and an epoch that changes whenever writes in flight may
+//! have been lost, so connections start over as they do in ZooKeeper.
+
+use crate::types::TypeConfig;
+use crate::StateMachine;
+use openraft::async_runtime::WatchReceiver;
+use openraft::{BasicNode, Raft, RaftMetrics, ServerState};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// A follower that has not heard from its leader for this long, or a
+/// leader that has not heard from a quorum, stops serving clients.
+pub const CONTACT_LOST_MS: u64 = 1000;
+const POLL: Duration = Duration::from_millis(25);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Standalone,
+    Leader,
+    Follower,
+    Observer,
+    /// No leader known: an election is going on or no quorum is reachable.
+    Looking,
+}
+
+impl Role {
+    /// The name srvr and mntr report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Standalone => "standalone",
+            Role::Leader => "leader",
+            Role::Follower => "follower",
+            Role::Observer => "observer",
+            Role::Looking => "looking",
+        }
+    }
+}
+
+/// One member of the ensemble as ZooKeeper writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: u64,
+    /// `host:peerPort:electionPort:role;clientAddr:clientPort`.
+    pub spec: String,
+    pub voter: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub role: Role,
+    pub leader: Option<u64>,
+    /// The leader's term (ZooKeeper's epoch).
+    pub term: u64,
+    /// Clients may be served: a leader in touch with a quorum, or a
+    /// follower or observer in touch with its leader and caught up.
+    pub serving: bool,
+    /// Changes when writes in flight may have been lost: a new leader,
+    /// serving stopped, or forwarding to the leader failed.
+    pub epoch: u64,
+    pub members: Vec<Member>,
+    /// The log index of the membership in force (the config's version).
+    pub config_version: u64,
+}
+
+impl Status {
+    pub(crate) fn initial() -> Status {
+        Status {
+            role: Role::Looking,
+            leader: None,
+            term: 0,
+            serving: false,
+            epoch: 0,
+            members: Vec::new(),
+            config_version: 0,
+        }
+    }
+}
+
+pub(crate) struct Monitor {
+    pub raft: Raft<TypeConfig, StateMachine>,
+    pub me: u64,
+    pub standalone: bool,
+    pub leader_contact_ms: Arc<AtomicU64>,
+    pub started: Instant,
+    pub status: Arc<watch::Sender<Status>>,
+    /// Observers to add as learners whenever this server leads.
+    pub observers: BTreeMap<u64, String>,
+}
+
+impl Monitor {
+    pub async fn run(self) {
+        let mut metrics = self.raft.metrics();
+        let mut requested: BTreeSet<u64> = BTreeSet::new();
+        loop {
+            let m = metrics.borrow_watched().clone();
+            if m.running_state.is_err() {
+                return;
+            }
+            let now_ms = self.started.elapsed().as_millis() as u64;
+            let contact_ms = now_ms.saturating_sub(self.leader_contact_ms.load(Ordering::Relaxed));
+            self.status
+                .send_if_modified(|s| update(s, &m, self.me, self.standalone, contact_ms));
+            if m.state == ServerState::Leader {
+                self.add_observers(&m, &mut requested);
+            } else {
+                requested.clear();
+            }
+            tokio::select! {
+                changed = metrics.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    fn add_observers(&self, m: &RaftMetrics<TypeConfig>, requested: &mut BTreeSet<u64>) {
+        let membership = m.membership_config.membership();
+        for (id, spec) in &self.observers {
+            if membership.get_node(id).is_some() || !requested.insert(*id) {
+                continue;
+            }
+            let (raft, id, node) = (self.raft.clone(), *id, BasicNode::new(spec));
+            tokio::spawn(async move {
+                match raft.add_learner(id, node, false).await {
+                    Ok(_) => info!(observer = id, "added an observer"),
+                    Err(e) => warn!(observer = id, "adding an observer failed: {e}"),
+                }
+            });
+        }
+    }
+}
+
+/// Recomputes the status from openraft's metrics; true if it changed.
+fn update(
+    s: &mut Status,
+    m: &RaftMetrics<TypeConfig>,
+    me: u64,
+    standalone: bool,
+    contact_ms: u64,
+) -> bool {
+    let membership = m.membership_config.membership();
+    let voters: BTreeSet<u64> = membership.voter_ids().collect();
+    let role = match m.state {
+        ServerState::Leader if standalone => Role::Standalone,
+        ServerState::Leader => Role::Leader,
+        ServerState::Follower if m.current_leader.is_some() => Role::Follower,
+        ServerState::Learner if m.current_leader.is_some() => Role::Observer,
+        _ => Role::Looking,
+    };
+    let caught_up = m.last_applied.map(|l| l.index) >= m.cluster_committed.map(|l| l.index);
+    let serving = match role {
+        Role::Standalone => true,
+        Role::Leader => {
+            voters.len() == 1
+                || m.last_quorum_acked.as_ref().is_some_and(|at| {
+                    openraft::Instant::elapsed(&**at) < Duration::from_millis(CONTACT_LOST_MS)
+                })
+        }
+        Role::Follower | Role::Observer => contact_ms < CONTACT_LOST_MS && (s.serving || caught_up),
+        Role::Looking => false,
+    };
+    let leader = if role == Role::Looking {
+        None
+    } else {
+        m.current_leader
+    };
+    let term = m.vote.leader_id().term;
+    let members: Vec<crate::Member> = membership
+        .nodes()
+        .map(|(id, node)| crate::Member {
+            id: *id,
+            spec: node.addr.clone(),
+            voter: voters.contains(id),
+        })
+        .collect();
+    let config_version = m
+        .membership_config
+        .log_id()
+        .as_ref()
+        .map_or(0, |l| l.index);
+    let mut next = Status {
+        role,
+        leader,
+        term,
+        serving,
+        epoch: s.epoch,
+        members,
+        config_version,
+    };
+    if (next.leader, next.term) != (s.leader, s.term) || (s.serving && !next.serving) {
+        next.epoch += 1;
+        info!(
+            me,
+            role = role.name(),
+            leader = ?next.leader,
+            term,
+            serving,
+            "consensus role changed"
+        );
+    }
+    if next == *s {
+        return false;
+    }
+    *s = next;
+    true
+}
