@@ -113,7 +113,9 @@ pub(crate) fn standing_entries(
 pub(crate) enum Outcome<'a> {
     Txn(&'a Txn, Applied),
     /// A barrier was reached with the tree at `zxid`.
-    Barrier { zxid: i64 },
+    Barrier {
+        zxid: i64,
+    },
 }
 
 /// Applies one log entry: a transaction to the tree, handing its outcome

@@ -3,9 +3,11 @@
 //! liveness of its clients' sessions. If the leader cannot take them, the
 //! epoch moves on and the server's clients reconnect, as in ZooKeeper.
 
+use crate::network::Network;
 use crate::peer::{Link, PeerReply, PeerRequest};
 use crate::status::Status;
 use crate::types::Command;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -22,6 +24,7 @@ pub(crate) enum Outgoing {
 pub(crate) async fn run(
     mut queue: mpsc::UnboundedReceiver<Outgoing>,
     status: Arc<watch::Sender<Status>>,
+    local: Arc<BTreeMap<u64, String>>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut link: Option<(u64, Link)> = None;
@@ -34,7 +37,7 @@ pub(crate) async fn run(
             let spec = s
                 .leader
                 .and_then(|l| s.members.iter().find(|m| m.id == l))
-                .map(|m| (m.id, m.spec.clone()));
+                .map(|m| (m.id, Network::spec_of(&local, m.id, &m.spec)));
             match spec {
                 Some(found) => found,
                 None => {
@@ -65,7 +68,9 @@ pub(crate) async fn run(
         if commands.is_empty() {
             continue;
         }
-        let result = to.call(&PeerRequest::Forward(commands), FORWARD_TIMEOUT).await;
+        let result = to
+            .call(&PeerRequest::Forward(commands), FORWARD_TIMEOUT)
+            .await;
         let failure = match result {
             Ok(PeerReply::Forwarded) => None,
             Ok(PeerReply::Failed(reason)) => Some(reason),

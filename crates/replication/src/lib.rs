@@ -18,8 +18,8 @@ pub use files::{seed, Dirs, FilesError};
 pub use status::{Member, Role, Status};
 
 use crate::files::Loaded;
-use crate::log_store::LogStore;
 use crate::forward::Outgoing;
+use crate::log_store::LogStore;
 use crate::network::Network;
 use crate::peer::PeerContext;
 use crate::state_machine::{SnapshotFiles, StateMachine};
@@ -164,17 +164,16 @@ impl Opened {
         } = self;
         let node_id = options.node_id;
         let start_err = |e: &dyn std::fmt::Display| ReplicationError::Start(e.to_string());
-        let listener = match &options.ensemble {
-            Some(e) => Some(
-                tokio::net::TcpListener::bind(e.listen)
-                    .await
-                    .map_err(|source| ReplicationError::Bind {
+        let listener =
+            match &options.ensemble {
+                Some(e) => Some(tokio::net::TcpListener::bind(e.listen).await.map_err(
+                    |source| ReplicationError::Bind {
                         addr: e.listen,
                         source,
-                    })?,
-            ),
-            None => None,
-        };
+                    },
+                )?),
+                None => None,
+            };
         let last_index = loaded.entries.keys().next_back().copied();
         let (log, flushed) = LogStore::open(
             disk.clone(),
@@ -222,7 +221,18 @@ impl Opened {
         }
         .validate()
         .map_err(|e| start_err(&e))?;
-        let raft = Raft::new(node_id, Arc::new(config), Network, log, machine)
+        let local: Arc<BTreeMap<u64, String>> = Arc::new(
+            options
+                .ensemble
+                .iter()
+                .flat_map(|e| e.voters.iter().chain(&e.observers))
+                .map(|(id, spec)| (*id, spec.clone()))
+                .collect(),
+        );
+        let network = Network {
+            local: local.clone(),
+        };
+        let raft = Raft::new(node_id, Arc::new(config), network, log, machine)
             .await
             .map_err(|e| start_err(&e))?;
         let initialized = raft.is_initialized().await.map_err(|e| start_err(&e))?;
@@ -237,9 +247,7 @@ impl Opened {
         // Every voter of a new ensemble initializes with the same members;
         // observers wait for the leader to add them.
         if !initialized && voters.contains_key(&node_id) {
-            raft.initialize(voters)
-                .await
-                .map_err(|e| start_err(&e))?;
+            raft.initialize(voters).await.map_err(|e| start_err(&e))?;
         }
 
         let started = Instant::now();
@@ -265,7 +273,7 @@ impl Opened {
                 }
                 .run(),
             ),
-            tokio::spawn(forward::run(queue, status_tx)),
+            tokio::spawn(forward::run(queue, status_tx, local)),
         ];
         if let Some(listener) = listener {
             let ctx = Arc::new(PeerContext {

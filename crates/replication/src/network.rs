@@ -1,6 +1,7 @@
-//! openraft's view of the other replicas: one `Link` per target, its
-//! address taken from the member's ZooKeeper server spec (kept in
-//! `BasicNode::addr`). A standalone server never dials anyone.
+//! openraft's view of the other replicas: one `Link` per target. As in
+//! ZooKeeper, a server finds its peers through its own zoo.cfg; a member
+//! it does not list (added by reconfig) is found by the spec in the
+//! membership (`BasicNode::addr`). A standalone server never dials anyone.
 
 use crate::peer::{Link, PeerReply, PeerRequest, SNAPSHOT_CHUNK_BYTES};
 use crate::state_machine::SnapshotFile;
@@ -11,15 +12,29 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, RaftNetworkFactory, RaftNetworkV2};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 /// Installing a snapshot may take longer than a heartbeat's timeout.
 const SNAPSHOT_DONE_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub struct Network;
+pub struct Network {
+    /// Peer specs from this server's config, by id.
+    pub local: Arc<BTreeMap<u64, String>>,
+}
+
+impl Network {
+    pub fn spec_of(local: &BTreeMap<u64, String>, id: u64, membership_spec: &str) -> String {
+        local
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| membership_spec.to_owned())
+    }
+}
 
 pub struct PeerClient {
     link: Link,
@@ -28,9 +43,9 @@ pub struct PeerClient {
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, _target: u64, node: &BasicNode) -> PeerClient {
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerClient {
         PeerClient {
-            link: Link::new(&node.addr),
+            link: Link::new(&Network::spec_of(&self.local, target, &node.addr)),
         }
     }
 }

@@ -3,10 +3,10 @@
 //! is still locked. Snapshots are rebuilt from the files on a blocking
 //! thread (see files::compact), never from the live tree.
 
+use crate::files::Outcome;
 use crate::files::{self, Dirs};
 use crate::log_store::{Flushed, LogStore};
 use crate::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
-use crate::files::Outcome;
 use crate::Applier;
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};

@@ -96,7 +96,7 @@ pub(crate) struct Monitor {
 impl Monitor {
     pub async fn run(self) {
         let mut metrics = self.raft.metrics();
-        let mut requested: BTreeSet<u64> = BTreeSet::new();
+        let mut requested: BTreeMap<u64, Instant> = BTreeMap::new();
         loop {
             let m = metrics.borrow_watched().clone();
             if m.running_state.is_err() {
@@ -118,12 +118,23 @@ impl Monitor {
         }
     }
 
-    fn add_observers(&self, m: &RaftMetrics<TypeConfig>, requested: &mut BTreeSet<u64>) {
+    /// Adds the configured observers missing from the membership (once the
+    /// membership in force is committed: one change at a time), retrying
+    /// every second.
+    fn add_observers(&self, m: &RaftMetrics<TypeConfig>, requested: &mut BTreeMap<u64, Instant>) {
+        if m.membership_config.log_id() != m.committed_membership_config.log_id() {
+            return;
+        }
         let membership = m.membership_config.membership();
         for (id, spec) in &self.observers {
-            if membership.get_node(id).is_some() || !requested.insert(*id) {
+            if membership.get_node(id).is_some()
+                || requested
+                    .get(id)
+                    .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+            {
                 continue;
             }
+            requested.insert(*id, Instant::now());
             let (raft, id, node) = (self.raft.clone(), *id, BasicNode::new(spec));
             tokio::spawn(async move {
                 match raft.add_learner(id, node, false).await {
@@ -178,11 +189,7 @@ fn update(
             voter: voters.contains(id),
         })
         .collect();
-    let config_version = m
-        .membership_config
-        .log_id()
-        .as_ref()
-        .map_or(0, |l| l.index);
+    let config_version = m.membership_config.log_id().as_ref().map_or(0, |l| l.index);
     let mut next = Status {
         role,
         leader,

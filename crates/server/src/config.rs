@@ -77,11 +77,9 @@ impl ServerLine {
         let (host, peer_port, election_port, role) = match parts.as_slice() {
             [host, peer, election] => (host, port(peer)?, port(election)?, None),
             [host, peer, election, role] => (host, port(peer)?, port(election)?, Some(*role)),
-            _ => {
-                return Err(format!(
-                    "'{value}' is not host:peerPort:electionPort[:participant|observer][;clientPort]"
-                ))
-            }
+            _ => return Err(format!(
+                "'{value}' is not host:peerPort:electionPort[:participant|observer][;clientPort]"
+            )),
         };
         if host.is_empty() {
             return Err("the host is empty".into());
@@ -110,7 +108,11 @@ impl ServerLine {
 
     /// The line as ZooKeeper writes it in /zookeeper/config.
     pub fn spec(&self) -> String {
-        let role = if self.observer { "observer" } else { "participant" };
+        let role = if self.observer {
+            "observer"
+        } else {
+            "participant"
+        };
         let mut s = format!(
             "{}:{}:{}:{role}",
             self.host, self.peer_port, self.election_port

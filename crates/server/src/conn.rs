@@ -165,7 +165,14 @@ async fn run(
         .watches
         .connect(id, conn.outbox.clone(), conn.ids.clone());
     let _ = conn
-        .serve(&mut frames, &mut inbox, &mut wr, &close, &shutdown, &service)
+        .serve(
+            &mut frames,
+            &mut inbox,
+            &mut wr,
+            &close,
+            &shutdown,
+            &service,
+        )
         .await;
     shared.watches.disconnect(id);
     shared.sessions.detach(session_id, id);

@@ -225,5 +225,8 @@ fn a_cleared_log_may_restart_at_any_index_in_a_newer_segment() {
         after[0] > *before.last().unwrap(),
         "{after:?} not after {before:?}"
     );
-    assert_eq!(indexes(&recover(&FsDisk, dir.path()).unwrap()), vec![100, 101]);
+    assert_eq!(
+        indexes(&recover(&FsDisk, dir.path()).unwrap()),
+        vec![100, 101]
+    );
 }

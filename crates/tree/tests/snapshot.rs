@@ -129,10 +129,7 @@ fn replicas_that_applied_the_same_txns_share_a_digest_and_any_change_moves_it() 
     let build = |data: &str| {
         let mut t = DataTree::new(config);
         t.apply(&txn(7, TxnOp::CreateSession { timeout_ms: 5000 }));
-        t.apply(&txn(
-            7,
-            create(op::CREATE, "/a", 0, acl::open_acl_unsafe()),
-        ));
+        t.apply(&txn(7, create(op::CREATE, "/a", 0, acl::open_acl_unsafe())));
         t.apply(&txn(
             7,
             TxnOp::Write(Request::SetData(SetDataRequest {

@@ -81,6 +81,10 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 impl Raw {
     pub async fn open(addr: SocketAddr) -> Raw {
         let stream = TcpStream::connect(addr).await.expect("connect");
+        Raw::on(stream)
+    }
+
+    pub fn on(stream: TcpStream) -> Raw {
         Raw {
             stream,
             next_xid: 1,
@@ -157,18 +161,25 @@ impl Raw {
     /// Sends a request and reads frames until its reply; notifications seen
     /// on the way are returned too.
     pub async fn call(&mut self, req: &Request) -> (ReplyHeader, Option<Response>) {
+        self.try_call(req).await.expect("reply")
+    }
+
+    /// Like `call`; None if the connection fails first.
+    pub async fn try_call(&mut self, req: &Request) -> Option<(ReplyHeader, Option<Response>)> {
         let xid = match req {
             Request::Ping => -2,
             Request::Auth(_) => -4,
             Request::SetWatches { .. } => -8,
             _ => self.xid(),
         };
-        self.send_frame(&req.encode_with_header(xid)).await;
+        self.try_send_frame(&req.encode_with_header(xid))
+            .await
+            .ok()?;
         loop {
-            let body = self.read_frame().await.expect("reply");
+            let body = self.read_frame().await?;
             let (h, resp) = decode_reply(req.opcode(), body);
             if h.xid == xid {
-                return (h, resp);
+                return Some((h, resp));
             }
             assert_eq!(h.xid, -1, "unexpected reply {h:?}");
         }
