@@ -147,3 +147,94 @@ def assert_same_transcript(want, got):
     for w, g in zip(want, got):
         assert g == w, f"first difference:\nzookeeper: {w}\npaddock:   {g}"
     assert len(got) == len(want)
+
+
+class Member:
+    """One server of an ensemble: its process can be killed and started again."""
+
+    def __init__(self, kind, sid, port, cfg, tmp):
+        self.kind, self.sid, self.port, self.cfg, self.tmp = kind, sid, port, cfg, tmp
+        self.proc = None
+        self.log = None
+
+    def start(self):
+        self.log = open(self.tmp / f"{self.kind}{self.sid}.log", "a")
+        if self.kind == "paddock":
+            cmd = [paddock_binary(), "server", "--config", str(self.cfg)]
+        else:
+            cmd = ["java", "-Xms256m", "-Xmx256m", "-cp", ZK_CLASSPATH,
+                   "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(self.cfg)]
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.log:
+            self.log.close()
+            self.log = None
+
+    def mode(self):
+        try:
+            for line in four_letter(self.port, "srvr", timeout=0.5).splitlines():
+                if line.startswith("Mode: "):
+                    return line[len("Mode: "):]
+        except OSError:
+            pass
+        return None
+
+
+class Ensemble:
+    def __init__(self, members):
+        self.members = members
+
+    @property
+    def hosts(self):
+        return ",".join(f"127.0.0.1:{m.port}" for m in self.members)
+
+    def running(self):
+        return [m for m in self.members if m.proc and m.proc.poll() is None]
+
+    def wait_leader(self, deadline_s=60):
+        """The leader, once every running member serves."""
+        end = time.time() + deadline_s
+        while time.time() < end:
+            modes = [(m, m.mode()) for m in self.running()]
+            leaders = [m for m, mode in modes if mode == "leader"]
+            if len(leaders) == 1 and all(mode for _, mode in modes):
+                return leaders[0]
+            time.sleep(0.05)
+        raise RuntimeError("the ensemble has no leader")
+
+    def stop(self):
+        for m in self.members:
+            m.kill()
+
+
+def start_ensemble(tmp, kind, size=3, tick_ms=2000):
+    """`size` voters of `kind` ("paddock" or "zookeeper") on loopback."""
+    ports = [(free_port(), free_port(), free_port()) for _ in range(size)]
+    lines = "".join(
+        f"server.{i + 1}=127.0.0.1:{peer}:{election};127.0.0.1:{client}\n"
+        for i, (client, peer, election) in enumerate(ports))
+    members = []
+    for i, (client, _, _) in enumerate(ports):
+        sid = i + 1
+        data = tmp / f"{kind}{sid}-data"
+        data.mkdir()
+        (data / "myid").write_text(f"{sid}\n")
+        cfg = tmp / f"{kind}{sid}.cfg"
+        cfg.write_text(
+            f"tickTime={tick_ms}\ninitLimit=10\nsyncLimit=5\ndataDir={data}\n"
+            f"clientPort={client}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n"
+            "admin.enableServer=false\n" + lines)
+        members.append(Member(kind, sid, client, cfg, tmp))
+    ensemble = Ensemble(members)
+    for m in members:
+        m.start()
+    try:
+        ensemble.wait_leader()
+    except Exception:
+        ensemble.stop()
+        raise
+    return ensemble

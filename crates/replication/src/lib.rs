@@ -297,6 +297,11 @@ impl Opened {
                 )
                 .await
                 .map_err(|e| start_err(&e))?;
+            let mut serving = status.clone();
+            tokio::time::timeout(Duration::from_secs(10), serving.wait_for(|s| s.serving))
+                .await
+                .map_err(|e| start_err(&e))?
+                .map_err(|e| start_err(&e))?;
         }
         Ok(Replica {
             raft,

@@ -77,9 +77,11 @@ impl ServerLine {
         let (host, peer_port, election_port, role) = match parts.as_slice() {
             [host, peer, election] => (host, port(peer)?, port(election)?, None),
             [host, peer, election, role] => (host, port(peer)?, port(election)?, Some(*role)),
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "'{value}' is not host:peerPort:electionPort[:participant|observer][;clientPort]"
-            )),
+            ))
+            }
         };
         if host.is_empty() {
             return Err("the host is empty".into());
