@@ -652,3 +652,53 @@ async fn five_voters_carry_on_with_two_down() {
     e.wait_converged().await;
     assert_all_present(&e, &written).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_zookeeper_client_crate_fails_over_with_its_session_and_ephemeral() {
+    let mut e = Ensemble::start(3, 0, "", false).await;
+    e.wait_for_leader().await;
+    let hosts: Vec<String> = e.addrs().iter().map(|a| a.to_string()).collect();
+    let client = zookeeper_client::Client::connector()
+        .with_session_timeout(Duration::from_secs(6))
+        .connect(&hosts.join(","))
+        .await
+        .unwrap();
+    let session = client.session_id();
+    let ephemeral =
+        zookeeper_client::CreateMode::Ephemeral.with_acls(zookeeper_client::Acls::anyone_all());
+    client.create("/zc", b"mine", &ephemeral).await.unwrap();
+    // Kill whichever server holds the session, then the leader.
+    for round in 0..2 {
+        let victim = if round == 0 {
+            let sid = format!("sid=0x{:x}", session.0);
+            e.running()
+                .into_iter()
+                .find(|id| e.four_letter(*id, "cons").is_some_and(|c| c.contains(&sid)))
+                .expect("a server holds the session")
+        } else {
+            e.wait_for_leader().await
+        };
+        e.kill9(victim);
+        let start = Instant::now();
+        let value = format!("round-{round}");
+        loop {
+            match client.set_data("/zc", value.as_bytes(), None).await {
+                Ok(_) => break,
+                Err(err) => {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(20),
+                        "no failover: {err}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        assert_eq!(client.session_id(), session, "the same session");
+        let (data, stat) = client.get_data("/zc").await.unwrap();
+        assert_eq!(data, value.as_bytes());
+        assert_eq!(stat.ephemeral_owner, session.0);
+        e.launch(victim);
+    }
+    e.wait_for_leader().await;
+    e.wait_converged().await;
+}
