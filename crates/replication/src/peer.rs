@@ -286,6 +286,11 @@ async fn handle(
             }
         }
         PeerRequest::Forward(commands) => {
+            // A deposed leader would drop them silently: say so instead,
+            // and the sender's clients start over with the new leader.
+            if !ctx.raft.is_leader() {
+                return Ok(PeerReply::Failed("not the leader".into()));
+            }
             for command in commands {
                 if let Err(e) = ctx.raft.client_write_ff(command, None).await {
                     return Ok(failed(&e));
