@@ -69,7 +69,8 @@ pub struct Status {
 }
 
 impl Status {
-    pub(crate) fn initial() -> Status {
+    /// Before consensus has said anything: looking, not serving.
+    pub fn initial() -> Status {
         Status {
             role: Role::Looking,
             leader: None,

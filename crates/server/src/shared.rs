@@ -6,7 +6,7 @@ use crate::session::SessionTracker;
 use crate::stats::Stats;
 use crate::watches::Watches;
 use paddock_proto::ErrorCode;
-use paddock_replication::{Role, Status};
+use paddock_replication::Status;
 use paddock_tree::{DataTree, Txn};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
@@ -80,15 +80,7 @@ impl Shared {
             proposals,
             last_zxid: AtomicI64::new(last_zxid),
             started: Instant::now(),
-            status: Mutex::new(Status {
-                role: Role::Looking,
-                leader: None,
-                term: 0,
-                serving: false,
-                epoch: 0,
-                members: Vec::new(),
-                config_version: 0,
-            }),
+            status: Mutex::new(Status::initial()),
             service: Mutex::new(CancellationToken::new()),
         })
     }
