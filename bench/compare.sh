@@ -6,13 +6,5 @@
 #   bench/compare.sh [seconds per workload, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-need=()
-[ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
-command -v java >/dev/null || need+=(default-jre-headless)
-if [ ${#need[@]} -gt 0 ]; then
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-cargo build --release -q -p paddock
+. bench/need-zookeeper.sh
 exec python3 bench/compare.py "${1:-10}"

@@ -58,15 +58,6 @@ pub enum PeerReply {
     Failed(String),
 }
 
-impl PeerRequest {
-    fn expects_reply(&self) -> bool {
-        !matches!(
-            self,
-            PeerRequest::SnapshotBegin | PeerRequest::SnapshotChunk(_) | PeerRequest::Touch(_)
-        )
-    }
-}
-
 fn codec() -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
         .max_frame_length(MAX_PEER_FRAME_BYTES)
@@ -215,9 +206,7 @@ async fn serve_one(stream: TcpStream, ctx: &PeerContext, id: u64) -> io::Result<
     let result = async {
         while let Some(frame) = conn.next().await {
             let req: PeerRequest = decode(&frame?)?;
-            let wants_reply = req.expects_reply();
-            let reply = handle(req, ctx, id, &mut receiving).await?;
-            if wants_reply {
+            if let Some(reply) = handle(req, ctx, id, &mut receiving).await? {
                 conn.send(encode(&reply)?).await?;
             }
         }
@@ -235,9 +224,9 @@ async fn handle(
     ctx: &PeerContext,
     conn_id: u64,
     receiving: &mut Option<(tokio::fs::File, PathBuf)>,
-) -> io::Result<PeerReply> {
+) -> io::Result<Option<PeerReply>> {
     let failed = |e: &dyn std::fmt::Display| PeerReply::Failed(e.to_string());
-    Ok(match req {
+    let reply = match req {
         PeerRequest::Append(rpc) => {
             ctx.heard_from_leader();
             match ctx.raft.append_entries(rpc).await {
@@ -257,7 +246,7 @@ async fn handle(
             let path = ctx.snapshot_dir.join(format!("receiving.{conn_id}.tmp"));
             let file = tokio::fs::File::create(&path).await?;
             *receiving = Some((file, path));
-            PeerReply::Forwarded
+            return Ok(None);
         }
         PeerRequest::SnapshotChunk(bytes) => {
             ctx.heard_from_leader();
@@ -265,7 +254,7 @@ async fn handle(
                 .as_mut()
                 .ok_or_else(|| io::Error::other("a snapshot chunk before its start"))?;
             file.write_all(&bytes).await?;
-            PeerReply::Forwarded
+            return Ok(None);
         }
         PeerRequest::SnapshotDone { vote, meta } => {
             let (mut file, path) = receiving
@@ -289,20 +278,21 @@ async fn handle(
             // A deposed leader would drop them silently: say so instead,
             // and the sender's clients start over with the new leader.
             if !ctx.raft.is_leader() {
-                return Ok(PeerReply::Failed("not the leader".into()));
+                return Ok(Some(PeerReply::Failed("not the leader".into())));
             }
             for command in commands {
                 if let Err(e) = ctx.raft.client_write_ff(command, None).await {
-                    return Ok(failed(&e));
+                    return Ok(Some(failed(&e)));
                 }
             }
             PeerReply::Forwarded
         }
         PeerRequest::Touch(sessions) => {
             let _ = ctx.touches.send(sessions);
-            PeerReply::Forwarded
+            return Ok(None);
         }
-    })
+    };
+    Ok(Some(reply))
 }
 
 #[cfg(test)]

@@ -182,9 +182,9 @@ fn update(
         m.current_leader
     };
     let term = m.vote.leader_id().term;
-    let members: Vec<crate::Member> = membership
+    let members: Vec<Member> = membership
         .nodes()
-        .map(|(id, node)| crate::Member {
+        .map(|(id, node)| Member {
             id: *id,
             spec: node.addr.clone(),
             voter: voters.contains(id),

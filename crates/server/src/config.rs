@@ -484,6 +484,64 @@ mod tests {
     }
 
     #[test]
+    fn server_lines_parse_as_zookeeper_writes_them() {
+        let l = ServerLine::parse(2, "zk2:2888:3888:observer;127.0.0.1:2182").unwrap();
+        assert_eq!(
+            (l.host.as_str(), l.peer_port, l.election_port),
+            ("zk2", 2888, 3888)
+        );
+        assert!(l.observer);
+        assert_eq!(l.client.as_deref(), Some("127.0.0.1:2182"));
+        assert_eq!(l.spec(), "zk2:2888:3888:observer;127.0.0.1:2182");
+        let plain = ServerLine::parse(1, "zk1:2888:3888;2181").unwrap();
+        assert_eq!(plain.spec(), "zk1:2888:3888:participant;0.0.0.0:2181");
+        assert!(ServerLine::parse(1, "zk1:2888").is_err());
+        assert!(ServerLine::parse(1, "zk1:2888:x").is_err());
+        assert!(ServerLine::parse(1, "zk1:2888:3888:voter").is_err());
+    }
+
+    fn write_cfg(dir: &Path, myid: Option<&str>, servers: &str) -> PathBuf {
+        if let Some(id) = myid {
+            std::fs::write(dir.join("myid"), id).unwrap();
+        }
+        let cfg = dir.join("zoo.cfg");
+        std::fs::write(&cfg, format!("dataDir={}\n{servers}", dir.display())).unwrap();
+        cfg
+    }
+
+    #[test]
+    fn an_ensemble_takes_its_id_from_myid_and_its_client_port_from_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let three = "server.1=127.0.0.1:2888:3888;127.0.0.1:2281\nserver.2=127.0.0.1:2889:3889;127.0.0.1:2282\nserver.3=127.0.0.1:2890:3890:observer\n";
+        let (c, _) =
+            ServerConfig::from_zoo_cfg(&write_cfg(dir.path(), Some("2\n"), three)).unwrap();
+        assert_eq!(c.server_id, 2);
+        assert_eq!(c.client_addr, "127.0.0.1:2282".parse().unwrap());
+        let e = c.ensemble.unwrap();
+        assert_eq!(e.peer_addr, "127.0.0.1:2889".parse().unwrap());
+        assert_eq!(e.members.len(), 3);
+
+        let one = "server.1=127.0.0.1:2888:3888\n";
+        let (c, _) = ServerConfig::from_zoo_cfg(&write_cfg(dir.path(), Some("1"), one)).unwrap();
+        assert!(c.ensemble.is_none(), "one participant runs standalone");
+    }
+
+    #[test]
+    fn a_missing_or_unlisted_myid_stops_start_up_with_a_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let two = "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\n";
+        let e = ServerConfig::from_zoo_cfg(&write_cfg(dir.path(), None, two)).unwrap_err();
+        assert!(
+            e.to_string().contains("myid must hold this server's id"),
+            "{e}"
+        );
+        let e = ServerConfig::from_zoo_cfg(&write_cfg(dir.path(), Some("7"), two)).unwrap_err();
+        assert!(e.to_string().contains("id 7 has no server.7 line"), "{e}");
+        let e = ServerConfig::from_zoo_cfg(&write_cfg(dir.path(), Some("x"), two)).unwrap_err();
+        assert!(e.to_string().contains("'x' is not a server id"), "{e}");
+    }
+
+    #[test]
     fn bad_values_name_the_file_and_key() {
         let mut c = ServerConfig::default();
         let e = c.apply_properties("zoo.cfg", "tickTime=abc\n").unwrap_err();
