@@ -34,6 +34,8 @@ enum Command {
     Jobs(paddock_jobs::JobsCommand),
     /// Load any ZooKeeper-protocol server and report ops/s and latency.
     Bench(BenchArgs),
+    /// A zkCli-compatible shell: interactive, or one command then exit.
+    Cli(paddock_cli::CliArgs),
 }
 
 #[derive(clap::Args)]
@@ -201,6 +203,7 @@ fn main() -> std::process::ExitCode {
         Command::Import(args) => import(args),
         Command::Jobs(command) => runtime().and_then(|rt| rt.block_on(paddock_jobs::run(command))),
         Command::Bench(args) => bench(args),
+        Command::Cli(args) => return paddock_cli::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -381,7 +381,8 @@ impl Response {
                 stat: Stat::read(r)?,
             },
             op::EXISTS | op::SET_DATA | op::SET_ACL => Response::Stat(Stat::read(r)?),
-            op::GET_DATA => Response::GetData {
+            // reconfig answers with the new configuration, as getData would.
+            op::GET_DATA | op::RECONFIG => Response::GetData {
                 data: r.read_buffer()?,
                 stat: Stat::read(r)?,
             },
@@ -420,8 +421,7 @@ impl Response {
             | op::REMOVE_WATCHES
             | op::DELETE_CONTAINER
             | op::CLOSE_SESSION
-            | op::CHECK
-            | op::RECONFIG => Response::Empty,
+            | op::CHECK => Response::Empty,
             other => return Err(DecodeError::UnknownOpcode(other)),
         })
     }

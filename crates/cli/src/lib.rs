@@ -1,0 +1,399 @@
+//! `paddock cli`: a zkCli-compatible shell. `command.rs` parses lines,
+//! `output.rs` prints in zkCli's shapes, `session.rs` is the client
+//! session, `shell.rs` runs commands (one-shot or interactive).
+//!
+//! The shell talks the protocol through `paddock-proto` rather than a
+//! client library so that it can show exactly what the server said: null
+//! versus empty data, every error code, removeWatches and reconfig.
+
+pub mod command;
+pub mod output;
+pub mod session;
+pub mod shell;
+
+use serde_json::{json, Value};
+use shell::{Flow, Options, Shell};
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The version `version` prints.
+pub fn version() -> String {
+    format!("3.8.0-paddock-{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The words after `paddock cli`: zkCli's `-server host:port,...` and
+/// `-timeout ms`, our `-o json`, then an optional command to run once.
+#[derive(clap::Args, Debug)]
+#[command(disable_help_flag = true)]
+pub struct CliArgs {
+    /// [-server host:port,...] [-timeout ms] [-o text|json] [command args...]
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub words: Vec<String>,
+}
+
+const USAGE: &str =
+    "usage: paddock cli [-server host:port,...] [-timeout ms] [-o text|json] [command args...]";
+
+fn parse_args(words: &[String]) -> Result<(Options, Vec<String>), String> {
+    let mut opts = Options {
+        server: "127.0.0.1:2181".to_owned(),
+        timeout_ms: 30_000,
+        json: false,
+    };
+    let mut i = 0;
+    while i < words.len() {
+        let value = |i: usize| {
+            words
+                .get(i + 1)
+                .cloned()
+                .ok_or_else(|| format!("{} needs a value\n{USAGE}", words[i]))
+        };
+        match words[i].as_str() {
+            "-server" | "--server" => opts.server = value(i)?,
+            "-timeout" | "--timeout" => {
+                opts.timeout_ms = value(i)?
+                    .parse()
+                    .map_err(|_| format!("-timeout takes milliseconds\n{USAGE}"))?
+            }
+            "-o" | "--output" => {
+                opts.json = match value(i)?.as_str() {
+                    "json" => true,
+                    "text" => false,
+                    other => return Err(format!("unknown output format '{other}' (text or json)")),
+                }
+            }
+            "-h" | "--help" => return Err(USAGE.to_owned()),
+            _ => break,
+        }
+        i += 2;
+    }
+    Ok((opts, words[i..].to_vec()))
+}
+
+/// Runs the shell; returns the process exit code.
+pub fn run(args: CliArgs) -> ExitCode {
+    let (opts, command) = match parse_args(&args.words) {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("paddock cli: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = if command.is_empty() {
+        interactive(&rt, opts)
+    } else {
+        rt.block_on(async {
+            let mut shell = Shell::new(opts);
+            let code = match shell.execute(command).await {
+                Ok(_) => 0,
+                Err(f) => {
+                    eprintln!("{}", f.message);
+                    f.code
+                }
+            };
+            // Like zkCli, a one-shot command leaves its session to time out
+            // (an ephemeral it created lives that long), quietly.
+            shell.quiet();
+            code
+        })
+    };
+    rt.shutdown_timeout(Duration::from_millis(200));
+    ExitCode::from(code)
+}
+
+fn interactive(rt: &tokio::runtime::Runtime, opts: Options) -> u8 {
+    use rustyline::error::ReadlineError;
+    let mut shell = Shell::new(opts);
+    let session = rt.block_on(async { shell.session() });
+    let helper = complete::PathHelper::new(shell.session_slot(), rt.handle().clone());
+    let mut editor =
+        match rustyline::Editor::<complete::PathHelper, rustyline::history::FileHistory>::new() {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("paddock cli: cannot start line editing: {e}");
+                return 1;
+            }
+        };
+    editor.set_helper(Some(helper));
+    let history_file =
+        std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".paddock_cli_history"));
+    if let Some(f) = &history_file {
+        let _ = editor.load_history(f);
+    }
+    rt.block_on(session.wait_connected(Duration::from_secs(5)));
+    loop {
+        let line = match editor.readline(&shell.prompt()) {
+            Ok(line) => line,
+            Err(ReadlineError::Interrupted) => continue,
+            Err(_) => break,
+        };
+        let words = command::split(&line);
+        if words.is_empty() {
+            continue;
+        }
+        let _ = editor.add_history_entry(line.as_str());
+        match rt.block_on(shell.execute(words)) {
+            Ok(Flow::Quit) => break,
+            Ok(Flow::Continue) => {}
+            Err(f) => eprintln!("{}", f.message),
+        }
+    }
+    if let Some(f) = &history_file {
+        let _ = editor.save_history(f);
+    }
+    rt.block_on(shell.finish());
+    0
+}
+
+mod complete {
+    //! Tab completion: command names first, then znode paths (the
+    //! children of the typed parent, asked of the server).
+
+    use crate::session::Session;
+    use paddock_proto::{PathWatchRequest, Request, Response};
+    use rustyline::completion::{Completer, Pair};
+    use rustyline::highlight::Highlighter;
+    use rustyline::hint::Hinter;
+    use rustyline::validate::Validator;
+    use rustyline::{Context, Helper};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    pub struct PathHelper {
+        session: Arc<Mutex<Option<Session>>>,
+        rt: tokio::runtime::Handle,
+    }
+
+    impl PathHelper {
+        pub fn new(session: Arc<Mutex<Option<Session>>>, rt: tokio::runtime::Handle) -> Self {
+            PathHelper { session, rt }
+        }
+
+        fn children(&self, parent: &str) -> Vec<String> {
+            let slot = self
+                .session
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let Some(session) = slot else {
+                return Vec::new();
+            };
+            let req = Request::GetChildren(PathWatchRequest {
+                path: parent.to_owned(),
+                watch: false,
+            });
+            let call = tokio::time::timeout(Duration::from_secs(2), session.call(req));
+            match self.rt.block_on(call) {
+                Ok(Ok(Response::GetChildren { mut children })) => {
+                    children.sort();
+                    children
+                }
+                _ => Vec::new(),
+            }
+        }
+    }
+
+    impl Completer for PathHelper {
+        type Candidate = Pair;
+
+        fn complete(
+            &self,
+            line: &str,
+            pos: usize,
+            _: &Context<'_>,
+        ) -> rustyline::Result<(usize, Vec<Pair>)> {
+            let before = &line[..pos];
+            let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+            let word = &before[start..];
+            let pair = |s: String| Pair {
+                display: s.clone(),
+                replacement: s,
+            };
+            if start == 0 {
+                let names = crate::command::COMMANDS
+                    .iter()
+                    .filter(|c| c.name.starts_with(word))
+                    .map(|c| pair(c.name.to_owned()))
+                    .collect();
+                return Ok((0, names));
+            }
+            let Some(slash) = word.rfind('/') else {
+                return Ok((start, Vec::new()));
+            };
+            let (parent, prefix) = (&word[..slash.max(1)], &word[slash + 1..]);
+            let base = if parent == "/" {
+                String::new()
+            } else {
+                parent.to_owned()
+            };
+            let found = self
+                .children(parent)
+                .into_iter()
+                .filter(|c| c.starts_with(prefix))
+                .map(|c| pair(format!("{base}/{c}")))
+                .collect();
+            Ok((start, found))
+        }
+    }
+
+    impl Hinter for PathHelper {
+        type Hint = String;
+    }
+    impl Highlighter for PathHelper {}
+    impl Validator for PathHelper {}
+    impl Helper for PathHelper {}
+}
+
+/// One row of `endpoint status`.
+pub struct EndpointStatus {
+    pub endpoint: String,
+    pub fields: Vec<(&'static str, String)>,
+    pub error: Option<String>,
+}
+
+/// The srvr lines `endpoint status` shows, and their column titles.
+const STATUS_FIELDS: [(&str, &str); 5] = [
+    ("Mode", "MODE"),
+    ("Zxid", "ZXID"),
+    ("Connections", "CONNECTIONS"),
+    ("Node count", "NODES"),
+    ("Latency min/avg/max", "LATENCY MIN/AVG/MAX"),
+];
+
+impl EndpointStatus {
+    pub fn parse(endpoint: &str, srvr: &str) -> EndpointStatus {
+        let get = |key: &str| {
+            srvr.lines()
+                .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
+                .unwrap_or("-")
+                .to_owned()
+        };
+        let serving = srvr.contains("Mode:");
+        EndpointStatus {
+            endpoint: endpoint.to_owned(),
+            fields: STATUS_FIELDS
+                .iter()
+                .map(|(k, title)| (*title, get(k)))
+                .collect(),
+            error: (!serving).then(|| srvr.trim().to_owned()),
+        }
+    }
+
+    pub fn unreachable(endpoint: &str, error: &str) -> EndpointStatus {
+        EndpointStatus {
+            endpoint: endpoint.to_owned(),
+            fields: Vec::new(),
+            error: Some(error.to_owned()),
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        let mut v = json!({"endpoint": self.endpoint, "error": self.error});
+        for (title, value) in &self.fields {
+            v[title.to_lowercase().replace(' ', "_")] = json!(value);
+        }
+        v
+    }
+
+    /// The rows as an aligned table under a title line.
+    pub fn table(rows: &[EndpointStatus]) -> String {
+        let mut lines: Vec<Vec<String>> = vec![std::iter::once("ENDPOINT".to_owned())
+            .chain(STATUS_FIELDS.iter().map(|(_, t)| t.to_string()))
+            .collect()];
+        for r in rows {
+            let mut cells = vec![r.endpoint.clone()];
+            match &r.error {
+                Some(e) => cells.push(format!("not serving: {e}")),
+                None => cells.extend(r.fields.iter().map(|(_, v)| v.clone())),
+            }
+            lines.push(cells);
+        }
+        let widths: Vec<usize> = (0..=STATUS_FIELDS.len())
+            .map(|i| {
+                lines
+                    .iter()
+                    .filter_map(|l| l.get(i))
+                    .map(|c| c.chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut out = String::new();
+        for l in lines {
+            let cells: Vec<String> = l
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i + 1 == l.len() {
+                        c.clone()
+                    } else {
+                        format!("{c:<w$}", w = widths[i])
+                    }
+                })
+                .collect();
+            out.push_str(cells.join("  ").trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Sends a four-letter word and reads the whole answer.
+pub async fn four_letter(host: &str, word: &str) -> std::io::Result<String> {
+    let talk = async {
+        let mut s = tokio::net::TcpStream::connect(host).await?;
+        s.write_all(word.as_bytes()).await?;
+        let mut out = Vec::new();
+        s.take(1 << 20).read_to_end(&mut out).await?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    };
+    tokio::time::timeout(Duration::from_secs(3), talk)
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no answer within 3 s",
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_like_zkcli() {
+        let w = |s: &str| s.split(' ').map(str::to_owned).collect::<Vec<_>>();
+        let (o, cmd) = parse_args(&w("-server h:1,h:2 -o json ls -s /")).unwrap();
+        assert_eq!((o.server.as_str(), o.json), ("h:1,h:2", true));
+        assert_eq!(cmd, ["ls", "-s", "/"]);
+        assert!(parse_args(&w("-timeout x")).is_err());
+        assert!(parse_args(&w("-o yaml")).is_err());
+    }
+
+    #[test]
+    fn endpoint_rows_come_from_srvr() {
+        let srvr = "Zookeeper version: 3.8.0\nLatency min/avg/max: 0/0.1/3\nReceived: 5\nSent: 5\nConnections: 2\nOutstanding: 0\nZxid: 0x1a\nMode: leader\nNode count: 12\n";
+        let rows = [
+            EndpointStatus::parse("h:1", srvr),
+            EndpointStatus::unreachable("h:2", "connection refused"),
+        ];
+        assert_eq!(
+            EndpointStatus::table(&rows),
+            "ENDPOINT  MODE                             ZXID  CONNECTIONS  NODES  LATENCY MIN/AVG/MAX\nh:1       leader                           0x1a  2            12     0/0.1/3\nh:2       not serving: connection refused\n"
+        );
+        assert_eq!(rows[0].json()["mode"], "leader");
+    }
+}
