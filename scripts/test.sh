@@ -18,7 +18,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 if ! python3 -c "import kazoo, pytest" 2>/dev/null; then
-  echo "== installing kazoo, pytest (pip)"
+  echo "== installing kazoo, pytest, pexpect (pip)"
   python3 -m pip install --quiet -r tests/python/requirements.txt
 fi
 

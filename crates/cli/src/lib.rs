@@ -194,7 +194,9 @@ mod complete {
                 path: parent.to_owned(),
                 watch: false,
             });
-            let call = tokio::time::timeout(Duration::from_secs(2), session.call(req));
+            // The timer must be made inside the runtime.
+            let call =
+                async { tokio::time::timeout(Duration::from_secs(2), session.call(req)).await };
             match self.rt.block_on(call) {
                 Ok(Ok(Response::GetChildren { mut children })) => {
                     children.sort();

@@ -84,6 +84,7 @@ impl Shell {
     /// printed while printwatches is on and passed to `watch`.
     fn open(&self) -> Session {
         let (session, mut rx) = Session::start(&self.opts.server, self.opts.timeout_ms);
+        let json = self.opts.json;
         let (print, streaming, events) = (
             self.printwatches.clone(),
             self.streaming.clone(),
@@ -92,10 +93,19 @@ impl Shell {
         tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
                 if print.load(Ordering::Relaxed) && !streaming.load(Ordering::Relaxed) {
-                    println!(
-                        "WATCHER::\n\n{}",
-                        output::event_text(ev.state.name(), ev.event_type, ev.path.as_deref())
-                    );
+                    let kind = output::event_type_name(ev.event_type);
+                    match (json, &ev.path) {
+                        // JSON output carries node events only, one object a line.
+                        (true, Some(path)) => println!(
+                            "{}",
+                            json!({"watcher": {"state": ev.state.name(), "type": kind, "path": path}})
+                        ),
+                        (true, None) => {}
+                        (false, path) => println!(
+                            "WATCHER::\n\n{}",
+                            output::event_text(ev.state.name(), ev.event_type, path.as_deref())
+                        ),
+                    }
                 }
                 let _ = events.send(ev);
             }
