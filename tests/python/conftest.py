@@ -101,7 +101,7 @@ def start_zookeeper(tmp, extra_cfg=""):
     cfg = tmp / "zoo.cfg"
     cfg.write_text(
         f"tickTime=2000\ndataDir={data}\nclientPort={port}\nclientPortAddress=127.0.0.1\n"
-        "4lw.commands.whitelist=*\nadmin.enableServer=false\n" + extra_cfg)
+        "4lw.commands.whitelist=*\n" + ("" if "admin.enableServer" in extra_cfg else "admin.enableServer=false\n") + extra_cfg)
     log = open(tmp / "zookeeper.log", "w")
     proc = subprocess.Popen(
         ["java", "-Xms256m", "-Xmx256m", "-cp", ZK_CLASSPATH,

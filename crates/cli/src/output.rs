@@ -3,15 +3,9 @@
 //! ACL checks. Pure.
 
 use paddock_proto::consts::perms;
+use paddock_proto::text::java_date;
 use paddock_proto::{Acl, ErrorCode, Id, Stat};
 use serde_json::{json, Value};
-
-/// A Java `Date.toString()` of epoch milliseconds, in UTC.
-pub fn java_date(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%a %b %d %H:%M:%S UTC %Y").to_string())
-        .unwrap_or_else(|| ms.to_string())
-}
 
 /// The eleven `name = value` lines zkCli prints for a Stat.
 pub fn stat_text(s: &Stat) -> String {

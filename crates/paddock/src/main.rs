@@ -5,7 +5,7 @@ mod inspect;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use paddock_server::{Server, ServerConfig};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
@@ -148,19 +148,23 @@ struct ServerArgs {
     /// How often empty containers and expired TTL nodes are reaped, in ms.
     #[arg(long)]
     container_check_interval_ms: Option<u64>,
+    /// Serve the admin HTTP commands (and /metrics) on 127.0.0.1:PORT.
+    #[arg(long)]
+    admin_port: Option<u16>,
+    /// Serve Prometheus /metrics on 127.0.0.1:PORT.
+    #[arg(long)]
+    metrics_port: Option<u16>,
+    /// Log filter, e.g. info, debug, paddock_server=trace (RUST_LOG wins).
+    #[arg(long)]
+    log_level: Option<String>,
 }
 
 impl ServerArgs {
-    fn into_config(self) -> anyhow::Result<ServerConfig> {
-        let mut cfg = match &self.config {
-            Some(path) => {
-                let (cfg, warnings) = ServerConfig::from_zoo_cfg(path)?;
-                for w in warnings {
-                    tracing::warn!("{w}");
-                }
-                cfg
-            }
-            None => ServerConfig::default(),
+    /// The settings, and warnings about keys that were not used.
+    fn into_config(self) -> anyhow::Result<(ServerConfig, Vec<String>)> {
+        let (mut cfg, warnings) = match &self.config {
+            Some(path) => ServerConfig::from_zoo_cfg(path)?,
+            None => (ServerConfig::default(), Vec::new()),
         };
         if let Some(tick) = self.tick_time {
             anyhow::ensure!(tick > 0, "--tick-time must be positive");
@@ -181,28 +185,52 @@ impl ServerArgs {
             cfg.container_check_interval_ms = ms;
         }
         cfg.extended_types |= self.extended_types;
+        let local = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+        if let Some(port) = self.admin_port {
+            cfg.admin_addr = Some(local(port));
+        }
+        if let Some(port) = self.metrics_port {
+            cfg.metrics_addr = Some(local(port));
+        }
+        if self.log_level.is_some() {
+            cfg.log_level = self.log_level;
+        }
         cfg.validate()?;
-        Ok(cfg)
+        Ok((cfg, warnings))
     }
 }
 
-fn main() -> std::process::ExitCode {
+/// Logs go to stderr; the filter is RUST_LOG if set, else `level`, else
+/// info (openraft's own chatter only from warn up).
+fn init_logging(level: Option<&str>) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(env) if !env.is_empty() => EnvFilter::try_new(&env)
+            .map_err(|e| anyhow::anyhow!("RUST_LOG: '{env}' is not a log filter: {e}"))?,
+        _ => {
+            let level = level.unwrap_or("info");
+            EnvFilter::try_new(format!("{level},openraft=warn,zookeeper_client=warn"))
+                .map_err(|e| anyhow::anyhow!("log level '{level}' is not a log filter: {e}"))?
+        }
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,zookeeper_client=warn")
-            }),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Server(args) => run_server(args),
-        Command::Inspect(command) => inspect::run(command),
-        Command::Import(args) => import(args),
-        Command::Jobs(command) => runtime().and_then(|rt| rt.block_on(paddock_jobs::run(command))),
-        Command::Bench(args) => bench(args),
+        Command::Inspect(command) => init_logging(None).and_then(|()| inspect::run(command)),
+        Command::Import(args) => init_logging(None).and_then(|()| import(args)),
+        Command::Jobs(command) => init_logging(None)
+            .and_then(|()| runtime())
+            .and_then(|rt| rt.block_on(paddock_jobs::run(command))),
+        Command::Bench(args) => init_logging(None).and_then(|()| bench(args)),
         Command::Cli(args) => return paddock_cli::run(args),
     };
     match result {
@@ -215,7 +243,11 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run_server(args: ServerArgs) -> anyhow::Result<()> {
-    let config = args.into_config()?;
+    let (config, warnings) = args.into_config()?;
+    init_logging(config.log_level.as_deref())?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
     runtime()?.block_on(async {
         let server = Server::bind(config).await?;
         let shutdown = CancellationToken::new();

@@ -6,6 +6,7 @@ pub mod frame;
 pub mod jute;
 pub mod message;
 pub mod records;
+pub mod text;
 
 pub use consts::{op, ErrorCode};
 pub use jute::{DecodeError, Jute, Reader};

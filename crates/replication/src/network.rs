@@ -9,7 +9,8 @@ use crate::types::{Snapshot, TypeConfig, Vote};
 use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::RPCOption;
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, RaftNetworkFactory, RaftNetworkV2};
 use std::collections::BTreeMap;
@@ -78,6 +79,21 @@ impl PeerClient {
         }
     }
 
+    async fn hand_over(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self
+            .call(PeerRequest::TransferLeader(req), option.hard_ttl())
+            .await
+        {
+            Ok(PeerReply::TransferLeader(r)) => Ok(r),
+            Ok(other) => Err(RPCError::Unreachable(unreachable(&unexpected(other)))),
+            Err(e) => Err(RPCError::Unreachable(unreachable(&e))),
+        }
+    }
+
     async fn stream_snapshot(
         &mut self,
         vote: Vote,
@@ -134,6 +150,14 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         self.vote_call(PeerRequest::PreVote(rpc), option).await
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.hand_over(req, option).await
     }
 
     async fn full_snapshot(

@@ -8,7 +8,8 @@ use crate::types::{Command, SnapshotMeta, TypeConfig, Vote};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::Raft;
 use serde::{Deserialize, Serialize};
@@ -47,6 +48,8 @@ pub enum PeerRequest {
     Forward(Vec<Command>),
     /// Sessions the sender's clients were heard from (no reply).
     Touch(Vec<i64>),
+    /// A leader stepping down names its successor.
+    TransferLeader(TransferLeaderRequest<TypeConfig>),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -55,6 +58,7 @@ pub enum PeerReply {
     Vote(VoteResponse<TypeConfig>),
     Snapshot(SnapshotResponse<TypeConfig>),
     Forwarded,
+    TransferLeader(TransferLeaderResponse<TypeConfig>),
     Failed(String),
 }
 
@@ -240,6 +244,10 @@ async fn handle(
         },
         PeerRequest::PreVote(rpc) => match ctx.raft.pre_vote(rpc).await {
             Ok(r) => PeerReply::Vote(r),
+            Err(e) => failed(&e),
+        },
+        PeerRequest::TransferLeader(rpc) => match ctx.raft.handle_transfer_leader(rpc).await {
+            Ok(r) => PeerReply::TransferLeader(r),
             Err(e) => failed(&e),
         },
         PeerRequest::SnapshotBegin => {

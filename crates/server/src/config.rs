@@ -40,6 +40,17 @@ pub struct ServerConfig {
     pub ensemble: Option<EnsembleConfig>,
     /// `reconfigEnabled`: whether `reconfig` may change the membership.
     pub reconfig_enabled: bool,
+    /// The admin HTTP server (`admin.enableServer`, `admin.serverAddress`,
+    /// `admin.serverPort`); off unless asked for.
+    pub admin_addr: Option<SocketAddr>,
+    /// Where admin commands live (`admin.commandURL`).
+    pub admin_command_url: String,
+    /// A Prometheus `/metrics` listener (`metricsProvider.className`
+    /// naming the Prometheus provider, `metricsProvider.httpHost/httpPort`).
+    pub metrics_addr: Option<SocketAddr>,
+    /// The log filter (`paddock.logLevel`, e.g. `info` or `debug`);
+    /// RUST_LOG takes precedence.
+    pub log_level: Option<String>,
 }
 
 /// The `server.N` lines of zoo.cfg and this server's place among them.
@@ -153,6 +164,10 @@ impl Default for ServerConfig {
             wal_segment_bytes: 64 << 20,
             ensemble: None,
             reconfig_enabled: false,
+            admin_addr: None,
+            admin_command_url: "/commands".to_owned(),
+            metrics_addr: None,
+            log_level: None,
         }
     }
 }
@@ -218,16 +233,13 @@ pub struct Properties {
 }
 
 /// Keys ZooKeeper accepts that Paddock does not act on.
-const IGNORED_KEYS: [&str; 10] = [
+const IGNORED_KEYS: [&str; 7] = [
     "initLimit",
     "syncLimit",
     // Purging follows every snapshot; there is no separate schedule.
     "autopurge.purgeInterval",
-    "admin.enableServer",
-    "admin.serverAddress",
-    "admin.serverPort",
-    "admin.commandURL",
     "admin.idleTimeout",
+    "metricsProvider.exportJvmInfo",
     "electionAlg",
     "quorumListenOnAllIPs",
 ];
@@ -394,6 +406,12 @@ impl ServerConfig {
                     self.snap_retain_count = num::<usize>(key, v, err)?.max(3)
                 }
                 "reconfigEnabled" => self.reconfig_enabled = boolean(key, v)?,
+                "admin.enableServer" | "admin.serverAddress" | "admin.serverPort" => {}
+                "admin.commandURL" => self.admin_command_url = v.clone(),
+                "metricsProvider.className"
+                | "metricsProvider.httpHost"
+                | "metricsProvider.httpPort" => {}
+                "paddock.logLevel" => self.log_level = Some(v.clone()),
                 "standaloneEnabled" => standalone_enabled = boolean(key, v)?,
                 k if IGNORED_KEYS.contains(&k) => {}
                 k if k.starts_with("server.") => {
@@ -406,6 +424,39 @@ impl ServerConfig {
             }
         }
         self.client_addr = SocketAddr::new(ip, port);
+        let ip_of = |key: &str| -> Result<IpAddr, ConfigError> {
+            match props.get(key) {
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| err(key, format!("'{v}' is not an IP address"))),
+                None => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            }
+        };
+        let port_of = |key: &str, default: u16| -> Result<u16, ConfigError> {
+            props.get(key).map_or(Ok(default), |v| num(key, v, err))
+        };
+        if let Some(v) = props.get("admin.enableServer") {
+            self.admin_addr = if boolean("admin.enableServer", v)? {
+                Some(SocketAddr::new(
+                    ip_of("admin.serverAddress")?,
+                    port_of("admin.serverPort", 8080)?,
+                ))
+            } else {
+                None
+            };
+        }
+        if let Some(class) = props.get("metricsProvider.className") {
+            if !class.contains("Prometheus") {
+                return Err(err(
+                    "metricsProvider.className",
+                    format!("'{class}': only the Prometheus provider is offered"),
+                ));
+            }
+            self.metrics_addr = Some(SocketAddr::new(
+                ip_of("metricsProvider.httpHost")?,
+                port_of("metricsProvider.httpPort", 7000)?,
+            ));
+        }
         self.validate()?;
         Ok(Properties {
             warnings,

@@ -5,8 +5,8 @@
 use crate::fourlw;
 use crate::pipeline::{Committed, Outbound};
 use crate::session::{password, Holder, Liveness};
-use crate::shared::{ConnectionInfo, Shared};
-use crate::stats::Stats;
+use crate::shared::{ConnectionInfo, Shared, TRACE_CLIENT_PINGS, TRACE_CLIENT_REQUESTS};
+use crate::stats::{Served, Stats};
 use crate::watches;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
@@ -21,13 +21,13 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use tracing::{debug, trace};
 
 /// A request waiting for its turn to be answered.
 enum Slot {
@@ -125,7 +125,22 @@ async fn run(
     };
     let connect = match first {
         Frame::FourLetterWord(word) => {
-            let text = fourlw::respond(shared, std::str::from_utf8(&word).unwrap_or(""));
+            let word = std::str::from_utf8(&word).unwrap_or("");
+            let text = if word == "stmk" && shared.config.four_letter_allowed(word) {
+                // The new mask follows as 8 bytes, big-endian.
+                let mut buf = std::mem::take(frames.read_buffer_mut());
+                while buf.len() < 8 {
+                    match tokio::time::timeout(deadline, frames.get_mut().read_buf(&mut buf)).await
+                    {
+                        Ok(Ok(n)) if n > 0 => {}
+                        _ => return,
+                    }
+                }
+                let mask = i64::from_be_bytes(std::array::from_fn(|i| buf[i]));
+                fourlw::set_trace_mask(shared, mask)
+            } else {
+                fourlw::respond(shared, word)
+            };
             let _ = wr.write_all(text.as_bytes()).await;
             let _ = wr.shutdown().await;
             return;
@@ -228,6 +243,15 @@ async fn handshake(
             .flatten()
             .map(|l| (req.session_id, l))
     };
+    if let Some((id, _)) = &session {
+        debug!(
+            session = format_args!("0x{id:x}"),
+            timeout_ms,
+            zxid = format_args!("0x{:x}", shared.last_zxid()),
+            new = req.session_id == 0,
+            "session established"
+        );
+    }
     let resp = match &session {
         Some((id, _)) => ConnectResponse {
             protocol_version: 0,
@@ -328,8 +352,8 @@ impl Connection {
     /// True when a reply that ends the connection was written.
     fn answer_ready(&mut self, inbox: &mut mpsc::UnboundedReceiver<Outbound>) -> bool {
         while let Some(head) = self.queue.pop_front() {
-            let (reply, close_after) = match head.slot {
-                Slot::Ready { reply, close_after } => (reply, close_after),
+            let (reply, close_after, kind) = match head.slot {
+                Slot::Ready { reply, close_after } => (reply, close_after, Served::Other),
                 Slot::Write { result: None, .. } => {
                     self.queue.push_front(head);
                     break;
@@ -341,6 +365,7 @@ impl Connection {
                 } => (
                     encode_reply(xid, c.zxid, c.result.as_ref().map_err(|e| e.code())),
                     opcode == op::CLOSE_SESSION,
+                    Served::Update,
                 ),
                 Slot::Read {
                     xid,
@@ -351,14 +376,14 @@ impl Connection {
                     // Notifications for changes this read may reflect were
                     // queued before the tree lock was released: send them first.
                     self.absorb(inbox);
-                    (reply, false)
+                    (reply, false, Served::Read)
                 }
             };
             let done = head.received;
             put_frame(&mut self.out, &reply);
             self.shared
                 .stats
-                .record_latency(done.elapsed().as_micros() as u64);
+                .record_latency(kind, done.elapsed().as_micros() as u64);
             Stats::bump(&self.shared.stats.packets_sent);
             Stats::bump(&self.info.sent);
             self.shared
@@ -511,6 +536,19 @@ impl Connection {
             }
         };
         let zxid = self.shared.last_zxid();
+        let bit = match req {
+            Request::Ping => TRACE_CLIENT_PINGS,
+            _ => TRACE_CLIENT_REQUESTS,
+        };
+        if self.shared.tracing(bit) {
+            trace!(
+                session = format_args!("0x{:x}", self.session_id),
+                xid = header.xid,
+                opcode = header.opcode,
+                zxid = format_args!("0x{zxid:x}"),
+                "request"
+            );
+        }
         match req {
             // Ping and auth replies echo the request xid (clients send -2 and
             // -4; some send ordinary xids for auth).

@@ -2,7 +2,8 @@
 //! with text, then the connection closes.
 
 use crate::shared::Shared;
-use crate::stats::Stats;
+use crate::stats::{Stats, Summary};
+use paddock_proto::text::java_date;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::path::Path;
@@ -48,8 +49,8 @@ pub fn respond(shared: &Shared, word: &str) -> String {
             let (watches, paths, watchers) = shared.watches.summary();
             format!("{watchers} connections watching {paths} paths\nTotal watches:{watches}\n")
         }
-        "wchc" => watches_by_session(shared),
-        "wchp" => watches_by_path(shared),
+        "wchc" => watches_by_session_text(shared),
+        "wchp" => watches_by_path_text(shared),
         "mntr" => monitor(shared),
         "conf" => configuration(shared),
         "envi" => environment(),
@@ -63,11 +64,10 @@ pub fn respond(shared: &Shared, word: &str) -> String {
             )
         }
         "cons" => connections(shared),
+        "dump" => dump_text(shared),
+        "gtmk" => shared.trace_mask.load(Ordering::Relaxed).to_string(),
         "crst" => {
-            for c in shared.connections.lock().values() {
-                c.received.store(0, Ordering::Relaxed);
-                c.sent.store(0, Ordering::Relaxed);
-            }
+            reset_connection_stats(shared);
             "Connection stats reset.\n".to_owned()
         }
         "srst" => {
@@ -75,6 +75,14 @@ pub fn respond(shared: &Shared, word: &str) -> String {
             "Server stats reset.\n".to_owned()
         }
         other => format!("{other} is not implemented by this server.\n"),
+    }
+}
+
+/// crst: every connection's counters start again.
+pub fn reset_connection_stats(shared: &Shared) {
+    for c in shared.connections.lock().values() {
+        c.received.store(0, Ordering::Relaxed);
+        c.sent.store(0, Ordering::Relaxed);
     }
 }
 
@@ -96,6 +104,12 @@ fn connections(shared: &Shared) -> String {
     out
 }
 
+/// stmk: sets the trace mask; the answer is the new mask.
+pub fn set_trace_mask(shared: &Shared, mask: i64) -> String {
+    shared.trace_mask.store(mask, Ordering::Relaxed);
+    mask.to_string()
+}
+
 /// The session of each watching connection, by connection id.
 fn sessions_by_connection(shared: &Shared) -> HashMap<u64, i64> {
     shared
@@ -106,8 +120,8 @@ fn sessions_by_connection(shared: &Shared) -> HashMap<u64, i64> {
         .collect()
 }
 
-/// wchc: each session, then the paths it watches.
-fn watches_by_session(shared: &Shared) -> String {
+/// Each watching session and the paths it watches.
+pub fn watches_by_session(shared: &Shared) -> BTreeMap<i64, Vec<String>> {
     let sessions = sessions_by_connection(shared);
     let mut by_session: BTreeMap<i64, Vec<String>> = BTreeMap::new();
     for (path, watchers) in shared.watches.entries() {
@@ -116,8 +130,30 @@ fn watches_by_session(shared: &Shared) -> String {
             by_session.entry(sid).or_default().push(path.clone());
         }
     }
+    by_session
+}
+
+/// Each watched path and the sessions watching it.
+pub fn watches_by_path(shared: &Shared) -> Vec<(String, Vec<i64>)> {
+    let sessions = sessions_by_connection(shared);
+    shared
+        .watches
+        .entries()
+        .into_iter()
+        .map(|(path, watchers)| {
+            let sids = watchers
+                .iter()
+                .map(|w| sessions.get(w).copied().unwrap_or_default())
+                .collect();
+            (path, sids)
+        })
+        .collect()
+}
+
+/// wchc: each session, then the paths it watches.
+fn watches_by_session_text(shared: &Shared) -> String {
     let mut out = String::new();
-    for (sid, paths) in by_session {
+    for (sid, paths) in watches_by_session(shared) {
         let _ = writeln!(out, "0x{sid:x}");
         for p in paths {
             let _ = writeln!(out, "\t{p}");
@@ -128,25 +164,117 @@ fn watches_by_session(shared: &Shared) -> String {
 }
 
 /// wchp: each watched path, then the sessions watching it.
-fn watches_by_path(shared: &Shared) -> String {
-    let sessions = sessions_by_connection(shared);
+fn watches_by_path_text(shared: &Shared) -> String {
     let mut out = String::new();
-    for (path, watchers) in shared.watches.entries() {
+    for (path, sids) in watches_by_path(shared) {
         let _ = writeln!(out, "{path}");
-        for w in watchers {
-            let _ = writeln!(
-                out,
-                "\t0x{:x}",
-                sessions.get(&w).copied().unwrap_or_default()
-            );
+        for sid in sids {
+            let _ = writeln!(out, "\t0x{sid:x}");
         }
     }
     out.push('\n');
     out
 }
 
-/// mntr: `zk_<key>\t<value>` lines with ZooKeeper's names.
-fn monitor(shared: &Shared) -> String {
+/// What dump reports: sessions by the time they expire (wall-clock ms,
+/// rounded up to the tick as ZooKeeper buckets them) and each session's
+/// ephemeral nodes.
+pub struct Dump {
+    pub expiry: BTreeMap<i64, Vec<i64>>,
+    pub ephemerals: BTreeMap<i64, Vec<String>>,
+}
+
+pub fn dump(shared: &Shared) -> Dump {
+    let (now_mono, now_wall) = (shared.mono_ms(), shared.wall_ms());
+    let tick = i64::from(shared.config.tick_time_ms.max(1));
+    let mut expiry: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for (sid, deadline) in shared.sessions.deadlines() {
+        let wall = now_wall + (deadline - now_mono);
+        expiry
+            .entry((wall / tick + 1) * tick)
+            .or_default()
+            .push(sid);
+    }
+    let tree = shared.tree.read();
+    let ephemerals = tree
+        .sessions()
+        .keys()
+        .map(|sid| (*sid, tree.ephemerals_of(*sid).cloned().collect::<Vec<_>>()))
+        .filter(|(_, paths)| !paths.is_empty())
+        .collect();
+    Dump { expiry, ephemerals }
+}
+
+/// dump: sessions by expiry, ephemerals by session, then connections.
+fn dump_text(shared: &Shared) -> String {
+    let d = dump(shared);
+    let sessions: usize = d.expiry.values().map(Vec::len).sum();
+    let mut out = format!(
+        "SessionTracker dump:\nSession Sets ({})/({sessions}):\n",
+        d.expiry.len()
+    );
+    for (at, sids) in &d.expiry {
+        let _ = writeln!(out, "{} expire at {}:", sids.len(), java_date(*at));
+        for sid in sids {
+            let _ = writeln!(out, "\t0x{sid:x}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "ephemeral nodes dump:\nSessions with Ephemerals ({}):",
+        d.ephemerals.len()
+    );
+    for (sid, paths) in &d.ephemerals {
+        let _ = writeln!(out, "0x{sid:x}:");
+        for p in paths {
+            let _ = writeln!(out, "\t{p}");
+        }
+    }
+    let connections = shared.connections.lock();
+    let _ = writeln!(
+        out,
+        "Connections dump:\nConnections Sets (1)/({}):",
+        connections.len()
+    );
+    let _ = writeln!(
+        out,
+        "{} expire at {}:",
+        connections.len(),
+        java_date(shared.wall_ms() + i64::from(shared.config.tick_time_ms))
+    );
+    for c in connections.values() {
+        let _ = writeln!(
+            out,
+            "\tip: /{} sessionId: 0x{:x}",
+            c.peer,
+            c.session_id.load(Ordering::Relaxed)
+        );
+    }
+    out
+}
+
+/// One mntr value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Metric {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Metric::Int(v) => write!(f, "{v}"),
+            Metric::Float(v) => write!(f, "{v:.4}"),
+            Metric::Text(v) => f.write_str(v),
+        }
+    }
+}
+
+/// mntr's rows, with ZooKeeper's names (without the `zk_` prefix): the
+/// one source of mntr, the admin `monitor` command and `/metrics`.
+pub fn monitor_rows(shared: &Shared) -> Vec<(&'static str, Metric)> {
+    use Metric::{Float, Int, Text};
     let s = &shared.stats;
     let lat = s.latency();
     let (zxid, nodes, ephemerals, data_size, sessions) = {
@@ -160,45 +288,76 @@ fn monitor(shared: &Shared) -> String {
         )
     };
     let (watches, _, _) = shared.watches.summary();
-    let mut out = String::new();
     let status = shared.status();
-    let rows: [(&str, String); 21] = [
-        ("version", version()),
-        ("server_state", status.role.name().to_owned()),
+    let n = |v: u64| Int(i64::try_from(v).unwrap_or(i64::MAX));
+    let summary_ms = |sum: &Summary| {
+        let count = Stats::get(&sum.count);
+        let total_ms = Stats::get(&sum.total_us) as f64 / 1000.0;
+        (
+            n(count),
+            Float(total_ms),
+            Float(if count == 0 {
+                0.0
+            } else {
+                total_ms / count as f64
+            }),
+        )
+    };
+    let (read_cnt, read_sum, read_avg) = summary_ms(&s.reads);
+    let (update_cnt, update_sum, update_avg) = summary_ms(&s.updates);
+    vec![
+        ("version", Text(version())),
+        ("server_state", Text(status.role.name().to_owned())),
         // The leader's term (ZooKeeper's epoch; our zxids do not carry it).
-        ("epoch", status.term.to_string()),
-        ("avg_latency", format!("{:.4}", lat.avg_ms)),
-        ("max_latency", lat.max_ms.to_string()),
-        ("min_latency", lat.min_ms.to_string()),
-        (
-            "packets_received",
-            Stats::get(&s.packets_received).to_string(),
-        ),
-        ("packets_sent", Stats::get(&s.packets_sent).to_string()),
-        (
-            "num_alive_connections",
-            Stats::get(&s.connections).to_string(),
-        ),
-        (
-            "outstanding_requests",
-            Stats::get(&s.outstanding).to_string(),
-        ),
-        ("znode_count", nodes.to_string()),
-        ("watch_count", watches.to_string()),
-        ("ephemerals_count", ephemerals.to_string()),
-        ("approximate_data_size", data_size.to_string()),
-        ("open_file_descriptor_count", open_fds().to_string()),
-        ("uptime", shared.started.elapsed().as_millis().to_string()),
-        ("global_sessions", sessions.to_string()),
-        ("local_sessions", "0".to_owned()),
-        ("connection_drop_probability", "0.0".to_owned()),
-        ("last_zxid", format!("0x{zxid:x}")),
-        ("auth_failed_count", "0".to_owned()),
-    ];
-    for (key, value) in rows {
+        ("epoch", n(status.term)),
+        ("avg_latency", Float(lat.avg_ms)),
+        ("max_latency", n(lat.max_ms)),
+        ("min_latency", n(lat.min_ms)),
+        ("packets_received", n(Stats::get(&s.packets_received))),
+        ("packets_sent", n(Stats::get(&s.packets_sent))),
+        ("num_alive_connections", n(Stats::get(&s.connections))),
+        ("outstanding_requests", n(Stats::get(&s.outstanding))),
+        ("znode_count", n(nodes as u64)),
+        ("watch_count", n(watches as u64)),
+        ("ephemerals_count", n(ephemerals as u64)),
+        ("approximate_data_size", n(data_size as u64)),
+        ("open_file_descriptor_count", n(open_fds() as u64)),
+        ("max_file_descriptor_count", n(max_fds())),
+        ("uptime", n(shared.started.elapsed().as_millis() as u64)),
+        ("global_sessions", n(sessions as u64)),
+        ("local_sessions", Int(0)),
+        ("connection_drop_probability", Float(0.0)),
+        ("last_zxid", Text(format!("0x{zxid:x}"))),
+        ("auth_failed_count", Int(0)),
+        ("cnt_readlatency", read_cnt),
+        ("sum_readlatency", read_sum),
+        ("avg_readlatency", read_avg),
+        ("cnt_updatelatency", update_cnt),
+        ("sum_updatelatency", update_sum),
+        ("avg_updatelatency", update_avg),
+    ]
+}
+
+/// mntr: `zk_<key>\t<value>` lines.
+fn monitor(shared: &Shared) -> String {
+    let mut out = String::new();
+    for (key, value) in monitor_rows(shared) {
         let _ = writeln!(out, "zk_{key}\t{value}");
     }
     out
+}
+
+/// The open-files limit, as the JVM reports it.
+fn max_fds() -> u64 {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// conf: the effective settings, in ZooKeeper's key=value form.
@@ -227,26 +386,35 @@ fn configuration(shared: &Shared) -> String {
     )
 }
 
-/// envi: `key=value` lines; clients parse `zookeeper.version=`.
-fn environment() -> String {
+/// The environment envi and the admin `environment` command report.
+pub fn environment_pairs() -> Vec<(&'static str, String)> {
     let var = |k: &str| std::env::var(k).unwrap_or_default();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let cwd = std::env::current_dir()
         .map(|d| d.display().to_string())
         .unwrap_or_default();
-    format!(
-        "Environment:\nzookeeper.version={}\nhost.name={}\nos.name={}\nos.arch={}\nuser.name={}\nuser.home={}\nuser.dir={}\n",
-        version(),
-        host.trim(),
-        std::env::consts::OS,
-        std::env::consts::ARCH,
-        var("USER"),
-        var("HOME"),
-        cwd
-    )
+    vec![
+        ("zookeeper.version", version()),
+        ("host.name", host.trim().to_owned()),
+        ("os.name", std::env::consts::OS.to_owned()),
+        ("os.arch", std::env::consts::ARCH.to_owned()),
+        ("user.name", var("USER")),
+        ("user.home", var("HOME")),
+        ("user.dir", cwd),
+    ]
 }
 
-fn dir_bytes(dir: &Path) -> u64 {
+/// envi: `key=value` lines; clients parse `zookeeper.version=`.
+fn environment() -> String {
+    let mut out = String::from("Environment:\n");
+    for (k, v) in environment_pairs() {
+        let _ = writeln!(out, "{k}={v}");
+    }
+    out
+}
+
+/// Bytes in the files directly inside `dir`.
+pub fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries

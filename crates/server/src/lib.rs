@@ -2,6 +2,7 @@
 //! sessions, and moves requests between the wire (`paddock-proto`) and the
 //! tree (`paddock-tree`). Protocol rules and tree semantics live there.
 
+pub mod admin;
 pub mod config;
 mod conn;
 pub mod fourlw;

@@ -25,9 +25,10 @@ use tracing::{info, warn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr} ({what})")]
     Bind {
         addr: SocketAddr,
+        what: &'static str,
         source: std::io::Error,
     },
     #[error(transparent)]
@@ -39,10 +40,18 @@ pub enum StartError {
 /// A bound, not yet running, server.
 pub struct Server {
     listener: TcpListener,
+    /// The admin HTTP and Prometheus listeners, when configured.
+    http: Vec<TcpListener>,
     shared: Arc<Shared>,
     proposals: mpsc::Receiver<pipeline::Proposal>,
     replica: Arc<Replica>,
     _lock: DataLock,
+}
+
+async fn listen(addr: SocketAddr, what: &'static str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, what, source })
 }
 
 impl Server {
@@ -54,10 +63,14 @@ impl Server {
     /// Like `bind`, with the storage on `disk` (tests inject faults here).
     pub async fn bind_on(config: ServerConfig, disk: Arc<dyn Disk>) -> Result<Server, StartError> {
         let recovered = recover_state(&config, disk.clone())?;
-        let addr = config.client_addr;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
+        let listener = listen(config.client_addr, "clientPort").await?;
+        let mut http = Vec::new();
+        if let Some(addr) = config.admin_addr {
+            http.push(listen(addr, "admin.serverPort").await?);
+        }
+        if let Some(addr) = config.metrics_addr {
+            http.push(listen(addr, "metricsProvider.httpPort").await?);
+        }
         let mut config = config;
         // Port 0 asks for any free port: record the one we got (conf shows it).
         if let Ok(bound) = listener.local_addr() {
@@ -84,6 +97,7 @@ impl Server {
         shared.set_status(replica.status().borrow().clone());
         Ok(Server {
             listener,
+            http,
             shared,
             proposals,
             replica,
@@ -99,6 +113,7 @@ impl Server {
     pub async fn run(self, shutdown: CancellationToken) {
         let Server {
             listener,
+            http,
             shared,
             proposals,
             replica,
@@ -124,6 +139,12 @@ impl Server {
             shutdown.clone(),
         ));
         tasks.spawn(reap_nodes(shared.clone(), shutdown.clone()));
+        for l in http {
+            if let Ok(addr) = l.local_addr() {
+                info!(%addr, "admin HTTP and /metrics");
+            }
+            tasks.spawn(crate::admin::serve(l, shared.clone(), shutdown.clone()));
+        }
         info!(addr = %listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()), "serving");
         let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
         let mut next_id = 0u64;
@@ -150,6 +171,11 @@ impl Server {
                 let _slot = slot;
                 conn::serve(shared, stream, peer, id, shutdown).await;
             });
+        }
+        if shared.config.ensemble.is_some() {
+            if let Some(to) = replica.hand_over(Duration::from_secs(2)).await {
+                info!(to, "handed leadership over before stopping");
+            }
         }
         tasks.close();
         tasks.wait().await;

@@ -236,6 +236,25 @@ impl SessionTracker {
         out
     }
 
+    /// Every tracked session and when (in `mono_ms` time) it expires
+    /// unless heard from.
+    pub fn deadlines(&self) -> Vec<(i64, i64)> {
+        let mut out: Vec<(i64, i64)> = self
+            .sessions
+            .lock()
+            .iter()
+            .map(|(id, t)| {
+                let l = &t.liveness;
+                (
+                    *id,
+                    l.last_seen_ms.load(Ordering::Relaxed) + i64::from(l.timeout_ms()),
+                )
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
     pub fn len(&self) -> usize {
         self.sessions.lock().len()
     }

@@ -44,10 +44,20 @@ pub struct Shared {
     pub started: Instant,
     /// Consensus as last reported: role, leader, members.
     status: Mutex<Status>,
+    /// ZooKeeper's trace mask (gtmk/stmk): bit 2 logs client requests
+    /// and bit 8 pings, at TRACE level.
+    pub trace_mask: AtomicI64,
     /// Cancelled when the service epoch ends (a new leader, or lost
     /// contact): every connection of the epoch closes, as in ZooKeeper.
     service: Mutex<CancellationToken>,
 }
+
+/// ZooKeeper's default trace mask: client requests, server packets,
+/// sessions and warnings.
+pub const DEFAULT_TRACE_MASK: i64 = 306;
+/// Trace-mask bits Paddock acts on.
+pub const TRACE_CLIENT_REQUESTS: i64 = 1 << 1;
+pub const TRACE_CLIENT_PINGS: i64 = 1 << 3;
 
 /// A proposal waiting for its outcome.
 pub struct Waiting {
@@ -80,9 +90,15 @@ impl Shared {
             proposals,
             last_zxid: AtomicI64::new(last_zxid),
             started: Instant::now(),
+            trace_mask: AtomicI64::new(DEFAULT_TRACE_MASK),
             status: Mutex::new(Status::initial()),
             service: Mutex::new(CancellationToken::new()),
         })
+    }
+
+    /// Whether the trace mask has `bit` set.
+    pub fn tracing(&self, bit: i64) -> bool {
+        self.trace_mask.load(Ordering::Relaxed) & bit != 0
     }
 
     pub fn status(&self) -> Status {

@@ -1,6 +1,29 @@
-//! Counters reported by srvr/stat (and later mntr and /metrics).
+//! Counters reported by srvr/stat, mntr and /metrics.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Which kind of request a latency belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    Read,
+    Update,
+    /// Pings, auth, errors answered before any work.
+    Other,
+}
+
+/// A count and a total, as a Prometheus summary without quantiles.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub count: AtomicU64,
+    pub total_us: AtomicU64,
+}
+
+impl Summary {
+    fn add(&self, us: u64) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.total_us.fetch_add(us, Ordering::Relaxed);
+    }
+}
 
 #[derive(Debug)]
 pub struct Stats {
@@ -12,6 +35,9 @@ pub struct Stats {
     latency_total_us: AtomicU64,
     latency_min_us: AtomicU64,
     latency_max_us: AtomicU64,
+    /// Reads and updates apart (ZooKeeper's readlatency, updatelatency).
+    pub reads: Summary,
+    pub updates: Summary,
 }
 
 impl Default for Stats {
@@ -25,6 +51,8 @@ impl Default for Stats {
             latency_total_us: AtomicU64::new(0),
             latency_min_us: AtomicU64::new(u64::MAX),
             latency_max_us: AtomicU64::new(0),
+            reads: Summary::default(),
+            updates: Summary::default(),
         }
     }
 }
@@ -38,7 +66,12 @@ pub struct Latency {
 }
 
 impl Stats {
-    pub fn record_latency(&self, us: u64) {
+    pub fn record_latency(&self, kind: Served, us: u64) {
+        match kind {
+            Served::Read => self.reads.add(us),
+            Served::Update => self.updates.add(us),
+            Served::Other => {}
+        }
         self.latency_count.fetch_add(1, Ordering::Relaxed);
         self.latency_total_us.fetch_add(us, Ordering::Relaxed);
         self.latency_min_us.fetch_min(us, Ordering::Relaxed);
@@ -69,6 +102,10 @@ impl Stats {
             &self.latency_count,
             &self.latency_total_us,
             &self.latency_max_us,
+            &self.reads.count,
+            &self.reads.total_us,
+            &self.updates.count,
+            &self.updates.total_us,
         ] {
             c.store(0, Ordering::Relaxed);
         }
