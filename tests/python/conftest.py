@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ZK_CLASSPATH = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar"
+# ZooKeeper's jar, plus the Jetty and Jackson jars its admin server needs
+# (Debian installs them with the zookeeper package).
+ZK_CLASSPATH = ":".join(["/etc/zookeeper/conf", "/usr/share/java/zookeeper.jar"] + [
+    f"/usr/share/java/{jar}.jar" for jar in (
+        "jetty9-server", "jetty9-servlet", "jetty9-util", "jetty9-util-ajax", "jetty9-http",
+        "jetty9-io", "jetty9-security", "servlet-api", "jackson-databind", "jackson-core",
+        "jackson-annotations")])
 
 
 def free_port():

@@ -66,38 +66,70 @@ fn unsafe_kill(pid: u32, signal: i32) {
     assert!(status.success());
 }
 
-#[test]
-fn a_bad_config_value_is_a_one_line_error_naming_file_and_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("zoo.cfg");
-    std::fs::write(&cfg, "tickTime=fast\n").unwrap();
-    let out = paddock()
-        .args(["server", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+/// Runs `paddock server` with `args` (data in `dir` unless given) and
+/// returns its one error line; it must fail with exactly one.
+fn start_up_error(dir: &std::path::Path, args: &[&str]) -> String {
+    let mut cmd = paddock();
+    cmd.arg("server").args(args);
+    if !args.contains(&"--config") && !args.contains(&"--data-dir") {
+        cmd.arg("--data-dir").arg(dir.join("data"));
+    }
+    let out = cmd.output().unwrap();
     assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("zoo.cfg: tickTime: 'fast' is not a valid number"),
-        "{err}"
-    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("paddock: ")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    lines[0].to_owned()
 }
 
 #[test]
-fn a_port_in_use_is_a_clear_error() {
+fn every_start_up_problem_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("zoo.cfg");
+    std::fs::write(&cfg, "tickTime=fast\n").unwrap();
+    let cfg = cfg.to_str().unwrap();
+    assert!(start_up_error(dir.path(), &["--config", cfg])
+        .ends_with("zoo.cfg: tickTime: 'fast' is not a valid number"));
+    let missing = dir.path().join("none.cfg");
+    assert!(
+        start_up_error(dir.path(), &["--config", missing.to_str().unwrap()])
+            .contains("cannot read")
+    );
+    assert!(start_up_error(dir.path(), &["--log-level", "a=b=c"])
+        .contains("log level 'a=b=c' is not a log filter"));
+
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let out = paddock()
-        .args(["server", "--port", &port, "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
-        "{err}"
+    assert_eq!(
+        start_up_error(dir.path(), &["--port", &port]),
+        format!("paddock: cannot listen on 127.0.0.1:{port} (clientPort): Address already in use (os error 98)")
     );
+    assert!(
+        start_up_error(dir.path(), &["--port", "0", "--admin-port", &port]).contains(&format!(
+            "cannot listen on 127.0.0.1:{port} (admin.serverPort)"
+        ))
+    );
+
+    // A second server on a data directory in use.
+    let data = dir.path().join("busy");
+    let mut first = paddock()
+        .args(["server", "--port", "0", "--data-dir"])
+        .arg(&data)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !data.join("paddock.lock").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The lock is taken right after the file appears.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let err = start_up_error(
+        dir.path(),
+        &["--port", "0", "--data-dir", data.to_str().unwrap()],
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(err.contains("is in use by another server"), "{err}");
 }

@@ -185,6 +185,23 @@ impl Ensemble {
         assert!(ok.success(), "kill {sig} {pid}");
     }
 
+    /// Waits for a signalled server to exit; it is no longer running.
+    async fn wait_exit(&mut self, id: u64, limit: Duration) -> std::process::ExitStatus {
+        let child = self.procs.get_mut(&id).unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.procs.remove(&id);
+                return status;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "server {id} still running after {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn addr(&self, id: u64) -> SocketAddr {
         let m = self.members.iter().find(|m| m.id == id).unwrap();
         SocketAddr::from(([127, 0, 0, 1], m.client))
@@ -700,5 +717,29 @@ async fn the_zookeeper_client_crate_fails_over_with_its_session_and_ephemeral() 
         e.launch(victim);
     }
     e.wait_for_leader().await;
+    e.wait_converged().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_on_the_leader_hands_leadership_over_and_stops_cleanly() {
+    let mut e = Ensemble::start(3, 0, "", false).await;
+    let leader = e.wait_for_leader().await;
+    let follower = e.running().into_iter().find(|id| *id != leader).unwrap();
+    let mut client = Client::open(vec![e.addr(follower)], 0).await;
+    assert_eq!(client.call(&create_request("/before", 0, b"")).await.err, 0);
+    e.signal(leader, "-TERM");
+    let exited = e.wait_exit(leader, Duration::from_secs(10)).await;
+    assert!(
+        exited.success(),
+        "SIGTERM ends the process cleanly: {exited:?}"
+    );
+    let log = e.log(leader);
+    assert!(
+        log.contains("handed leadership over before stopping"),
+        "{log}"
+    );
+    let new_leader = e.wait_for_leader().await;
+    assert_ne!(new_leader, leader);
+    assert_eq!(client.call(&create_request("/after", 0, b"")).await.err, 0);
     e.wait_converged().await;
 }

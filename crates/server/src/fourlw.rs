@@ -398,6 +398,13 @@ pub fn environment_pairs() -> Vec<(&'static str, String)> {
         ("host.name", host.trim().to_owned()),
         ("os.name", std::env::consts::OS.to_owned()),
         ("os.arch", std::env::consts::ARCH.to_owned()),
+        (
+            "os.version",
+            std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+        ),
         ("user.name", var("USER")),
         ("user.home", var("HOME")),
         ("user.dir", cwd),
