@@ -76,6 +76,11 @@ pub fn usage(spec: &Spec) -> String {
     format!("{} {}", spec.name, spec.usage)
 }
 
+/// The usage line of the command called `name`.
+pub fn usage_of(name: &str) -> String {
+    find(name).map_or_else(|| name.to_owned(), usage)
+}
+
 /// The help text printed for an unknown command.
 pub fn help() -> String {
     let mut out = String::from(
@@ -216,7 +221,7 @@ pub fn parse_reconfig(
     words: &[String],
     read_file: impl Fn(&str) -> Result<String, String>,
 ) -> Result<Reconfig, ParseError> {
-    let bad = || ParseError::Usage(usage(find("reconfig").expect("reconfig is a command")));
+    let bad = || ParseError::Usage(usage_of("reconfig"));
     let mut r = Reconfig {
         version: -1,
         ..Reconfig::default()

@@ -210,6 +210,9 @@ impl Shell {
                     .and_then(|n| n.parse::<usize>().ok())
                     .and_then(|n| self.history.get(n).cloned())
                     .ok_or_else(|| Failure::new("Command index out of range"))?;
+                if command::split(&line).first().map(String::as_str) == Some("redo") {
+                    return Err(Failure::new("cannot redo a redo"));
+                }
                 self.history.push(line.clone());
                 Box::pin(self.dispatch(command::split(&line))).await
             }
@@ -477,11 +480,7 @@ impl Shell {
                 let mode = match p.value('m') {
                     None | Some("PERSISTENT_RECURSIVE") => 1,
                     Some("PERSISTENT") => 0,
-                    Some(_) => {
-                        return Err(Failure::new(command::usage(
-                            command::find("addWatch").ok_or_else(|| Failure::new("addWatch"))?,
-                        )))
-                    }
+                    Some(_) => return Err(Failure::new(command::usage_of("addWatch"))),
                 };
                 if let Err(e) = call(Request::AddWatch(AddWatchRequest {
                     path: path.clone(),
