@@ -175,10 +175,7 @@ impl Registered {
     fn note(&mut self, req: &Request, err: i32) {
         let ok = err == 0;
         match req {
-            Request::GetData(r) if r.watch && ok => {
-                self.data.insert(r.path.clone());
-            }
-            Request::Exists(r) if r.watch && ok => {
+            Request::GetData(r) | Request::Exists(r) if r.watch && ok => {
                 self.data.insert(r.path.clone());
             }
             Request::Exists(r) if r.watch && err == ErrorCode::NoNode.code() => {

@@ -67,29 +67,18 @@ impl PeerClient {
         self.link.call(&req, timeout).await
     }
 
-    async fn vote_call(
+    /// Sends `req` and takes the reply `pick` accepts; anything else, or
+    /// no reply in time, makes the peer unreachable for openraft.
+    async fn rpc<T>(
         &mut self,
         req: PeerRequest,
         option: RPCOption,
-    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        pick: impl FnOnce(PeerReply) -> Result<T, PeerReply>,
+    ) -> Result<T, RPCError<TypeConfig>> {
         match self.call(req, option.hard_ttl()).await {
-            Ok(PeerReply::Vote(r)) => Ok(r),
-            Ok(other) => Err(RPCError::Unreachable(unreachable(&unexpected(other)))),
-            Err(e) => Err(RPCError::Unreachable(unreachable(&e))),
-        }
-    }
-
-    async fn hand_over(
-        &mut self,
-        req: TransferLeaderRequest<TypeConfig>,
-        option: RPCOption,
-    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match self
-            .call(PeerRequest::TransferLeader(req), option.hard_ttl())
-            .await
-        {
-            Ok(PeerReply::TransferLeader(r)) => Ok(r),
-            Ok(other) => Err(RPCError::Unreachable(unreachable(&unexpected(other)))),
+            Ok(reply) => {
+                pick(reply).map_err(|other| RPCError::Unreachable(unreachable(&unexpected(other))))
+            }
             Err(e) => Err(RPCError::Unreachable(unreachable(&e))),
         }
     }
@@ -121,6 +110,13 @@ impl PeerClient {
     }
 }
 
+fn vote_reply(reply: PeerReply) -> Result<VoteResponse<TypeConfig>, PeerReply> {
+    match reply {
+        PeerReply::Vote(r) => Ok(r),
+        other => Err(other),
+    }
+}
+
 impl RaftNetworkV2<TypeConfig> for PeerClient {
     type SnapshotData = SnapshotFile;
 
@@ -129,11 +125,11 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        match self.call(PeerRequest::Append(rpc), option.hard_ttl()).await {
-            Ok(PeerReply::Append(r)) => Ok(r),
-            Ok(other) => Err(RPCError::Unreachable(unreachable(&unexpected(other)))),
-            Err(e) => Err(RPCError::Unreachable(unreachable(&e))),
-        }
+        self.rpc(PeerRequest::Append(rpc), option, |r| match r {
+            PeerReply::Append(r) => Ok(r),
+            other => Err(other),
+        })
+        .await
     }
 
     async fn vote(
@@ -141,7 +137,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.vote_call(PeerRequest::Vote(rpc), option).await
+        self.rpc(PeerRequest::Vote(rpc), option, vote_reply).await
     }
 
     async fn pre_vote(
@@ -149,7 +145,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.vote_call(PeerRequest::PreVote(rpc), option).await
+        self.rpc(PeerRequest::PreVote(rpc), option, vote_reply)
+            .await
     }
 
     async fn transfer_leader(
@@ -157,7 +154,11 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         req: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.hand_over(req, option).await
+        self.rpc(PeerRequest::TransferLeader(req), option, |r| match r {
+            PeerReply::TransferLeader(r) => Ok(r),
+            other => Err(other),
+        })
+        .await
     }
 
     async fn full_snapshot(
