@@ -18,7 +18,7 @@ use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 use tokio::sync::watch;
-use tracing::error;
+use tracing::{error, info};
 
 /// Bytes of log records the writer puts into one frame at most.
 const MAX_FRAME_BYTES: usize = 8 << 20;
@@ -284,6 +284,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         self.save_state(|s| s.last_purged = Some(log_id))?;
+        info!(upto = log_id.index, "log purged (a snapshot covers it)");
         let beyond_log = {
             let mut mem = self.inner.mem.lock();
             let kept = mem.entries.split_off(&(log_id.index + 1));
