@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import chart
+
 ROOT = Path(__file__).resolve().parent.parent
 PADDOCK = ROOT / "target" / "release" / "paddock"
 RESULTS = ROOT / "bench" / "results"
@@ -26,6 +28,8 @@ WORKLOADS = [
     ("setData 32 × 32", ["-w", "set", "-c", "32", "--inflight", "32"]),
     ("create+delete 32 × 32", ["-w", "create", "-c", "32", "--inflight", "32"]),
     ("10% setData 1 KiB 32 × 32", ["-w", "read-90", "-c", "32", "--inflight", "32", "--payload", "1024"]),
+    ("watch fan-out: 1 writer, 100 watchers", ["-w", "watch-fanout", "-c", "100"]),
+    ("lock churn: 16 contenders", ["-w", "lock-churn", "-c", "16"]),
 ]
 
 
@@ -146,9 +150,18 @@ def write_table(rows, seconds):
             f"| {ms(z['latency']['p50_us'])} / {ms(z['latency']['p99_us'])} "
             f"| {ms(p['latency']['p50_us'])} / {ms(p['latency']['p99_us'])} "
             f"| {cpu(z)} | {cpu(p)} | {rss(z)} | {rss(p)} |")
+    lines += [
+        "",
+        "Watch fan-out counts both the writer's setData and each notification delivered (every",
+        "watcher holds a persistent watch on one znode); lock churn counts acquire-and-release",
+        "cycles of the lock recipe (ephemeral sequential znodes, each contender watching the one",
+        "ahead). Chart: [standalone.png](standalone.png).",
+    ]
     out = RESULTS / "standalone.md"
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
+    chart.draw([(name, got["zookeeper"]["ops_per_s"], got["paddock"]["ops_per_s"])
+                for name, got in rows], "Standalone, fsync on", RESULTS / "standalone.png")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT / "tests" / "python"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from conftest import start_ensemble  # noqa: E402
+import chart  # noqa: E402
 from compare import bench, machine  # noqa: E402
 from zkwire import Buf, Reader  # noqa: E402
 
@@ -187,8 +188,12 @@ def write_table(results, trials, seconds):
             f"| {b['ops_per_s'] / max(a['ops_per_s'], 1e-9):.2f}× "
             f"| {ms(a['latency']['p50_us'])} / {ms(a['latency']['p99_us'])} "
             f"| {ms(b['latency']['p50_us'])} / {ms(b['latency']['p99_us'])} |")
+    lines += ["", "Chart: [ensemble.png](ensemble.png)."]
     out = RESULTS / "ensemble.md"
     out.write_text("\n".join(lines) + "\n")
+    chart.draw([(name, z["workloads"][name]["ops_per_s"], p["workloads"][name]["ops_per_s"])
+                for name in z["workloads"]], "3-server ensemble, through a follower",
+               RESULTS / "ensemble.png")
     (RESULTS / "ensemble.json").write_text(json.dumps(
         {k: {"failover_s": v["failover_s"]} for k, v in results.items()}, indent=1))
     print(f"wrote {out}")

@@ -9,3 +9,5 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 cargo build --release -q -p paddock
+# The charts are drawn with matplotlib.
+python3 -c "import matplotlib" 2>/dev/null || python3 -m pip install -q matplotlib==3.9.2

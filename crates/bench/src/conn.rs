@@ -5,7 +5,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use paddock_proto::{
-    ConnectRequest, ConnectResponse, Jute, Reader, ReplyHeader, Request, RequestHeader,
+    ConnectRequest, ConnectResponse, Jute, Reader, ReplyHeader, Request, RequestHeader, Response,
 };
 use std::io;
 use std::net::SocketAddr;
@@ -130,10 +130,37 @@ impl Conn {
     /// The next reply's header (watch notifications are skipped).
     pub async fn reply(&mut self) -> io::Result<ReplyHeader> {
         loop {
-            let h = ReplyHeader::read(&mut Reader::new(self.frame().await?)).map_err(bad)?;
+            let (h, _) = self.next().await?;
             if h.xid != -1 {
                 return Ok(h);
             }
+        }
+    }
+
+    /// The next frame, a reply or a watch notification (xid -1), with its
+    /// body.
+    pub async fn next(&mut self) -> io::Result<(ReplyHeader, Reader)> {
+        let mut body = Reader::new(self.frame().await?);
+        let h = ReplyHeader::read(&mut body).map_err(bad)?;
+        Ok((h, body))
+    }
+
+    /// Sends one request and waits for its reply: the header and, when it
+    /// succeeded, the decoded body. Notifications that arrive first are
+    /// dropped.
+    pub async fn call(&mut self, req: &Request) -> io::Result<(ReplyHeader, Option<Response>)> {
+        let xid = self.queue(req);
+        self.flush().await?;
+        loop {
+            let (h, mut body) = self.next().await?;
+            if h.xid != xid {
+                continue;
+            }
+            if h.err != 0 {
+                return Ok((h, None));
+            }
+            let resp = Response::read(req.opcode(), &mut body).map_err(bad)?;
+            return Ok((h, Some(resp)));
         }
     }
 }

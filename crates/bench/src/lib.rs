@@ -5,6 +5,7 @@
 //! creates lives under `/paddock-bench`.
 
 mod conn;
+mod recipes;
 pub mod report;
 mod run;
 pub mod spec;

@@ -2,6 +2,7 @@
 //! and the merged results.
 
 use crate::conn::Conn;
+use crate::recipes::{self, Fanout};
 use crate::report::{self, histogram, Latency, OpReport, ProcessUse, Report};
 use crate::spec::{Distribution, Kind, Spec};
 use anyhow::Context;
@@ -21,7 +22,7 @@ pub const ROOT: &str = "/paddock-bench";
 const NODE_EXISTS: i32 = -110;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Op {
+pub(crate) enum Op {
     Get,
     Set,
     Exists,
@@ -30,6 +31,10 @@ enum Op {
     Delete,
     Multi,
     Session,
+    /// A watch notification delivered.
+    Notify,
+    /// A lock acquired and released.
+    Lock,
 }
 
 impl Op {
@@ -43,26 +48,28 @@ impl Op {
             Op::Delete => "delete",
             Op::Multi => "multi",
             Op::Session => "session",
+            Op::Notify => "notify",
+            Op::Lock => "lock",
         }
     }
 }
 
 /// Counters the progress line reads while workers run.
 #[derive(Default)]
-struct Live {
+pub(crate) struct Live {
     ops: AtomicU64,
     errors: AtomicU64,
 }
 
 /// What one worker measured.
 #[derive(Default)]
-struct Tally {
+pub(crate) struct Tally {
     hist: BTreeMap<Op, Histogram<u64>>,
     errors: BTreeMap<i32, u64>,
 }
 
 impl Tally {
-    fn record(&mut self, op: Op, us: u64, err: i32, measured: bool, live: &Live) {
+    pub(crate) fn record(&mut self, op: Op, us: u64, err: i32, measured: bool, live: &Live) {
         live.ops.fetch_add(1, Ordering::Relaxed);
         if err != 0 {
             live.errors.fetch_add(1, Ordering::Relaxed);
@@ -81,23 +88,23 @@ impl Tally {
     }
 }
 
-struct Plan {
-    spec: Spec,
-    addr: SocketAddr,
-    start: Instant,
-    measure_from: Instant,
-    end: Instant,
-    payload: Bytes,
-    remaining: AtomicU64,
-    live: Live,
-    keys: Arc<Vec<String>>,
+pub(crate) struct Plan {
+    pub spec: Spec,
+    pub addr: SocketAddr,
+    pub start: Instant,
+    pub measure_from: Instant,
+    pub end: Instant,
+    pub payload: Bytes,
+    pub remaining: AtomicU64,
+    pub live: Live,
+    pub keys: Arc<Vec<String>>,
 }
 
 fn key(i: usize) -> String {
     format!("{ROOT}/k/{i}")
 }
 
-fn create(path: String, data: Bytes, flags: i32) -> Request {
+pub(crate) fn create(path: String, data: Bytes, flags: i32) -> Request {
     Request::Create {
         opcode: paddock_proto::op::CREATE,
         req: CreateRequest {
@@ -119,7 +126,7 @@ fn create(path: String, data: Bytes, flags: i32) -> Request {
 /// kept), pipelined on one connection.
 async fn preload(addr: SocketAddr, spec: &Spec, payload: &Bytes) -> anyhow::Result<()> {
     let (mut conn, _) = Conn::open(addr, spec.session_timeout_ms).await?;
-    let mut paths: Vec<String> = ["", "/k", "/c", "/t"]
+    let mut paths: Vec<String> = ["", "/k", "/c", "/t", "/w", "/l"]
         .iter()
         .map(|s| format!("{ROOT}{s}"))
         .collect();
@@ -323,7 +330,7 @@ fn next_request(
             path: created.pop_front().unwrap_or_default(),
             version: -1,
         }),
-        Op::Multi | Op::Session => {
+        Op::Multi | Op::Session | Op::Notify | Op::Lock => {
             let set = |path| {
                 Request::SetData(SetDataRequest {
                     path,
@@ -401,17 +408,26 @@ pub async fn run(spec: Spec, addr: SocketAddr, server_pid: Option<u32>) -> anyho
         spec: spec.clone(),
     });
     let ticker = tokio::spawn(progress(plan.clone()));
-    let workers: Vec<_> = (0..spec.connections)
+    let fanout = Arc::new(Fanout::default());
+    let mut workers: Vec<_> = (0..spec.connections)
         .map(|id| {
-            let plan = plan.clone();
+            let (plan, fanout) = (plan.clone(), fanout.clone());
             tokio::spawn(async move {
                 match plan.spec.kind {
                     Kind::SessionStorm => sessions(plan).await,
-                    _ => requests(plan, id).await,
+                    Kind::WatchFanout => recipes::watcher(&plan, &fanout).await,
+                    Kind::LockChurn => recipes::contender(&plan).await,
+                    Kind::Mix | Kind::TreeLoad => requests(plan, id).await,
                 }
             })
         })
         .collect();
+    if spec.kind == Kind::WatchFanout {
+        let plan = plan.clone();
+        workers.push(tokio::spawn(async move {
+            recipes::writer(&plan, &fanout).await
+        }));
+    }
     let mut tallies = Vec::new();
     for w in workers {
         tallies.push(w.await.context("a worker panicked")??);

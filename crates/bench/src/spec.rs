@@ -12,6 +12,14 @@ pub enum Kind {
     TreeLoad,
     /// Opens a session and closes it, over and over (one op = both).
     SessionStorm,
+    /// `connections` sessions hold a persistent watch on one znode that
+    /// one more session changes (`inflight` setData outstanding); an op is
+    /// a notification delivered, timed from the setData's send.
+    WatchFanout,
+    /// `connections` sessions take and release one lock the way the lock
+    /// recipe does (ephemeral sequential znodes, each watching the one
+    /// ahead); an op is one acquire and release.
+    LockChurn,
 }
 
 /// Relative weights of the operations in a `mix` workload.
@@ -100,6 +108,8 @@ pub const NAMES: &[&str] = &[
     "zipf-read-90",
     "tree-load",
     "session-storm",
+    "watch-fanout",
+    "lock-churn",
 ];
 
 pub fn named(name: &str) -> Option<Spec> {
@@ -147,6 +157,20 @@ pub fn named(name: &str) -> Option<Spec> {
         "session-storm" => Spec {
             name: name.into(),
             kind: Kind::SessionStorm,
+            connections: 16,
+            inflight: 1,
+            ..Spec::default()
+        },
+        "watch-fanout" => Spec {
+            name: name.into(),
+            kind: Kind::WatchFanout,
+            connections: 100,
+            inflight: 1,
+            ..Spec::default()
+        },
+        "lock-churn" => Spec {
+            name: name.into(),
+            kind: Kind::LockChurn,
             connections: 16,
             inflight: 1,
             ..Spec::default()

@@ -94,6 +94,48 @@ async fn a_session_storm_opens_and_closes_sessions() {
 }
 
 #[tokio::test]
+async fn every_watcher_hears_of_every_change_in_a_watch_fanout() {
+    let s = TestServer::start().await;
+    let mut spec = named("watch-fanout").unwrap();
+    assert_eq!(spec.kind, Kind::WatchFanout);
+    spec.connections = 5;
+    spec.inflight = 2;
+    spec.duration_s = 0.5;
+    spec.warmup_s = 0.0;
+    let report = paddock_bench::run(spec, s.addr, None).await.unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let sets = report.per_op["set"].ops;
+    assert!(sets > 10, "{}", report.table());
+    assert_eq!(
+        report.per_op["notify"].ops,
+        5 * sets,
+        "each of 5 watchers is notified once per setData: {}",
+        report.table()
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn lock_churn_acquires_and_releases_and_leaves_the_queue_empty() {
+    let s = TestServer::start().await;
+    let mut spec = named("lock-churn").unwrap();
+    assert_eq!(spec.kind, Kind::LockChurn);
+    spec.connections = 4;
+    spec.duration_s = 0.5;
+    spec.warmup_s = 0.0;
+    let report = paddock_bench::run(spec, s.addr, None).await.unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.per_op["lock"].ops > 10, "{}", report.table());
+    assert_eq!(report.per_op.len(), 1, "{}", report.table());
+    assert_eq!(
+        children(s.addr, "/paddock-bench/l").await,
+        0,
+        "every contender released what it queued"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn the_command_line_prints_a_table_and_writes_json() {
     let s = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();

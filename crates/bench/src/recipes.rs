@@ -1,0 +1,208 @@
+//! Workloads shaped like the coordination recipes people build: a watch
+//! fanned out to many sessions, and a lock many sessions contend for.
+
+use crate::conn::Conn;
+use crate::run::{create, Op, Plan, Tally, ROOT};
+use anyhow::Context;
+use paddock_proto::{
+    AddWatchRequest, DeleteRequest, PathWatchRequest, Request, Response, SetDataRequest,
+};
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The znode every fan-out watcher watches.
+pub fn fanout_path() -> String {
+    format!("{ROOT}/w")
+}
+
+/// The directory lock contenders queue under.
+pub fn lock_dir() -> String {
+    format!("{ROOT}/l")
+}
+
+const NODE_DATA_CHANGED: i32 = 3;
+const PERSISTENT: i32 = 0;
+const EPHEMERAL_SEQUENTIAL: i32 = 3;
+const NO_NODE: i32 = -101;
+/// How long past the end watchers wait for the last notifications, and
+/// contenders for the lock.
+const GRACE: Duration = Duration::from_secs(30);
+
+/// What the fan-out writer and its watchers share.
+#[derive(Default)]
+pub struct Fanout {
+    /// Watchers whose persistent watch is in place.
+    ready: AtomicUsize,
+    /// When each setData was sent, in order: a watcher's k-th
+    /// notification is for the k-th one.
+    sent: Mutex<Vec<Instant>>,
+    /// The writer has stopped and `sent` is final.
+    done: AtomicBool,
+}
+
+/// One watcher: a persistent watch on the fan-out znode; every
+/// notification is an op, timed from the send of the setData behind it.
+pub async fn watcher(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Tally> {
+    let (mut conn, _) = Conn::open(plan.addr, plan.spec.session_timeout_ms).await?;
+    let (h, _) = conn
+        .call(&Request::AddWatch(AddWatchRequest {
+            path: fanout_path(),
+            mode: PERSISTENT,
+        }))
+        .await?;
+    anyhow::ensure!(h.err == 0, "addWatch failed with error {}", h.err);
+    fanout.ready.fetch_add(1, Ordering::SeqCst);
+    let mut tally = Tally::default();
+    let mut seen = 0usize;
+    let give_up = plan.end + GRACE;
+    loop {
+        if fanout.done.load(Ordering::SeqCst) && seen >= fanout.sent.lock().len() {
+            return Ok(tally);
+        }
+        anyhow::ensure!(
+            Instant::now() < give_up,
+            "a watcher saw {seen} of {} notifications",
+            fanout.sent.lock().len()
+        );
+        let Ok(frame) = tokio::time::timeout(Duration::from_millis(50), conn.next()).await else {
+            continue;
+        };
+        let (h, mut body) = frame?;
+        if h.xid != -1 {
+            continue;
+        }
+        let event: paddock_proto::WatcherEvent = paddock_proto::Jute::read(&mut body)
+            .map_err(|e| anyhow::anyhow!("a bad notification: {e}"))?;
+        if event.event_type != NODE_DATA_CHANGED {
+            continue;
+        }
+        let at = fanout.sent.lock().get(seen).copied();
+        let at = at.context("a notification for a change nobody made")?;
+        seen += 1;
+        let us = at.elapsed().as_micros() as u64;
+        tally.record(Op::Notify, us, 0, at >= plan.measure_from, &plan.live);
+    }
+}
+
+/// The fan-out writer: once every watcher is ready, setData on the watched
+/// znode with `inflight` requests outstanding until the end.
+pub async fn writer(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Tally> {
+    let result = write_changes(plan, fanout).await;
+    fanout.done.store(true, Ordering::SeqCst);
+    result
+}
+
+async fn write_changes(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Tally> {
+    let (mut conn, _) = Conn::open(plan.addr, plan.spec.session_timeout_ms).await?;
+    let mut tally = Tally::default();
+    while fanout.ready.load(Ordering::SeqCst) < plan.spec.connections {
+        anyhow::ensure!(Instant::now() < plan.end, "the watchers never got ready");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut waiting: VecDeque<Instant> = VecDeque::new();
+    loop {
+        while waiting.len() < plan.spec.inflight && Instant::now() < plan.end {
+            let at = Instant::now();
+            // Recorded before it can be sent, so no notification can come
+            // before its time is known.
+            fanout.sent.lock().push(at);
+            conn.queue(&Request::SetData(SetDataRequest {
+                path: fanout_path(),
+                data: Some(plan.payload.clone()),
+                version: -1,
+            }));
+            waiting.push_back(at);
+        }
+        if waiting.is_empty() {
+            return Ok(tally);
+        }
+        conn.flush().await?;
+        let h = conn.reply().await?;
+        let at = waiting.pop_front().context("a reply nobody asked for")?;
+        anyhow::ensure!(h.err == 0, "setData failed with error {}", h.err);
+        let us = at.elapsed().as_micros() as u64;
+        tally.record(Op::Set, us, h.err, at >= plan.measure_from, &plan.live);
+    }
+}
+
+/// One lock contender, as the lock recipe does it: queue an ephemeral
+/// sequential znode, wait (watching only the one just ahead) until it is
+/// the lowest, release it. One op is one acquire and release.
+pub async fn contender(plan: &Plan) -> anyhow::Result<Tally> {
+    let (mut conn, _) = Conn::open(plan.addr, plan.spec.session_timeout_ms).await?;
+    let mut tally = Tally::default();
+    while Instant::now() < plan.end {
+        let at = Instant::now();
+        let mine = match conn
+            .call(&create(
+                format!("{}/lock-", lock_dir()),
+                plan.payload.clone(),
+                EPHEMERAL_SEQUENTIAL,
+            ))
+            .await?
+        {
+            (_, Some(Response::Create { path })) => path,
+            (h, _) => anyhow::bail!("queueing for the lock failed with error {}", h.err),
+        };
+        acquire(&mut conn, &mine, plan.end + GRACE).await?;
+        let (h, _) = conn
+            .call(&Request::Delete(DeleteRequest {
+                path: mine,
+                version: -1,
+            }))
+            .await?;
+        let us = at.elapsed().as_micros() as u64;
+        tally.record(Op::Lock, us, h.err, at >= plan.measure_from, &plan.live);
+    }
+    Ok(tally)
+}
+
+/// Waits until `mine` is the lowest znode in the lock directory.
+async fn acquire(conn: &mut Conn, mine: &str, give_up: Instant) -> anyhow::Result<()> {
+    let name = mine.rsplit('/').next().unwrap_or(mine);
+    loop {
+        let children = match conn
+            .call(&Request::GetChildren(PathWatchRequest {
+                path: lock_dir(),
+                watch: false,
+            }))
+            .await?
+        {
+            (_, Some(Response::GetChildren { mut children })) => {
+                children.sort();
+                children
+            }
+            (h, _) => anyhow::bail!("listing the lock queue failed with error {}", h.err),
+        };
+        let ahead = match children.iter().position(|c| c == name) {
+            Some(0) => return Ok(()),
+            Some(i) => &children[i - 1],
+            None => anyhow::bail!("{mine} vanished from the lock queue"),
+        };
+        let (h, _) = conn
+            .call(&Request::Exists(PathWatchRequest {
+                path: format!("{}/{ahead}", lock_dir()),
+                watch: true,
+            }))
+            .await?;
+        if h.err == NO_NODE {
+            continue;
+        }
+        anyhow::ensure!(
+            h.err == 0,
+            "watching the lock queue failed with error {}",
+            h.err
+        );
+        loop {
+            let left = give_up.saturating_duration_since(Instant::now());
+            let (h, _) = tokio::time::timeout(left, conn.next())
+                .await
+                .context("waited too long for the lock")??;
+            if h.xid == -1 {
+                break;
+            }
+        }
+    }
+}
