@@ -205,3 +205,50 @@ def run(server, seed):
 @pytest.mark.parametrize("seed", ["edge", *SEEDS])
 def test_same_operations_give_the_same_results(zookeeper, paddock, seed):
     assert_same_transcript(run(zookeeper, seed), run(paddock, seed))
+
+
+def pipelined(server, path):
+    """Sends setData/getData/create/exists/delete interleaved, 300 requests
+    in one write, and returns every reply (zxids relative to the first)."""
+    import struct
+
+    from zkwire import OP, Reader, decode_body, encode_op
+
+    s = Session(server.port)
+    try:
+        s.call("create", path, b"start", OPEN_ACL, 0)
+        ops = []
+        for i in range(60):
+            child = f"{path}/c{i % 3}"
+            ops += [("setData", (path, str(i).encode(), -1)), ("getData", (path, False)),
+                    ("create", (child, b"", OPEN_ACL, 0)), ("exists", (child, False)),
+                    ("delete", (child, -1))]
+        out = b""
+        for xid, (op, args) in enumerate(ops, start=100):
+            payload = struct.pack(">ii", xid, OP[op]) + encode_op(op, args)
+            out += struct.pack(">i", len(payload)) + payload
+        s.sock.sendall(out)
+        replies, base = [], None
+        for op, _ in ops:
+            r = Reader(s._recv())
+            xid, zxid, err = r.i32(), r.i64(), r.i32()
+            base = zxid if base is None else base
+            body = decode_body(op, r) if err == 0 else None
+            if isinstance(body, dict):
+                body = {k: v - base if k in ZXID_FIELDS and v else v
+                        for k, v in body.items() if k not in ("ctime", "mtime")}
+            elif isinstance(body, tuple):
+                data, stat = body
+                body = (data, {k: v - base if k in ZXID_FIELDS and v else v
+                               for k, v in stat.items() if k not in ("ctime", "mtime")})
+            replies.append((xid, op, err, zxid - base, body))
+        return replies
+    finally:
+        s.close()
+
+
+def test_pipelined_reads_see_exactly_the_writes_sent_before_them(zookeeper, paddock):
+    want = pipelined(zookeeper, "/pipelined")
+    got = pipelined(paddock, "/pipelined")
+    assert [r[0] for r in got] == list(range(100, 400)), "replies in request order"
+    assert_same_transcript(want, got)

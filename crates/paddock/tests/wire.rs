@@ -89,6 +89,46 @@ async fn requests_pipelined_behind_the_connect_request_are_answered_in_order() {
 }
 
 #[tokio::test]
+async fn a_long_pipeline_of_writes_and_reads_in_one_send_is_answered_in_order() {
+    let s = TestServer::start().await;
+    let (mut raw, _) = Raw::session(s.addr, 10_000).await;
+    raw.call(&create("/pipe", 0)).await;
+    let mut all = BytesMut::new();
+    for i in 0..200 {
+        let set = Request::SetData(SetDataRequest {
+            path: "/pipe".into(),
+            data: Some(Bytes::from(i.to_string())),
+            version: -1,
+        });
+        for (xid, req) in [(2 * i + 10, set), (2 * i + 11, get_data("/pipe"))] {
+            let frame = req.encode_with_header(xid);
+            all.put_u32(frame.len() as u32);
+            all.put_slice(&frame);
+        }
+    }
+    raw.stream.write_all(&all).await.unwrap();
+    for i in 0..200 {
+        let (set, _) = decode_reply(op::SET_DATA, raw.read_frame().await.unwrap());
+        let (get, r) = decode_reply(op::GET_DATA, raw.read_frame().await.unwrap());
+        assert_eq!((set.xid, set.err, get.xid), (2 * i + 10, 0, 2 * i + 11));
+        match r {
+            Some(Response::GetData {
+                data: Some(d),
+                stat,
+            }) => {
+                assert_eq!(
+                    d,
+                    Bytes::from(i.to_string()),
+                    "the read sees the write before it"
+                );
+                assert_eq!((stat.version, stat.mzxid), (i + 1, set.zxid));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
 async fn write_replies_carry_their_zxid_and_failed_writes_consume_one() {
     let s = TestServer::start().await;
     let (mut raw, _) = Raw::session(s.addr, 10_000).await;

@@ -3,15 +3,15 @@
 //! request of the connection is answered; writes go through the write path.
 
 use crate::fourlw;
-use crate::pipeline::{Committed, Outbound};
+use crate::pipeline::{Committed, Outbound, Proposed};
 use crate::session::{password, Holder, Liveness};
 use crate::shared::{ConnectionInfo, Shared, TRACE_CLIENT_PINGS, TRACE_CLIENT_REQUESTS};
 use crate::stats::{Served, Stats};
 use crate::watches;
 use bytes::{BufMut, Bytes, BytesMut};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use paddock_proto::consts::event;
-use paddock_proto::frame::{Frame, FrameCodec};
+use paddock_proto::frame::{Frame, FrameCodec, FrameError};
 use paddock_proto::{
     encode_reply, op, ClientInfo, ConnectRequest, ConnectResponse, DecodeError, ErrorCode, Id,
     Jute, Reader, ReplyHeader, Request, RequestHeader, Response, SetWatches2,
@@ -40,10 +40,14 @@ enum Slot {
         req: Request,
         ids: Arc<Vec<Id>>,
     },
-    /// A write in the write path; `result` is filled when it commits.
+    /// A write (or sync); `result` is filled when it commits. A write
+    /// behind a read of this connection is `held` until that read has
+    /// run, so the read sees the tree as of the writes before it and none
+    /// after, as in ZooKeeper.
     Write {
         xid: i32,
         opcode: i32,
+        held: Option<Proposed>,
         result: Option<Committed>,
     },
 }
@@ -72,6 +76,8 @@ struct Connection {
     out: BytesMut,
     /// No more requests are read; stop once the queue is answered.
     closing: bool,
+    /// Writes in the queue held behind a read.
+    held: usize,
 }
 
 /// Serves one accepted connection until it closes.
@@ -175,6 +181,7 @@ async fn run(
         outbox,
         out: BytesMut::with_capacity(4096),
         closing: false,
+        held: 0,
     };
     shared
         .watches
@@ -297,6 +304,7 @@ impl Connection {
         loop {
             self.absorb(inbox);
             let done = self.answer_ready(inbox);
+            self.release_held().await?;
             if !self.out.is_empty() {
                 wr.write_all(&self.out).await.map_err(|_| Stop::Closed)?;
                 self.out.clear();
@@ -315,11 +323,25 @@ impl Connection {
                         self.take(m);
                     }
                 }
-                f = frames.next(), if can_read => match f {
-                    Some(Ok(Frame::Message(body))) => self.on_request(body).await?,
-                    Some(Ok(Frame::FourLetterWord(_))) | Some(Err(_)) | None => return Err(Stop::Closed),
-                },
+                f = frames.next(), if can_read => {
+                    self.on_frame(f).await?;
+                    // Take every request already received before replying,
+                    // so a pipelining client gets its replies in one write.
+                    while !self.closing && self.queue.len() < max_outstanding {
+                        match frames.next().now_or_never() {
+                            Some(f) => self.on_frame(f).await?,
+                            None => break,
+                        }
+                    }
+                }
             }
+        }
+    }
+
+    async fn on_frame(&mut self, f: Option<Result<Frame, FrameError>>) -> Result<(), Stop> {
+        match f {
+            Some(Ok(Frame::Message(body))) => self.on_request(body).await,
+            Some(Ok(Frame::FourLetterWord(_))) | Some(Err(_)) | None => Err(Stop::Closed),
         }
     }
 
@@ -338,7 +360,11 @@ impl Connection {
             }
             Outbound::Committed(c) => {
                 let slot = self.queue.iter_mut().find_map(|q| match &mut q.slot {
-                    Slot::Write { result, .. } if result.is_none() => Some(result),
+                    Slot::Write {
+                        result: result @ None,
+                        held: None,
+                        ..
+                    } => Some(result),
                     _ => None,
                 });
                 if let Some(result) = slot {
@@ -362,6 +388,7 @@ impl Connection {
                     xid,
                     opcode,
                     result: Some(c),
+                    ..
                 } => (
                     encode_reply(xid, c.zxid, c.result.as_ref().map_err(|e| e.code())),
                     opcode == op::CLOSE_SESSION,
@@ -619,18 +646,8 @@ impl Connection {
                     .await?;
             }
             Request::Sync(r) => {
-                self.push(
-                    Slot::Write {
-                        xid: header.xid,
-                        opcode: op::SYNC,
-                        result: None,
-                    },
-                    received,
-                );
-                self.shared
-                    .submit_sync(r.path, self.outbox.clone())
-                    .await
-                    .map_err(|_| Stop::Closed)?;
+                self.enqueue_write(header.xid, op::SYNC, Proposed::Sync(r.path), received)
+                    .await?;
             }
             req @ (Request::Create { .. }
             | Request::CreateTtl(_)
@@ -656,7 +673,68 @@ impl Connection {
         Ok(())
     }
 
-    /// Prepares a transaction (time, identities) and hands it to the write path.
+    /// Queues a write and hands it to the write path, unless a read of
+    /// this connection is still waiting ahead of it: then it is held.
+    async fn enqueue_write(
+        &mut self,
+        xid: i32,
+        opcode: i32,
+        proposed: Proposed,
+        received: Instant,
+    ) -> Result<(), Stop> {
+        let behind_read = self
+            .queue
+            .iter()
+            .any(|q| matches!(q.slot, Slot::Read { .. }));
+        let (held, now) = if behind_read {
+            self.held += 1;
+            (Some(proposed), None)
+        } else {
+            (None, Some(proposed))
+        };
+        self.push(
+            Slot::Write {
+                xid,
+                opcode,
+                held,
+                result: None,
+            },
+            received,
+        );
+        match now {
+            Some(p) => self.propose(p).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn propose(&self, proposed: Proposed) -> Result<(), Stop> {
+        self.shared
+            .propose(proposed, Some(self.outbox.clone()))
+            .await
+            .map_err(|_| Stop::Closed)
+    }
+
+    /// Proposes the held writes no read waits ahead of any more, in order.
+    async fn release_held(&mut self) -> Result<(), Stop> {
+        if self.held == 0 {
+            return Ok(());
+        }
+        let mut released = Vec::new();
+        for q in self.queue.iter_mut() {
+            match &mut q.slot {
+                Slot::Read { .. } => break,
+                Slot::Write { held, .. } => released.extend(held.take()),
+                Slot::Ready { .. } => {}
+            }
+        }
+        self.held -= released.len();
+        for p in released {
+            self.propose(p).await?;
+        }
+        Ok(())
+    }
+
+    /// Prepares a transaction (time, identities) and queues it.
     async fn write(&mut self, xid: i32, op: TxnOp, received: Instant) -> Result<(), Stop> {
         let opcode = match &op {
             TxnOp::Write(r) => r.opcode(),
@@ -669,18 +747,8 @@ impl Connection {
             auth: self.ids.as_ref().clone(),
             op,
         };
-        self.push(
-            Slot::Write {
-                xid,
-                opcode,
-                result: None,
-            },
-            received,
-        );
-        self.shared
-            .submit(txn, Some(self.outbox.clone()))
+        self.enqueue_write(xid, opcode, Proposed::Txn(txn), received)
             .await
-            .map_err(|_| Stop::Closed)
     }
 
     /// Adds identities for an auth packet. False for an unknown scheme.

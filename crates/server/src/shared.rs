@@ -172,17 +172,8 @@ impl Shared {
         self.propose(Proposed::Txn(txn), reply_to).await
     }
 
-    /// Hands a `sync` to the write path: it is answered once everything
-    /// the leader had accepted before it is applied here.
-    pub async fn submit_sync(
-        &self,
-        path: String,
-        reply_to: mpsc::UnboundedSender<Outbound>,
-    ) -> Result<(), ShuttingDown> {
-        self.propose(Proposed::Sync(path), Some(reply_to)).await
-    }
-
-    async fn propose(
+    /// Hands a transaction or a sync to the write path.
+    pub async fn propose(
         &self,
         op: Proposed,
         reply_to: Option<mpsc::UnboundedSender<Outbound>>,
