@@ -56,10 +56,10 @@ def from_reports(workloads, prefix):
 
 def main():
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from compare import WORKLOADS as STANDALONE
+    from compare import TREE_LOAD, WORKLOADS
     from ensemble import WORKLOADS as ENSEMBLE
 
-    draw(from_reports(STANDALONE, "standalone"), "Standalone, fsync on",
+    draw(from_reports(WORKLOADS + [TREE_LOAD], "standalone"), "Standalone, fsync on",
          RESULTS / "standalone.png")
     draw(from_reports(ENSEMBLE, "ensemble"), "3-server ensemble, through a follower",
          RESULTS / "ensemble.png")

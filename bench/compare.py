@@ -7,6 +7,7 @@ import os
 import platform
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -28,9 +29,15 @@ WORKLOADS = [
     ("setData 32 × 32", ["-w", "set", "-c", "32", "--inflight", "32"]),
     ("create+delete 32 × 32", ["-w", "create", "-c", "32", "--inflight", "32"]),
     ("10% setData 1 KiB 32 × 32", ["-w", "read-90", "-c", "32", "--inflight", "32", "--payload", "1024"]),
-    ("watch fan-out: 1 writer, 100 watchers", ["-w", "watch-fanout", "-c", "100"]),
+    ("session storm: 16 connections", ["-w", "session-storm"]),
     ("lock churn: 16 contenders", ["-w", "lock-churn", "-c", "16"]),
+    # Connecting 10 000 sessions takes seconds: a longer run.
+    ("watch fan-out: 1 writer, 10 000 watchers", ["-w", "watch-fanout", "-c", "10000", "-d", "20"]),
 ]
+# Loaded last (it leaves a million znodes behind), then both servers are
+# killed and restarted to time recovery.
+TREE_LOAD = ("tree load: 1M znodes × 100 B, 32 × 32",
+             ["-w", "tree-load", "--total", "1000000", "-c", "32", "--inflight", "32", "-d", "120"])
 
 
 def free_port():
@@ -55,28 +62,32 @@ def wait_serving(port, proc, deadline_s=60):
     raise RuntimeError("server did not start")
 
 
-def start(system, tmp):
-    port = free_port()
+def start(system, tmp, port=None):
+    port = port or free_port()
     data = tmp / f"{system}-data"
-    data.mkdir()
+    data.mkdir(exist_ok=True)
     cfg = tmp / f"{system}.cfg"
     cfg.write_text(
         f"tickTime=2000\ndataDir={data}\nclientPort={port}\nclientPortAddress=127.0.0.1\n"
         "maxClientCnxns=0\n4lw.commands.whitelist=*\nadmin.enableServer=false\n")
-    log = open(tmp / f"{system}.log", "w")
-    if system == "zookeeper":
-        cmd = ["java", "-Xms1g", "-Xmx1g", "-cp", ZK_CLASSPATH,
-               "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(cfg)]
-    else:
-        cmd = [str(PADDOCK), "server", "--config", str(cfg)]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    log = open(tmp / f"{system}.log", "a")
+    proc = subprocess.Popen(start_command(system, cfg), stdout=log, stderr=subprocess.STDOUT)
     wait_serving(port, proc)
     return proc, port
 
 
+def start_command(system, cfg):
+    if system == "zookeeper":
+        return ["java", "-Xms1g", "-Xmx1g", "-cp", ZK_CLASSPATH,
+                "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(cfg)]
+    return [str(PADDOCK), "server", "--config", str(cfg)]
+
+
 def bench(port, pid, args, seconds, out):
     cmd = [str(PADDOCK), "bench", "--server", f"127.0.0.1:{port}", "--server-pid", str(pid),
-           "-d", str(seconds), "--json", str(out)] + args
+           "--json", str(out)] + args
+    if "-d" not in args:
+        cmd += ["-d", str(seconds)]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return json.loads(out.read_text())
 
@@ -108,7 +119,19 @@ def main():
                 got[system] = bench(port, proc.pid, args, seconds, out)
                 print(f"{name:28} {system:10} {got[system]['ops_per_s']:>10.0f} ops/s", flush=True)
             rows.append((name, got))
-        write_table(rows, seconds)
+        name, args = TREE_LOAD
+        loaded, restart = {}, {}
+        for system in ("zookeeper", "paddock"):
+            proc, port = servers[system]
+            out = RESULTS / f"standalone-{len(WORKLOADS)}-{system}.json"
+            loaded[system] = bench(port, proc.pid, args, seconds, out)
+            print(f"{name:28} {system:10} {loaded[system]['ops_per_s']:>10.0f} ops/s", flush=True)
+        rows.append((name, loaded))
+        for system in ("zookeeper", "paddock"):
+            restart[system] = restarted(system, tmp, servers)
+            print(f"restart with 1M znodes {system:10} {restart[system][0]:.1f} s, "
+                  f"{restart[system][1] / 1024:.0f} MiB", flush=True)
+        write_table(rows, seconds, restart)
     finally:
         for proc, _ in servers.values():
             proc.kill()
@@ -116,18 +139,54 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def serves(port, path):
+    """True once a new session can read `path`."""
+    sys.path.insert(0, str(ROOT / "tests" / "python"))
+    from zkwire import Session
+    try:
+        s = Session(port, timeout_ms=30000)
+        try:
+            return s.call("exists", path)[0] == 0
+        finally:
+            s.close()
+    except (OSError, ConnectionError, EOFError, AssertionError, struct.error):
+        return False
+
+
+def restarted(system, tmp, servers):
+    """Kills the server (kill -9) and starts it again on the same data:
+    seconds until a session reads a znode, and its RSS in KiB then."""
+    proc, port = servers[system]
+    proc.kill()
+    proc.wait()
+    begin = time.time()
+    log = open(tmp / f"{system}.log", "a")
+    cmd = start_command(system, tmp / f"{system}.cfg")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    servers[system] = (proc, port)
+    while not serves(port, "/paddock-bench/t"):
+        if proc.poll() is not None or time.time() - begin > 600:
+            raise RuntimeError(f"{system} did not come back")
+        time.sleep(0.05)
+    took = time.time() - begin
+    status = Path(f"/proc/{proc.pid}/status").read_text()
+    rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    return took, rss
+
+
 def ms(us):
     return f"{us / 1000:.2f}"
 
 
-def write_table(rows, seconds):
+def write_table(rows, seconds, restart):
     lines = [
         "# Paddock vs Apache ZooKeeper 3.8.0, standalone",
         "",
         f"Machine: {machine()}. Both servers fsync every write (ZooKeeper `forceSync=yes`, its default),",
         "keep their data in the same temporary directory, and are loaded by the same `paddock bench`",
-        f"(one thread), {seconds:g} s per workload after 1 s of warm-up, workloads alternating between",
-        "the two servers. ZooKeeper runs with `-Xms1g -Xmx1g`. 100-byte values unless stated.",
+        f"(one thread), {seconds:g} s per workload after 1 s of warm-up (the fan-out runs 20 s, the tree",
+        "load until it has created 1M znodes), workloads alternating between the two servers.",
+        "ZooKeeper runs with `-Xms1g -Xmx1g`. 100-byte values unless stated.",
         "Regenerate with `bench/compare.sh`.",
         "",
         "| workload | ZooKeeper ops/s | Paddock ops/s | ratio | ZK p50 / p99 ms | Paddock p50 / p99 ms | ZK CPU s per 1k ops | Paddock CPU s per 1k ops | ZK RSS MiB | Paddock RSS MiB |",
@@ -150,6 +209,19 @@ def write_table(rows, seconds):
             f"| {ms(z['latency']['p50_us'])} / {ms(z['latency']['p99_us'])} "
             f"| {ms(p['latency']['p50_us'])} / {ms(p['latency']['p99_us'])} "
             f"| {cpu(z)} | {cpu(p)} | {rss(z)} | {rss(p)} |")
+    (zt, zr), (pt, pr) = restart["zookeeper"], restart["paddock"]
+    lines += [
+        "",
+        "## Restart with 1M znodes",
+        "",
+        "After the tree load both servers are killed (kill -9) and started again on their data;",
+        "the time is from the start to the first read by a new session.",
+        "",
+        "| measure | ZooKeeper | Paddock | ratio |",
+        "|---|---|---|---|",
+        f"| restart to serving | {zt:.1f} s | {pt:.1f} s | {pt / zt:.2f}× |",
+        f"| RSS after the restart | {zr / 1024:.0f} MiB | {pr / 1024:.0f} MiB | {pr / zr:.2f}× |",
+    ]
     lines += [
         "",
         "Watch fan-out counts both the writer's setData and each notification delivered (every",
