@@ -9,7 +9,10 @@ mod common;
 
 use bytes::Bytes;
 use common::{create_request, Raw};
-use paddock_proto::{ConnectRequest, ErrorCode, PathWatchRequest, ReplyHeader, Request};
+use paddock_proto::{
+    AuthPacket, ConnectRequest, ErrorCode, PathWatchRequest, ReconfigRequest, ReplyHeader, Request,
+    Response,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -764,5 +767,206 @@ async fn sigterm_on_the_leader_hands_leadership_over_and_stops_cleanly() {
     let new_leader = e.wait_for_leader().await;
     assert_ne!(new_leader, leader);
     assert_eq!(client.call(&create_request("/after", 0, b"")).await.err, 0);
+    e.wait_converged().await;
+}
+
+/// A reconfig through `client`: (error code, the new /zookeeper/config).
+async fn reconfig(
+    client: &mut Client,
+    joining: &str,
+    leaving: &str,
+    members: &str,
+    version: i64,
+) -> (i32, String) {
+    let req = Request::Reconfig(ReconfigRequest {
+        joining_servers: joining.into(),
+        leaving_servers: leaving.into(),
+        new_members: members.into(),
+        cur_config_id: version,
+    });
+    let (h, r) = tokio::time::timeout(Duration::from_secs(30), client.raw.try_call(&req))
+        .await
+        .expect("a reconfig answer")
+        .expect("the connection stays up");
+    let text = match r {
+        Some(Response::GetData { data, .. }) => {
+            String::from_utf8_lossy(data.as_deref().unwrap_or_default()).into_owned()
+        }
+        _ => String::new(),
+    };
+    (h.err, text)
+}
+
+/// The `version=` of a /zookeeper/config text.
+fn config_version(text: &str) -> i64 {
+    let hex = text
+        .lines()
+        .find_map(|l| l.strip_prefix("version="))
+        .unwrap_or_else(|| panic!("no version in {text}"));
+    i64::from_str_radix(hex, 16).unwrap()
+}
+
+async fn config_on(e: &Ensemble, id: u64) -> String {
+    let mut c = Client::open(vec![e.addr(id)], 0).await;
+    c.sync().await;
+    let (h, r) = c
+        .raw
+        .call(&Request::GetData(PathWatchRequest {
+            path: "/zookeeper/config".into(),
+            watch: false,
+        }))
+        .await;
+    assert_eq!(h.err, 0);
+    match r {
+        Some(Response::GetData { data, .. }) => {
+            String::from_utf8_lossy(data.as_deref().unwrap_or_default()).into_owned()
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconfig_adds_and_removes_servers_and_refuses_what_zookeeper_refuses() {
+    let digest = paddock_tree::acl::digest_id("super:secret");
+    let mut e = Ensemble::start(
+        3,
+        0,
+        &format!("reconfigEnabled=true\nsuperDigest={digest}"),
+        false,
+    )
+    .await;
+    let leader = e.wait_for_leader().await;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let mut admin = Client::open(vec![e.addr(follower)], 0).await;
+    // Like ZooKeeper: WRITE on /zookeeper/config, which only the super
+    // user has.
+    let (err, _) = reconfig(&mut admin, "", "3", "", -1).await;
+    assert_eq!(err, ErrorCode::NoAuth.code());
+    let auth = Request::Auth(AuthPacket {
+        auth_type: 0,
+        scheme: "digest".into(),
+        auth: Some(Bytes::from_static(b"super:secret")),
+    });
+    assert_eq!(admin.raw.call(&auth).await.0.err, 0);
+    let (err, _) = reconfig(&mut admin, "server.9=127.0.0.1:1:2", "", "", -1).await;
+    assert_eq!(err, ErrorCode::BadArguments.code(), "no client port");
+
+    // A fourth server, started with a config that lists itself, waits to
+    // be added instead of forming an ensemble of its own.
+    e.members.push(Member {
+        id: 4,
+        client: free_port(),
+        peer: free_port(),
+        observer: false,
+    });
+    let data = e.data_dir(4);
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("myid"), "4\n").unwrap();
+    std::fs::write(e.cfg_path(4), e.config_for(4)).unwrap();
+    e.launch(4);
+    let before = config_on(&e, leader).await;
+    let (peer4, client4) = (e.members[3].peer, e.members[3].client);
+    let joining = format!(
+        "server.4=127.0.0.1:{peer4}:{};127.0.0.1:{client4}",
+        free_port()
+    );
+    let (err, _) = reconfig(&mut admin, &joining, "", "", config_version(&before) + 1).await;
+    assert_eq!(err, ErrorCode::BadVersion.code(), "a stale config version");
+    let (err, after) = reconfig(&mut admin, &joining, "", "", config_version(&before)).await;
+    assert_eq!(err, 0, "adding server 4");
+    assert!(
+        after.contains(&format!("server.4=127.0.0.1:{peer4}:")),
+        "{after}"
+    );
+    assert!(after.contains(":participant;127.0.0.1:"), "{after}");
+    assert!(config_version(&after) > config_version(&before), "{after}");
+    assert_eq!(
+        after.lines().filter(|l| l.starts_with("server.")).count(),
+        4
+    );
+    wait_until(Duration::from_secs(20), "server 4 following", || {
+        (e.mode(4).as_deref() == Some("follower")).then_some(())
+    })
+    .await;
+    let mut on4 = Client::open(vec![e.addr(4)], 0).await;
+    assert_eq!(on4.call(&create_request("/joined", 0, b"4")).await.err, 0);
+    for id in 1..=4 {
+        assert_eq!(config_on(&e, id).await, after, "server {id}");
+    }
+
+    // Removing the leader: another one takes over (a new leader means new
+    // connections, so the answer may be lost, as with ZooKeeper), and
+    // server 4 votes.
+    let req = Request::Reconfig(ReconfigRequest {
+        joining_servers: String::new(),
+        leaving_servers: leader.to_string(),
+        new_members: String::new(),
+        cur_config_id: -1,
+    });
+    if let Ok(Some((h, _))) =
+        tokio::time::timeout(Duration::from_secs(30), admin.raw.try_call(&req)).await
+    {
+        assert_eq!(h.err, 0, "removing the leader: {}", e.log(follower));
+    }
+    wait_until(
+        Duration::from_secs(10),
+        "the removed leader to step down",
+        || (e.mode(leader).as_deref() != Some("leader")).then_some(()),
+    )
+    .await;
+    e.kill9(leader);
+    let next = e.wait_for_leader().await;
+    let smaller = config_on(&e, next).await;
+    assert!(!smaller.contains(&format!("server.{leader}=")), "{smaller}");
+    assert_eq!(
+        smaller.lines().filter(|l| l.starts_with("server.")).count(),
+        3
+    );
+    let mut c = Client::open(vec![e.addr(4)], 0).await;
+    assert_eq!(c.call(&create_request("/after", 0, b"")).await.err, 0);
+    assert!(c.exists("/joined").await);
+
+    // A new membership that no quorum of running servers can form is
+    // refused and leaves the membership as it was.
+    // (A session that outlives the wait for a quorum: this raw client
+    // does not ping while it waits.)
+    let (mut admin, _) = Raw::session(e.addr(next), 30_000).await;
+    assert_eq!(admin.call(&auth).await.0.err, 0);
+    let dead = |id| {
+        format!(
+            "server.{id}=127.0.0.1:{}:{};127.0.0.1:{}",
+            free_port(),
+            free_port(),
+            free_port()
+        )
+    };
+    let members = format!(
+        "{},{},server.4=127.0.0.1:{peer4}:1;127.0.0.1:{client4}",
+        dead(7),
+        dead(8)
+    );
+    let req = Request::Reconfig(ReconfigRequest {
+        joining_servers: String::new(),
+        leaving_servers: String::new(),
+        new_members: members,
+        cur_config_id: -1,
+    });
+    let got = admin.try_call(&req).await;
+    let err = got.map(|(h, _)| h.err);
+    assert_eq!(
+        err,
+        Some(ErrorCode::NewConfigNoQuorum.code()),
+        "{}",
+        e.log(next)
+    );
+    // The servers tried as learners are gone again (that took two
+    // membership entries, so the version moved on).
+    let servers = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("server."))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(servers(&config_on(&e, next).await), servers(&smaller));
     e.wait_converged().await;
 }

@@ -547,6 +547,21 @@ async fn sync_echoes_the_path_and_reconfig_is_disabled() {
 }
 
 #[tokio::test]
+async fn reconfig_on_a_standalone_server_is_unimplemented_as_in_zookeeper() {
+    let s = TestServer::start_with(|c| c.reconfig_enabled = true).await;
+    let (mut raw, _) = Raw::session(s.addr, 10_000).await;
+    let (h, _) = raw
+        .call(&Request::Reconfig(ReconfigRequest {
+            leaving_servers: "2".into(),
+            cur_config_id: -1,
+            ..Default::default()
+        }))
+        .await;
+    assert_eq!(h.err, ErrorCode::Unimplemented.code());
+    assert!(raw.call(&Request::Ping).await.0.err == 0, "the connection stays up");
+}
+
+#[tokio::test]
 async fn random_garbage_frames_never_take_the_server_down() {
     let s = TestServer::start_with(|c| c.max_frame_bytes = 4096).await;
     let (mut healthy, _) = Raw::session(s.addr, 10_000).await;

@@ -8,6 +8,7 @@ pub mod codec;
 pub mod files;
 mod forward;
 mod log_store;
+mod membership;
 mod network;
 mod peer;
 mod state_machine;
@@ -15,13 +16,15 @@ mod status;
 mod types;
 
 pub use files::{seed, Dirs, FilesError};
+pub use membership::{Change, Reconfig, ReconfigError};
 pub use status::{Member, Role, Status};
 
 use crate::files::Loaded;
 use crate::forward::Outgoing;
 use crate::log_store::LogStore;
+use crate::membership::Reconfigurer;
 use crate::network::Network;
-use crate::peer::PeerContext;
+use crate::peer::{Link, PeerContext, PeerReply, PeerRequest};
 use crate::state_machine::{SnapshotFiles, StateMachine};
 use crate::status::Monitor;
 use crate::types::{Command, TypeConfig};
@@ -143,6 +146,9 @@ pub struct Replica {
     forward: mpsc::UnboundedSender<Outgoing>,
     touches: Mutex<Option<mpsc::UnboundedReceiver<Vec<i64>>>>,
     touches_tx: mpsc::UnboundedSender<Vec<i64>>,
+    reconfigurer: Arc<Reconfigurer>,
+    /// Peer specs from this server's config, by id.
+    local: Arc<BTreeMap<u64, String>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -245,10 +251,16 @@ impl Opened {
             None => BTreeMap::from([(node_id, BasicNode::default())]),
         };
         // Every voter of a new ensemble initializes with the same members;
-        // observers wait for the leader to add them.
-        if !initialized && voters.contains_key(&node_id) {
+        // observers wait for the leader to add them, and so does a server
+        // joining a running ensemble (it is added by reconfig).
+        if !initialized && voters.contains_key(&node_id) && !joining(node_id, &local).await {
             raft.initialize(voters).await.map_err(|e| start_err(&e))?;
         }
+        let reconfigurer = Arc::new(Reconfigurer {
+            raft: raft.clone(),
+            me: node_id,
+            busy: tokio::sync::Mutex::new(()),
+        });
 
         let started = Instant::now();
         let leader_contact_ms = Arc::new(AtomicU64::new(0));
@@ -273,7 +285,7 @@ impl Opened {
                 }
                 .run(),
             ),
-            tokio::spawn(forward::run(queue, status_tx, local)),
+            tokio::spawn(forward::run(queue, status_tx, local.clone())),
         ];
         if let Some(listener) = listener {
             let ctx = Arc::new(PeerContext {
@@ -282,6 +294,7 @@ impl Opened {
                 leader_contact_ms,
                 started,
                 touches: touches_tx.clone(),
+                reconfigurer: reconfigurer.clone(),
             });
             tasks.push(tokio::spawn(peer::serve(listener, ctx)));
         }
@@ -310,9 +323,32 @@ impl Opened {
             forward,
             touches: Mutex::new(Some(touches)),
             touches_tx,
+            reconfigurer,
+            local,
             tasks,
         })
     }
+}
+
+/// How long a reconfig may take, end to end.
+const RECONFIG_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Whether another configured server has joined an ensemble already: then
+/// this one, starting with no state, is joining and must not form one.
+async fn joining(me: u64, peers: &BTreeMap<u64, String>) -> bool {
+    let asks = peers.iter().filter(|(id, _)| **id != me).map(|(_, spec)| {
+        let spec = spec.clone();
+        async move {
+            let reply = Link::new(&spec)
+                .call(&PeerRequest::Initialized, Duration::from_millis(500))
+                .await;
+            matches!(reply, Ok(PeerReply::Initialized(true)))
+        }
+    });
+    futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .any(|yes| yes)
 }
 
 impl Replica {
@@ -376,6 +412,41 @@ impl Replica {
             s.ok().and_then(|s| s.leader)
         };
         tokio::time::timeout(limit, moved).await.ok().flatten()
+    }
+
+    /// Changes the membership (ZooKeeper's reconfig): the leader does it,
+    /// another server passes it on. Returns once this server knows the new
+    /// membership, with its version.
+    pub async fn reconfigure(&self, req: Reconfig) -> Result<u64, ReconfigError> {
+        let version = if self.raft.is_leader() {
+            self.reconfigurer.run(req).await?
+        } else {
+            let leader = {
+                let s = self.status.borrow();
+                s.leader
+                    .and_then(|l| s.members.iter().find(|m| m.id == l))
+                    .map(|m| Network::spec_of(&self.local, m.id, &m.spec))
+            };
+            let spec = leader.ok_or(ReconfigError::NoLeader)?;
+            let reply = Link::new(&spec)
+                .call(&PeerRequest::Reconfig(req), RECONFIG_TIMEOUT)
+                .await;
+            match reply {
+                Ok(PeerReply::Reconfigured(result)) => result?,
+                _ => return Err(ReconfigError::NoLeader),
+            }
+        };
+        let mut status = self.status.clone();
+        let known = status.wait_for(|s| s.config_version >= version);
+        let known = matches!(
+            tokio::time::timeout(RECONFIG_TIMEOUT, known).await,
+            Ok(Ok(_))
+        );
+        if known {
+            Ok(version)
+        } else {
+            Err(ReconfigError::NoLeader)
+        }
     }
 
     /// Reports sessions whose clients were heard from to the leader, which

@@ -3,6 +3,7 @@
 //! (snapshot chunks, session liveness). A `Link` is one outgoing
 //! connection, redialled after any error; `serve` answers incoming ones.
 
+use crate::membership::{Reconfig, ReconfigError, Reconfigurer};
 use crate::state_machine::{SnapshotFile, StateMachine};
 use crate::types::{Command, SnapshotMeta, TypeConfig, Vote};
 use bytes::Bytes;
@@ -50,6 +51,11 @@ pub enum PeerRequest {
     Touch(Vec<i64>),
     /// A leader stepping down names its successor.
     TransferLeader(TransferLeaderRequest<TypeConfig>),
+    /// A client's reconfig, passed to the leader.
+    Reconfig(Reconfig),
+    /// Asked by a server starting with no state: has this one joined an
+    /// ensemble already?
+    Initialized,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -59,6 +65,9 @@ pub enum PeerReply {
     Snapshot(SnapshotResponse<TypeConfig>),
     Forwarded,
     TransferLeader(TransferLeaderResponse<TypeConfig>),
+    /// The new config version, or why the reconfig was refused.
+    Reconfigured(Result<u64, ReconfigError>),
+    Initialized(bool),
     Failed(String),
 }
 
@@ -172,6 +181,7 @@ pub struct PeerContext {
     pub started: Instant,
     /// Session liveness reported by other servers.
     pub touches: mpsc::UnboundedSender<Vec<i64>>,
+    pub reconfigurer: Arc<Reconfigurer>,
 }
 
 impl PeerContext {
@@ -248,6 +258,11 @@ async fn handle(
         },
         PeerRequest::TransferLeader(rpc) => match ctx.raft.handle_transfer_leader(rpc).await {
             Ok(r) => PeerReply::TransferLeader(r),
+            Err(e) => failed(&e),
+        },
+        PeerRequest::Reconfig(req) => PeerReply::Reconfigured(ctx.reconfigurer.run(req).await),
+        PeerRequest::Initialized => match ctx.raft.is_initialized().await {
+            Ok(yes) => PeerReply::Initialized(yes),
             Err(e) => failed(&e),
         },
         PeerRequest::SnapshotBegin => {

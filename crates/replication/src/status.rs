@@ -6,7 +6,7 @@
 use crate::types::TypeConfig;
 use crate::StateMachine;
 use openraft::async_runtime::WatchReceiver;
-use openraft::{BasicNode, Raft, RaftMetrics, ServerState};
+use openraft::{BasicNode, ChangeMembers, Raft, RaftMetrics, ServerState};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -43,7 +43,7 @@ impl Role {
 }
 
 /// One member of the ensemble as ZooKeeper writes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Member {
     pub id: u64,
     /// `host:peerPort:electionPort:role;clientAddr:clientPort`.
@@ -97,7 +97,7 @@ pub(crate) struct Monitor {
 impl Monitor {
     pub async fn run(self) {
         let mut metrics = self.raft.metrics();
-        let mut requested: BTreeMap<u64, Instant> = BTreeMap::new();
+        let mut last_try: Option<Instant> = None;
         loop {
             let m = metrics.borrow_watched().clone();
             if m.running_state.is_err() {
@@ -108,9 +108,7 @@ impl Monitor {
             self.status
                 .send_if_modified(|s| update(s, &m, self.me, self.standalone, contact_ms));
             if m.state == ServerState::Leader {
-                self.add_observers(&m, &mut requested);
-            } else {
-                requested.clear();
+                self.add_observers(&m, &mut last_try);
             }
             tokio::select! {
                 changed = metrics.changed() => if changed.is_err() { return },
@@ -119,31 +117,36 @@ impl Monitor {
         }
     }
 
-    /// Adds the configured observers missing from the membership (once the
-    /// membership in force is committed: one change at a time), retrying
-    /// every second.
-    fn add_observers(&self, m: &RaftMetrics<TypeConfig>, requested: &mut BTreeMap<u64, Instant>) {
-        if m.membership_config.log_id() != m.committed_membership_config.log_id() {
+    /// Adds the observers zoo.cfg lists, in one change, while the
+    /// membership is still the one the ensemble formed with (log index 0):
+    /// after that, only reconfig changes who is in it. Retried every
+    /// second until it is in the log.
+    fn add_observers(&self, m: &RaftMetrics<TypeConfig>, last_try: &mut Option<Instant>) {
+        let formed_with = m.membership_config.log_id().as_ref().map(|l| l.index) == Some(0);
+        if self.observers.is_empty()
+            || !formed_with
+            || m.membership_config.log_id() != m.committed_membership_config.log_id()
+            || last_try.is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+        {
             return;
         }
-        let membership = m.membership_config.membership();
-        for (id, spec) in &self.observers {
-            if membership.get_node(id).is_some()
-                || requested
-                    .get(id)
-                    .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+        *last_try = Some(Instant::now());
+        let nodes: BTreeMap<u64, BasicNode> = self
+            .observers
+            .iter()
+            .map(|(id, spec)| (*id, BasicNode::new(spec)))
+            .collect();
+        let raft = self.raft.clone();
+        tokio::spawn(async move {
+            let ids: Vec<u64> = nodes.keys().copied().collect();
+            match raft
+                .change_membership(ChangeMembers::AddNodes(nodes), true)
+                .await
             {
-                continue;
+                Ok(_) => info!(?ids, "added the observers"),
+                Err(e) => warn!(?ids, "adding the observers failed: {e}"),
             }
-            requested.insert(*id, Instant::now());
-            let (raft, id, node) = (self.raft.clone(), *id, BasicNode::new(spec));
-            tokio::spawn(async move {
-                match raft.add_learner(id, node, false).await {
-                    Ok(_) => info!(observer = id, "added an observer"),
-                    Err(e) => warn!(observer = id, "adding an observer failed: {e}"),
-                }
-            });
-        }
+        });
     }
 }
 

@@ -59,6 +59,8 @@ pub struct EnsembleConfig {
     pub members: Vec<ServerLine>,
     /// Where this server listens for its peers (its own line's peer port).
     pub peer_addr: SocketAddr,
+    /// `standaloneEnabled`: a reconfig must then keep two voters.
+    pub standalone_enabled: bool,
 }
 
 /// One `server.N=host:peerPort:electionPort[:participant|:observer][;[clientAddr:]clientPort]`.
@@ -326,6 +328,7 @@ impl ServerConfig {
         self.ensemble = Some(EnsembleConfig {
             members: servers,
             peer_addr,
+            standalone_enabled: props.standalone_enabled,
         });
         Ok(())
     }

@@ -3,19 +3,20 @@
 //! request of the connection is answered; writes go through the write path.
 
 use crate::fourlw;
-use crate::pipeline::{Committed, Outbound, Proposed};
+use crate::pipeline::{Committed, Outbound, Proposed, CONFIG_NODE};
 use crate::session::{password, Holder, Liveness};
 use crate::shared::{ConnectionInfo, Shared, TRACE_CLIENT_PINGS, TRACE_CLIENT_REQUESTS};
 use crate::stats::{Served, Stats};
 use crate::watches;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::{FutureExt, StreamExt};
-use paddock_proto::consts::event;
+use paddock_proto::consts::{event, perms};
 use paddock_proto::frame::{Frame, FrameCodec, FrameError};
 use paddock_proto::{
     encode_reply, op, ClientInfo, ConnectRequest, ConnectResponse, DecodeError, ErrorCode, Id,
-    Jute, Reader, ReplyHeader, Request, RequestHeader, Response, SetWatches2,
+    Jute, Reader, ReconfigRequest, ReplyHeader, Request, RequestHeader, Response, SetWatches2,
 };
+use paddock_replication::{Reconfig, Role};
 use paddock_tree::{acl, watch, DataTree, Txn, TxnOp};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -50,6 +51,19 @@ enum Slot {
         held: Option<Proposed>,
         result: Option<Committed>,
     },
+}
+
+impl Slot {
+    /// Later writes of the connection wait while this is unanswered: a
+    /// read must not see them, and a reconfig's answer comes apart from
+    /// the write path's, so nothing may overtake it.
+    fn holds_writes(&self) -> bool {
+        match self {
+            Slot::Read { .. } => true,
+            Slot::Write { opcode, result, .. } => *opcode == op::RECONFIG && result.is_none(),
+            Slot::Ready { .. } => false,
+        }
+    }
 }
 
 struct Queued {
@@ -624,13 +638,18 @@ impl Connection {
                     received,
                 );
             }
-            Request::Reconfig(_) => self.ready(
-                header.xid,
-                zxid,
-                Err(ErrorCode::ReconfigDisabled),
-                false,
-                received,
-            ),
+            Request::Reconfig(r) => match self.reconfig_allowed(&r) {
+                Ok(change) => {
+                    self.enqueue_write(
+                        header.xid,
+                        op::RECONFIG,
+                        Proposed::Reconfig(change),
+                        received,
+                    )
+                    .await?
+                }
+                Err(e) => self.ready(header.xid, zxid, Err(e), false, received),
+            },
             Request::Sasl(_) => self.ready(
                 header.xid,
                 zxid,
@@ -682,10 +701,7 @@ impl Connection {
         proposed: Proposed,
         received: Instant,
     ) -> Result<(), Stop> {
-        let behind_read = self
-            .queue
-            .iter()
-            .any(|q| matches!(q.slot, Slot::Read { .. }));
+        let behind_read = self.queue.iter().any(|q| q.slot.holds_writes());
         let (held, now) = if behind_read {
             self.held += 1;
             (Some(proposed), None)
@@ -721,10 +737,11 @@ impl Connection {
         }
         let mut released = Vec::new();
         for q in self.queue.iter_mut() {
-            match &mut q.slot {
-                Slot::Read { .. } => break,
-                Slot::Write { held, .. } => released.extend(held.take()),
-                Slot::Ready { .. } => {}
+            if q.slot.holds_writes() {
+                break;
+            }
+            if let Slot::Write { held, .. } = &mut q.slot {
+                released.extend(held.take());
             }
         }
         self.held -= released.len();
@@ -749,6 +766,39 @@ impl Connection {
         };
         self.enqueue_write(xid, opcode, Proposed::Txn(txn), received)
             .await
+    }
+
+    /// ZooKeeper's checks before a reconfig, in its order as far as this
+    /// server can make them: enabled, an ensemble, a readable request,
+    /// WRITE on /zookeeper/config (in practice: the super user). The
+    /// leader checks the rest (in progress, version, quorum).
+    fn reconfig_allowed(&self, r: &ReconfigRequest) -> Result<Reconfig, ErrorCode> {
+        let config = &self.shared.config;
+        if !config.reconfig_enabled {
+            return Err(ErrorCode::ReconfigDisabled);
+        }
+        if self.shared.status().role == Role::Standalone {
+            return Err(ErrorCode::Unimplemented);
+        }
+        let keeps_two = config
+            .ensemble
+            .as_ref()
+            .is_none_or(|e| e.standalone_enabled);
+        let min_voters = if keeps_two { 2 } else { 1 };
+        let change = crate::reconfig::parse(r, min_voters).map_err(|e| {
+            debug!(peer = %self.peer, "reconfig refused: {e}");
+            ErrorCode::BadArguments
+        })?;
+        let permitted = self
+            .shared
+            .tree
+            .read()
+            .node(CONFIG_NODE)
+            .is_some_and(|n| acl::allowed(&n.acl, perms::WRITE, &self.ids));
+        if !permitted {
+            return Err(ErrorCode::NoAuth);
+        }
+        Ok(change)
     }
 
     /// Adds identities for an auth packet. False for an unknown scheme.

@@ -7,6 +7,7 @@ pub mod config;
 mod conn;
 pub mod fourlw;
 pub mod pipeline;
+mod reconfig;
 pub mod recovery;
 pub mod server;
 pub mod session;

@@ -5,13 +5,17 @@
 //! before consensus has made it durable.
 
 use crate::shared::{Shared, Waiting};
+use bytes::Bytes;
 use paddock_proto::{ErrorCode, Response};
-use paddock_replication::{Applier, ProposeError, Replica};
+use paddock_replication::{Applier, ProposeError, Reconfig, ReconfigError, Replica};
 use paddock_tree::{Applied, DataTree, Txn, TxnOp};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::error;
+use tracing::{error, warn};
+
+/// Where the ensemble's membership is shown.
+pub const CONFIG_NODE: &str = "/zookeeper/config";
 
 /// How many queued proposals are taken at a time.
 const MAX_BATCH: usize = 512;
@@ -29,6 +33,8 @@ pub enum Proposed {
     Txn(Txn),
     /// A `sync` of this path: a barrier through the log.
     Sync(String),
+    /// A membership change: answered with the new /zookeeper/config.
+    Reconfig(Reconfig),
 }
 
 /// What the write path sends to a connection.
@@ -83,6 +89,17 @@ pub async fn run(
             let (txn, sync_path) = match p.op {
                 Proposed::Txn(txn) => (Some(txn), None),
                 Proposed::Sync(path) => (None, Some(path)),
+                Proposed::Reconfig(req) => {
+                    // Behind every write proposed before it; it may take
+                    // seconds, so the next proposals do not wait for it.
+                    tokio::spawn(reconfigure(
+                        shared.clone(),
+                        replica.clone(),
+                        req,
+                        p.reply_to,
+                    ));
+                    continue;
+                }
             };
             if let Some(to) = p.reply_to {
                 shared.pending.lock().insert(seq, Waiting { to, sync_path });
@@ -101,6 +118,42 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Runs a reconfig and answers as ZooKeeper does: the new configuration
+/// as the data of /zookeeper/config, with its stat.
+async fn reconfigure(
+    shared: Arc<Shared>,
+    replica: Arc<Replica>,
+    req: Reconfig,
+    reply_to: Option<mpsc::UnboundedSender<Outbound>>,
+) {
+    let result = match replica.reconfigure(req).await {
+        Ok(_) => {
+            let text = crate::server::membership_text(&replica.status().borrow());
+            let data = Bytes::from(text);
+            let mut tree = shared.tree.write();
+            tree.set_config_data(data.clone());
+            match tree.stat(CONFIG_NODE) {
+                Some(stat) => Ok(Response::GetData {
+                    data: Some(data),
+                    stat,
+                }),
+                None => Err(ErrorCode::SystemError),
+            }
+        }
+        Err(e) => {
+            warn!("reconfig refused: {e}");
+            Err(match e {
+                ReconfigError::InProgress => ErrorCode::ReconfigInProgress,
+                ReconfigError::BadVersion => ErrorCode::BadVersion,
+                ReconfigError::NoQuorum => ErrorCode::NewConfigNoQuorum,
+                ReconfigError::BadArguments(_) => ErrorCode::BadArguments,
+                ReconfigError::NoLeader => ErrorCode::ConnectionLoss,
+            })
+        }
+    };
+    reply(&reply_to, shared.last_zxid(), result);
 }
 
 fn reply(

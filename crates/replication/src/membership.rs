@@ -1,0 +1,295 @@
+//! Changing who is in the ensemble (ZooKeeper's `reconfig`), done by the
+//! leader. New servers are first added as learners; once a majority of
+//! the new voters is caught up, one joint-consensus change moves the
+//! voters, drops the servers that leave and rewrites changed specs. A
+//! change that could not reach a quorum is undone and refused, as
+//! ZooKeeper refuses it with NEWCONFIGNOQUORUM.
+
+use crate::status::Member;
+use crate::types::TypeConfig;
+use crate::StateMachine;
+use openraft::async_runtime::WatchReceiver;
+use openraft::{BasicNode, ChangeMembers, Raft};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+use tracing::info;
+
+/// How long the new voters may take to catch up before the change is
+/// refused. It matters only when the servers joining are needed for a
+/// quorum of the new membership.
+const SYNC_LIMIT: Duration = Duration::from_secs(3);
+
+/// What a `reconfig` asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    /// Add (or re-spec) these servers and remove these ids.
+    Incremental {
+        joining: Vec<Member>,
+        leaving: Vec<u64>,
+    },
+    /// The whole new membership.
+    Replace(Vec<Member>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reconfig {
+    pub change: Change,
+    /// The config version the client based it on; None for any.
+    pub expected_version: Option<u64>,
+    /// Voters the new membership must keep.
+    pub min_voters: usize,
+}
+
+/// Why a reconfig was refused; each is one of ZooKeeper's error codes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ReconfigError {
+    #[error("another reconfiguration is in progress")]
+    InProgress,
+    #[error("the configuration version is not the one expected")]
+    BadVersion,
+    #[error("no quorum of the new configuration is connected and caught up")]
+    NoQuorum,
+    #[error("{0}")]
+    BadArguments(String),
+    #[error("no leader can take it now")]
+    NoLeader,
+}
+
+/// The membership `change` leads to from `current`, with at least
+/// `min_voters` voters.
+pub fn target(
+    current: &[Member],
+    change: &Change,
+    min_voters: usize,
+) -> Result<Vec<Member>, ReconfigError> {
+    let mut next: BTreeMap<u64, Member> = match change {
+        Change::Replace(members) => members.iter().map(|m| (m.id, m.clone())).collect(),
+        Change::Incremental { joining, leaving } => {
+            let mut next: BTreeMap<u64, Member> =
+                current.iter().map(|m| (m.id, m.clone())).collect();
+            for id in leaving {
+                next.remove(id);
+            }
+            for m in joining {
+                next.insert(m.id, m.clone());
+            }
+            next
+        }
+    };
+    if next.values().filter(|m| m.voter).count() < min_voters.max(1) {
+        return Err(ReconfigError::BadArguments(format!(
+            "the new configuration must keep at least {} voting members",
+            min_voters.max(1)
+        )));
+    }
+    let mut seen = BTreeMap::new();
+    for m in next.values() {
+        let Some(addr) = crate::peer::peer_addr(&m.spec) else {
+            return Err(ReconfigError::BadArguments(format!(
+                "server.{} has no peer address",
+                m.id
+            )));
+        };
+        if let Some(other) = seen.insert(addr.clone(), m.id) {
+            return Err(ReconfigError::BadArguments(format!(
+                "server.{} and server.{other} share the address {addr}",
+                m.id
+            )));
+        }
+    }
+    Ok(std::mem::take(&mut next).into_values().collect())
+}
+
+/// Carries out reconfigs on the leader, one at a time.
+pub(crate) struct Reconfigurer {
+    pub raft: Raft<TypeConfig, StateMachine>,
+    pub me: u64,
+    pub busy: tokio::sync::Mutex<()>,
+}
+
+impl Reconfigurer {
+    /// Carries out `req` on this server, which must lead. Returns the new
+    /// config version (the log index of the membership now in force).
+    pub async fn run(&self, req: Reconfig) -> Result<u64, ReconfigError> {
+        let Ok(_one) = self.busy.try_lock() else {
+            return Err(ReconfigError::InProgress);
+        };
+        change(&self.raft, self.me, req).await
+    }
+}
+
+async fn change(
+    raft: &Raft<TypeConfig, StateMachine>,
+    me: u64,
+    req: Reconfig,
+) -> Result<u64, ReconfigError> {
+    let m = raft.metrics().borrow_watched().clone();
+    if !raft.is_leader() {
+        return Err(ReconfigError::NoLeader);
+    }
+    if m.membership_config.log_id() != m.committed_membership_config.log_id() {
+        return Err(ReconfigError::InProgress);
+    }
+    let version = m.membership_config.log_id().as_ref().map_or(0, |l| l.index);
+    if req.expected_version.is_some_and(|v| v != version) {
+        return Err(ReconfigError::BadVersion);
+    }
+    let membership = m.membership_config.membership();
+    let voters: BTreeSet<u64> = membership.voter_ids().collect();
+    let current: Vec<Member> = membership
+        .nodes()
+        .map(|(id, node)| Member {
+            id: *id,
+            spec: node.addr.clone(),
+            voter: voters.contains(id),
+        })
+        .collect();
+    let next = target(&current, &req.change, req.min_voters)?;
+    if next == current {
+        return Ok(version);
+    }
+    let known: BTreeMap<u64, &Member> = current.iter().map(|m| (m.id, m)).collect();
+    let added: BTreeMap<u64, BasicNode> = next
+        .iter()
+        .filter(|m| !known.contains_key(&m.id))
+        .map(|m| (m.id, BasicNode::new(&m.spec)))
+        .collect();
+    let failed = |e: &dyn std::fmt::Display| ReconfigError::BadArguments(e.to_string());
+    if !added.is_empty() {
+        raft.change_membership(ChangeMembers::AddNodes(added.clone()), true)
+            .await
+            .map_err(|e| failed(&e))?;
+    }
+    let next_voters: BTreeSet<u64> = next.iter().filter(|m| m.voter).map(|m| m.id).collect();
+    if !quorum_caught_up(raft, me, &next_voters).await {
+        if !added.is_empty() {
+            let ids = added.keys().copied().collect();
+            let _ = raft
+                .change_membership(ChangeMembers::RemoveNodes(ids), false)
+                .await;
+        }
+        return Err(ReconfigError::NoQuorum);
+    }
+    let gone: BTreeSet<u64> = current
+        .iter()
+        .map(|m| m.id)
+        .filter(|id| !next.iter().any(|m| m.id == *id))
+        .collect();
+    let respecced: BTreeMap<u64, BasicNode> = next
+        .iter()
+        .filter(|m| known.get(&m.id).is_some_and(|k| k.spec != m.spec))
+        .map(|m| (m.id, BasicNode::new(&m.spec)))
+        .collect();
+    // Voters that leave stay learners through the joint change (a voter
+    // of the old half cannot lose its node), then go.
+    let mut steps = vec![ChangeMembers::ReplaceAllVoters(next_voters)];
+    if !respecced.is_empty() {
+        steps.push(ChangeMembers::SetNodes(respecced));
+    }
+    let mut done = raft
+        .change_membership(ChangeMembers::Batch(steps), true)
+        .await
+        .map_err(|e| failed(&e))?;
+    if !gone.is_empty() {
+        done = raft
+            .change_membership(ChangeMembers::RemoveNodes(gone), true)
+            .await
+            .map_err(|e| failed(&e))?;
+    }
+    info!(
+        version = done.log_id.index,
+        "membership changed by reconfig"
+    );
+    Ok(done.log_id.index)
+}
+
+/// Waits (a few seconds at most) until a majority of `voters` has the
+/// leader's log as of now.
+async fn quorum_caught_up(
+    raft: &Raft<TypeConfig, StateMachine>,
+    me: u64,
+    voters: &BTreeSet<u64>,
+) -> bool {
+    let mut metrics = raft.metrics();
+    let goal = metrics.borrow_watched().last_log_index;
+    let need = voters.len() / 2 + 1;
+    let until = Instant::now() + SYNC_LIMIT;
+    loop {
+        let synced = {
+            let m = metrics.borrow_watched();
+            voters
+                .iter()
+                .filter(|id| {
+                    **id == me
+                        || m.replication.as_ref().is_some_and(|r| {
+                            r.get(*id)
+                                .is_some_and(|l| l.as_ref().map(|l| l.index) >= goal)
+                        })
+                })
+                .count()
+        };
+        if synced >= need {
+            return true;
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() || tokio::time::timeout(left, metrics.changed()).await.is_err() {
+            return false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: u64, voter: bool) -> Member {
+        let role = if voter { "participant" } else { "observer" };
+        Member {
+            id,
+            spec: format!(
+                "127.0.0.1:{}:{}:{role};127.0.0.1:{}",
+                2000 + id,
+                3000 + id,
+                4000 + id
+            ),
+            voter,
+        }
+    }
+
+    #[test]
+    fn incremental_changes_add_respec_and_remove() {
+        let current = vec![member(1, true), member(2, true), member(3, true)];
+        let change = Change::Incremental {
+            joining: vec![member(4, true), member(3, false)],
+            leaving: vec![2],
+        };
+        assert_eq!(
+            target(&current, &change, 1),
+            Ok(vec![member(1, true), member(3, false), member(4, true)])
+        );
+        let replace = Change::Replace(vec![member(5, true)]);
+        assert_eq!(target(&current, &replace, 1), Ok(vec![member(5, true)]));
+    }
+
+    #[test]
+    fn a_configuration_without_voters_or_with_a_shared_address_is_refused() {
+        let current = vec![member(1, true)];
+        let none = Change::Incremental {
+            joining: vec![],
+            leaving: vec![1],
+        };
+        assert!(matches!(
+            target(&current, &none, 1),
+            Err(ReconfigError::BadArguments(_))
+        ));
+        let mut twin = member(2, true);
+        twin.spec = member(1, true).spec;
+        let shared = Change::Incremental {
+            joining: vec![twin],
+            leaving: vec![],
+        };
+        let err = target(&current, &shared, 1).unwrap_err();
+        assert!(err.to_string().contains("share the address"), "{err}");
+    }
+}
