@@ -158,8 +158,9 @@ def assert_same_transcript(want, got):
 class Member:
     """One server of an ensemble: its process can be killed and started again."""
 
-    def __init__(self, kind, sid, port, cfg, tmp):
+    def __init__(self, kind, sid, port, cfg, tmp, jvm_flags=()):
         self.kind, self.sid, self.port, self.cfg, self.tmp = kind, sid, port, cfg, tmp
+        self.jvm_flags = list(jvm_flags)
         self.proc = None
         self.log = None
 
@@ -168,7 +169,7 @@ class Member:
         if self.kind == "paddock":
             cmd = [paddock_binary(), "server", "--config", str(self.cfg)]
         else:
-            cmd = ["java", "-Xms256m", "-Xmx256m", "-cp", ZK_CLASSPATH,
+            cmd = ["java", "-Xms256m", "-Xmx256m", *self.jvm_flags, "-cp", ZK_CLASSPATH,
                    "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(self.cfg)]
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
 
@@ -217,8 +218,9 @@ class Ensemble:
             m.kill()
 
 
-def start_ensemble(tmp, kind, size=3, tick_ms=2000):
-    """`size` voters of `kind` ("paddock" or "zookeeper") on loopback."""
+def start_ensemble(tmp, kind, size=3, tick_ms=2000, extra_cfg="", jvm_flags=()):
+    """`size` voters of `kind` ("paddock" or "zookeeper") on loopback;
+    `extra_cfg` goes into every zoo.cfg, `jvm_flags` to ZooKeeper's JVM."""
     ports = [(free_port(), free_port(), free_port()) for _ in range(size)]
     lines = "".join(
         f"server.{i + 1}=127.0.0.1:{peer}:{election};127.0.0.1:{client}\n"
@@ -233,8 +235,8 @@ def start_ensemble(tmp, kind, size=3, tick_ms=2000):
         cfg.write_text(
             f"tickTime={tick_ms}\ninitLimit=10\nsyncLimit=5\ndataDir={data}\n"
             f"clientPort={client}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n"
-            "admin.enableServer=false\n" + lines)
-        members.append(Member(kind, sid, client, cfg, tmp))
+            "admin.enableServer=false\n" + extra_cfg + lines)
+        members.append(Member(kind, sid, client, cfg, tmp, jvm_flags))
     ensemble = Ensemble(members)
     for m in members:
         m.start()
