@@ -558,7 +558,10 @@ async fn reconfig_on_a_standalone_server_is_unimplemented_as_in_zookeeper() {
         }))
         .await;
     assert_eq!(h.err, ErrorCode::Unimplemented.code());
-    assert!(raw.call(&Request::Ping).await.0.err == 0, "the connection stays up");
+    assert!(
+        raw.call(&Request::Ping).await.0.err == 0,
+        "the connection stays up"
+    );
 }
 
 #[tokio::test]
