@@ -19,6 +19,7 @@ import chart
 ROOT = Path(__file__).resolve().parent.parent
 PADDOCK = ROOT / "target" / "release" / "paddock"
 RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT / "tests" / "python"))
 ZK_CLASSPATH = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar"
 
 # name, bench arguments
@@ -111,7 +112,7 @@ def main():
         for system in ("zookeeper", "paddock"):
             servers[system] = start(system, tmp)
         rows = []
-        for i, (name, args) in enumerate(WORKLOADS):
+        for i, (name, args) in enumerate(WORKLOADS + [TREE_LOAD]):
             got = {}
             for system in ("zookeeper", "paddock"):
                 proc, port = servers[system]
@@ -119,14 +120,7 @@ def main():
                 got[system] = bench(port, proc.pid, args, seconds, out)
                 print(f"{name:28} {system:10} {got[system]['ops_per_s']:>10.0f} ops/s", flush=True)
             rows.append((name, got))
-        name, args = TREE_LOAD
-        loaded, restart = {}, {}
-        for system in ("zookeeper", "paddock"):
-            proc, port = servers[system]
-            out = RESULTS / f"standalone-{len(WORKLOADS)}-{system}.json"
-            loaded[system] = bench(port, proc.pid, args, seconds, out)
-            print(f"{name:28} {system:10} {loaded[system]['ops_per_s']:>10.0f} ops/s", flush=True)
-        rows.append((name, loaded))
+        restart = {}
         for system in ("zookeeper", "paddock"):
             restart[system] = restarted(system, tmp, servers)
             print(f"restart with 1M znodes {system:10} {restart[system][0]:.1f} s, "
@@ -141,7 +135,6 @@ def main():
 
 def serves(port, path):
     """True once a new session can read `path`."""
-    sys.path.insert(0, str(ROOT / "tests" / "python"))
     from zkwire import Session
     try:
         s = Session(port, timeout_ms=30000)

@@ -770,31 +770,35 @@ async fn sigterm_on_the_leader_hands_leadership_over_and_stops_cleanly() {
     e.wait_converged().await;
 }
 
-/// A reconfig through `client`: (error code, the new /zookeeper/config).
+/// A reconfig: (error code, the new /zookeeper/config), or None if the
+/// connection was lost before the answer.
 async fn reconfig(
-    client: &mut Client,
+    raw: &mut Raw,
     joining: &str,
     leaving: &str,
     members: &str,
     version: i64,
-) -> (i32, String) {
+) -> Option<(i32, String)> {
     let req = Request::Reconfig(ReconfigRequest {
         joining_servers: joining.into(),
         leaving_servers: leaving.into(),
         new_members: members.into(),
         cur_config_id: version,
     });
-    let (h, r) = tokio::time::timeout(Duration::from_secs(30), client.raw.try_call(&req))
+    let (h, r) = tokio::time::timeout(Duration::from_secs(30), raw.try_call(&req))
         .await
-        .expect("a reconfig answer")
-        .expect("the connection stays up");
-    let text = match r {
+        .ok()??;
+    Some((h.err, data_text(r)))
+}
+
+/// The data of a getData-shaped answer, as text ("" for none).
+fn data_text(r: Option<Response>) -> String {
+    match r {
         Some(Response::GetData { data, .. }) => {
             String::from_utf8_lossy(data.as_deref().unwrap_or_default()).into_owned()
         }
         _ => String::new(),
-    };
-    (h.err, text)
+    }
 }
 
 /// The `version=` of a /zookeeper/config text.
@@ -817,12 +821,7 @@ async fn config_on(e: &Ensemble, id: u64) -> String {
         }))
         .await;
     assert_eq!(h.err, 0);
-    match r {
-        Some(Response::GetData { data, .. }) => {
-            String::from_utf8_lossy(data.as_deref().unwrap_or_default()).into_owned()
-        }
-        other => panic!("{other:?}"),
-    }
+    data_text(r)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -840,7 +839,7 @@ async fn reconfig_adds_and_removes_servers_and_refuses_what_zookeeper_refuses() 
     let mut admin = Client::open(vec![e.addr(follower)], 0).await;
     // Like ZooKeeper: WRITE on /zookeeper/config, which only the super
     // user has.
-    let (err, _) = reconfig(&mut admin, "", "3", "", -1).await;
+    let (err, _) = reconfig(&mut admin.raw, "", "3", "", -1).await.unwrap();
     assert_eq!(err, ErrorCode::NoAuth.code());
     let auth = Request::Auth(AuthPacket {
         auth_type: 0,
@@ -848,7 +847,9 @@ async fn reconfig_adds_and_removes_servers_and_refuses_what_zookeeper_refuses() 
         auth: Some(Bytes::from_static(b"super:secret")),
     });
     assert_eq!(admin.raw.call(&auth).await.0.err, 0);
-    let (err, _) = reconfig(&mut admin, "server.9=127.0.0.1:1:2", "", "", -1).await;
+    let (err, _) = reconfig(&mut admin.raw, "server.9=127.0.0.1:1:2", "", "", -1)
+        .await
+        .unwrap();
     assert_eq!(err, ErrorCode::BadArguments.code(), "no client port");
 
     // A fourth server, started with a config that lists itself, waits to
@@ -870,9 +871,19 @@ async fn reconfig_adds_and_removes_servers_and_refuses_what_zookeeper_refuses() 
         "server.4=127.0.0.1:{peer4}:{};127.0.0.1:{client4}",
         free_port()
     );
-    let (err, _) = reconfig(&mut admin, &joining, "", "", config_version(&before) + 1).await;
+    let (err, _) = reconfig(
+        &mut admin.raw,
+        &joining,
+        "",
+        "",
+        config_version(&before) + 1,
+    )
+    .await
+    .unwrap();
     assert_eq!(err, ErrorCode::BadVersion.code(), "a stale config version");
-    let (err, after) = reconfig(&mut admin, &joining, "", "", config_version(&before)).await;
+    let (err, after) = reconfig(&mut admin.raw, &joining, "", "", config_version(&before))
+        .await
+        .unwrap();
     assert_eq!(err, 0, "adding server 4");
     assert!(
         after.contains(&format!("server.4=127.0.0.1:{peer4}:")),
@@ -897,16 +908,9 @@ async fn reconfig_adds_and_removes_servers_and_refuses_what_zookeeper_refuses() 
     // Removing the leader: another one takes over (a new leader means new
     // connections, so the answer may be lost, as with ZooKeeper), and
     // server 4 votes.
-    let req = Request::Reconfig(ReconfigRequest {
-        joining_servers: String::new(),
-        leaving_servers: leader.to_string(),
-        new_members: String::new(),
-        cur_config_id: -1,
-    });
-    if let Ok(Some((h, _))) =
-        tokio::time::timeout(Duration::from_secs(30), admin.raw.try_call(&req)).await
-    {
-        assert_eq!(h.err, 0, "removing the leader: {}", e.log(follower));
+    let leaving = leader.to_string();
+    if let Some((err, _)) = reconfig(&mut admin.raw, "", &leaving, "", -1).await {
+        assert_eq!(err, 0, "removing the leader: {}", e.log(follower));
     }
     wait_until(
         Duration::from_secs(10),
@@ -945,14 +949,9 @@ async fn reconfig_adds_and_removes_servers_and_refuses_what_zookeeper_refuses() 
         dead(7),
         dead(8)
     );
-    let req = Request::Reconfig(ReconfigRequest {
-        joining_servers: String::new(),
-        leaving_servers: String::new(),
-        new_members: members,
-        cur_config_id: -1,
-    });
-    let got = admin.try_call(&req).await;
-    let err = got.map(|(h, _)| h.err);
+    let err = reconfig(&mut admin, "", "", &members, -1)
+        .await
+        .map(|(err, _)| err);
     assert_eq!(
         err,
         Some(ErrorCode::NewConfigNoQuorum.code()),

@@ -5,7 +5,7 @@
 //! change that could not reach a quorum is undone and refused, as
 //! ZooKeeper refuses it with NEWCONFIGNOQUORUM.
 
-use crate::status::Member;
+use crate::status::{membership_of, Member};
 use crate::types::TypeConfig;
 use crate::StateMachine;
 use openraft::async_runtime::WatchReceiver;
@@ -131,20 +131,10 @@ async fn change(
     if m.membership_config.log_id() != m.committed_membership_config.log_id() {
         return Err(ReconfigError::InProgress);
     }
-    let version = m.membership_config.log_id().as_ref().map_or(0, |l| l.index);
+    let (current, version) = membership_of(&m);
     if req.expected_version.is_some_and(|v| v != version) {
         return Err(ReconfigError::BadVersion);
     }
-    let membership = m.membership_config.membership();
-    let voters: BTreeSet<u64> = membership.voter_ids().collect();
-    let current: Vec<Member> = membership
-        .nodes()
-        .map(|(id, node)| Member {
-            id: *id,
-            spec: node.addr.clone(),
-            voter: voters.contains(id),
-        })
-        .collect();
     let next = target(&current, &req.change, req.min_voters)?;
     if next == current {
         return Ok(version);

@@ -150,6 +150,23 @@ impl Monitor {
     }
 }
 
+/// The membership in force, as ZooKeeper lists it, and its version (the
+/// log index of its entry).
+pub(crate) fn membership_of(m: &RaftMetrics<TypeConfig>) -> (Vec<Member>, u64) {
+    let membership = m.membership_config.membership();
+    let voters: BTreeSet<u64> = membership.voter_ids().collect();
+    let members = membership
+        .nodes()
+        .map(|(id, node)| Member {
+            id: *id,
+            spec: node.addr.clone(),
+            voter: voters.contains(id),
+        })
+        .collect();
+    let version = m.membership_config.log_id().as_ref().map_or(0, |l| l.index);
+    (members, version)
+}
+
 /// Recomputes the status from openraft's metrics; true if it changed.
 fn update(
     s: &mut Status,
@@ -158,8 +175,7 @@ fn update(
     standalone: bool,
     contact_ms: u64,
 ) -> bool {
-    let membership = m.membership_config.membership();
-    let voters: BTreeSet<u64> = membership.voter_ids().collect();
+    let (members, config_version) = membership_of(m);
     let role = match m.state {
         ServerState::Leader if standalone => Role::Standalone,
         ServerState::Leader => Role::Leader,
@@ -171,7 +187,7 @@ fn update(
     let serving = match role {
         Role::Standalone => true,
         Role::Leader => {
-            voters.len() == 1
+            members.iter().filter(|m| m.voter).count() == 1
                 || m.last_quorum_acked.as_ref().is_some_and(|at| {
                     openraft::Instant::elapsed(&**at) < Duration::from_millis(CONTACT_LOST_MS)
                 })
@@ -185,15 +201,6 @@ fn update(
         m.current_leader
     };
     let term = m.vote.leader_id().term;
-    let members: Vec<Member> = membership
-        .nodes()
-        .map(|(id, node)| Member {
-            id: *id,
-            spec: node.addr.clone(),
-            voter: voters.contains(id),
-        })
-        .collect();
-    let config_version = m.membership_config.log_id().as_ref().map_or(0, |l| l.index);
     let mut next = Status {
         role,
         leader,
