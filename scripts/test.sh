@@ -22,6 +22,9 @@ if ! python3 -c "import kazoo, pytest" 2>/dev/null; then
   python3 -m pip install --quiet -r tests/python/requirements.txt
 fi
 
+# Incremental caches roughly double target/ and buy nothing on a one-off run.
+export CARGO_INCREMENTAL=0
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
