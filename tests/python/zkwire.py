@@ -175,14 +175,17 @@ def decode_body(op, r):
 class Session:
     """One connection with one session."""
 
-    def __init__(self, port, timeout_ms=10000, session_id=0, passwd=b"\0" * 16):
+    def __init__(self, port, timeout_ms=10000, session_id=0, passwd=b"\0" * 16,
+                 read_only=False):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.xid = 0
-        req = Buf().i32(0).i64(0).i32(timeout_ms).i64(session_id).buf(passwd).bool(False).bytes()
-        self._send(req)
+        req = Buf().i32(0).i64(0).i32(timeout_ms).i64(session_id).buf(passwd)
+        self._send(req.bool(read_only).bytes())
         r = Reader(self._recv())
         self.protocol, self.timeout_ms, self.session_id = r.i32(), r.i32(), r.i64()
         self.passwd = r.buf()
+        # Whether the server answered from read-only mode.
+        self.read_only = r.bool()
         self.notifications = []
 
     def _send(self, payload):

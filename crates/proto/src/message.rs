@@ -96,6 +96,25 @@ impl Request {
         }
     }
 
+    /// Whether a server in read-only mode refuses this request with
+    /// NotReadOnly: everything that changes the tree or needs the leader
+    /// (ZooKeeper counts sync and a lone check among them).
+    pub fn needs_quorum(&self) -> bool {
+        matches!(
+            self,
+            Request::Create { .. }
+                | Request::CreateTtl(_)
+                | Request::Delete(_)
+                | Request::DeleteContainer(_)
+                | Request::SetData(_)
+                | Request::SetAcl(_)
+                | Request::Multi(_)
+                | Request::Check(_)
+                | Request::Sync(_)
+                | Request::Reconfig(_)
+        )
+    }
+
     /// Decodes the body that follows a RequestHeader with `opcode`.
     pub fn read(opcode: i32, r: &mut Reader) -> Result<Request, DecodeError> {
         Ok(match opcode {
@@ -505,4 +524,51 @@ pub fn encode_notification(zxid: i64, event_type: i32, path: &str) -> Bytes {
     }
     .write(&mut out);
     out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_only_server_refuses_updates_sync_and_check_but_serves_reads() {
+        let path = || PathRequest { path: "/a".into() };
+        let watch = || PathWatchRequest {
+            path: "/a".into(),
+            watch: true,
+        };
+        let refused = [
+            Request::Delete(DeleteRequest {
+                path: "/a".into(),
+                version: -1,
+            }),
+            Request::SetData(SetDataRequest {
+                path: "/a".into(),
+                data: None,
+                version: -1,
+            }),
+            Request::Multi(Vec::new()),
+            Request::Sync(path()),
+            Request::Check(CheckVersionRequest {
+                path: "/a".into(),
+                version: 1,
+            }),
+        ];
+        for r in &refused {
+            assert!(r.needs_quorum(), "{r:?}");
+        }
+        let served = [
+            Request::GetData(watch()),
+            Request::Exists(watch()),
+            Request::GetChildren2(watch()),
+            Request::MultiRead(Vec::new()),
+            Request::GetEphemerals(path()),
+            Request::Ping,
+            Request::WhoAmI,
+            Request::CloseSession,
+        ];
+        for r in &served {
+            assert!(!r.needs_quorum(), "{r:?}");
+        }
+    }
 }

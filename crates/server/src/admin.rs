@@ -204,7 +204,7 @@ pub fn run(
             let tree = shared.tree.read();
             object(json!({"digests": [{"zxid": tree.last_zxid(), "digest": tree.digest()}]}))
         }
-        "is_read_only" => object(json!({"read_only": false})),
+        "is_read_only" => object(json!({"read_only": shared.read_only()})),
         "leader" => {
             let status = shared.status();
             let leader = status
@@ -259,13 +259,13 @@ fn server_stats(shared: &Shared) -> Map<String, Value> {
     };
     object(json!({
         "version": fourlw::version(),
-        "read_only": false,
+        "read_only": shared.read_only(),
         "server_stats": {
             "packets_sent": Stats::get(&s.packets_sent),
             "packets_received": Stats::get(&s.packets_received),
             "data_dir_size": fourlw::dir_bytes(&dirs.snapshots),
             "log_dir_size": fourlw::dir_bytes(&dirs.log),
-            "server_state": shared.status().role.name(),
+            "server_state": shared.mode_name(),
             "last_processed_zxid": zxid,
             "outstanding_requests": Stats::get(&s.outstanding),
             "avg_latency": lat.avg_ms,

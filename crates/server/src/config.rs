@@ -40,6 +40,10 @@ pub struct ServerConfig {
     pub ensemble: Option<EnsembleConfig>,
     /// `reconfigEnabled`: whether `reconfig` may change the membership.
     pub reconfig_enabled: bool,
+    /// `readonlymode.enabled` (ZooKeeper's `-Dreadonlymode.enabled`): a
+    /// member cut off from the quorum keeps serving reads to clients that
+    /// asked for read-only sessions.
+    pub read_only_mode: bool,
     /// The admin HTTP server (`admin.enableServer`, `admin.serverAddress`,
     /// `admin.serverPort`); off unless asked for.
     pub admin_addr: Option<SocketAddr>,
@@ -166,6 +170,7 @@ impl Default for ServerConfig {
             wal_segment_bytes: 64 << 20,
             ensemble: None,
             reconfig_enabled: false,
+            read_only_mode: false,
             admin_addr: None,
             admin_command_url: "/commands".to_owned(),
             metrics_addr: None,
@@ -409,6 +414,9 @@ impl ServerConfig {
                     self.snap_retain_count = num::<usize>(key, v, err)?.max(3)
                 }
                 "reconfigEnabled" => self.reconfig_enabled = boolean(key, v)?,
+                "readonlymode.enabled" | "zookeeper.readonlymode.enabled" => {
+                    self.read_only_mode = boolean(key, v)?
+                }
                 "admin.enableServer" | "admin.serverAddress" | "admin.serverPort" => {}
                 "admin.commandURL" => self.admin_command_url = v.clone(),
                 "metricsProvider.className"
@@ -519,8 +527,9 @@ mod tests {
     fn zoo_cfg_values_are_applied_and_timeouts_follow_tick_time() {
         let mut c = ServerConfig::default();
         let w = c
-            .apply_properties("zoo.cfg", "tickTime=2000\nclientPort=2281\nclientPortAddress=127.0.0.2\ndataDir=/tmp/x\nmaxClientCnxns=0\njute.maxbuffer=0x1000\nfoo=bar\n")
+            .apply_properties("zoo.cfg", "tickTime=2000\nclientPort=2281\nclientPortAddress=127.0.0.2\ndataDir=/tmp/x\nmaxClientCnxns=0\njute.maxbuffer=0x1000\nfoo=bar\nreadonlymode.enabled=true\n")
             .unwrap();
+        assert!(c.read_only_mode);
         assert_eq!(c.client_addr, "127.0.0.2:2281".parse().unwrap());
         assert_eq!(
             (c.min_session_timeout_ms, c.max_session_timeout_ms),

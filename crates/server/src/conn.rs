@@ -92,6 +92,8 @@ struct Connection {
     closing: bool,
     /// Writes in the queue held behind a read.
     held: usize,
+    /// Accepted in read-only mode: updates are refused with NotReadOnly.
+    read_only: bool,
 }
 
 /// Serves one accepted connection until it closes.
@@ -170,13 +172,19 @@ async fn run(
     Stats::bump(&shared.stats.packets_received);
     // Taken before the check, so an epoch that ends from here on closes us.
     let service = shared.service_token();
-    if !shared.serving() {
+    let read_only = if shared.serving() {
+        false
+    } else if shared.read_only() {
+        true
+    } else {
         debug!(%peer, "not serving (no leader, or out of touch with it); closing so the client tries another server");
         return;
-    }
+    };
     let close = CancellationToken::new();
     let (outbox, mut inbox) = mpsc::unbounded_channel();
-    let Some((session_id, liveness)) = handshake(shared, connect, id, &close, &mut wr).await else {
+    let Some((session_id, liveness)) =
+        handshake(shared, connect, id, read_only, &close, &mut wr).await
+    else {
         return;
     };
     info.session_id
@@ -196,6 +204,7 @@ async fn run(
         out: BytesMut::with_capacity(4096),
         closing: false,
         held: 0,
+        read_only,
     };
     shared
         .watches
@@ -215,15 +224,33 @@ async fn run(
 }
 
 /// Answers the ConnectRequest: a new session, a reattached one, or the
-/// "expired" answer. None closes the connection.
+/// "expired" answer. None closes the connection. In read-only mode only
+/// clients that asked for it are served, and their sessions are this
+/// server's own: a session of the replicated tree is refused, as in
+/// ZooKeeper, so its client looks for a server with a quorum.
 async fn handshake(
     shared: &Arc<Shared>,
     body: Bytes,
     conn_id: u64,
+    read_only: bool,
     close: &CancellationToken,
     wr: &mut OwnedWriteHalf,
 ) -> Option<(i64, Arc<Liveness>)> {
     let req = ConnectRequest::read(&mut Reader::new(body)).ok()?;
+    if read_only && req.read_only != Some(true) {
+        debug!("read-only mode: refusing a client that did not ask for read-only");
+        return None;
+    }
+    if read_only
+        && !shared.sessions.is_local(req.session_id)
+        && shared.tree.read().session_exists(req.session_id)
+    {
+        debug!(
+            session = format_args!("0x{:x}", req.session_id),
+            "read-only mode: refusing to renew a session of the quorum"
+        );
+        return None;
+    }
     if req.last_zxid_seen > shared.last_zxid() {
         debug!(
             "client has seen zxid 0x{:x}, ahead of us; refusing so it tries another server",
@@ -232,13 +259,19 @@ async fn handshake(
         return None;
     }
     let timeout_ms = shared.config.negotiate_timeout(req.timeout_ms);
-    let read_only = req.read_only.map(|_| false);
+    let read_only_flag = req.read_only.map(|_| read_only);
     let holder = Holder {
         connection_id: conn_id,
         close: close.clone(),
     };
     let now = shared.mono_ms();
-    let session = if req.session_id == 0 {
+    let session = if req.session_id == 0 && read_only {
+        let session_id = shared.sessions.next_id();
+        let liveness = shared
+            .sessions
+            .add_local(session_id, timeout_ms, now, holder);
+        Some((session_id, liveness))
+    } else if req.session_id == 0 {
         let session_id = shared.sessions.next_id();
         let liveness = shared.sessions.add(session_id, timeout_ms, now, holder);
         let txn = Txn {
@@ -254,7 +287,8 @@ async fn handshake(
         Some((session_id, liveness))
     } else {
         let password_ok = req.passwd.as_deref() == Some(&password(req.session_id)[..]);
-        let known = shared.tree.read().session_exists(req.session_id);
+        let known = shared.sessions.is_local(req.session_id)
+            || shared.tree.read().session_exists(req.session_id);
         (password_ok && known)
             .then(|| {
                 shared
@@ -279,14 +313,14 @@ async fn handshake(
             timeout_ms,
             session_id: *id,
             passwd: Bytes::copy_from_slice(&password(*id)),
-            read_only,
+            read_only: read_only_flag,
         },
         None => ConnectResponse {
             protocol_version: 0,
             timeout_ms: 0,
             session_id: 0,
             passwd: Bytes::from_static(&[0; 16]),
-            read_only,
+            read_only: read_only_flag,
         },
     };
     let mut out = BytesMut::new();
@@ -591,6 +625,21 @@ impl Connection {
             );
         }
         match req {
+            req if self.read_only && req.needs_quorum() => {
+                self.ready(
+                    header.xid,
+                    zxid,
+                    Err(ErrorCode::NotReadOnly),
+                    false,
+                    received,
+                );
+            }
+            Request::CloseSession if self.read_only => {
+                // The session was never logged: forgetting it is the close.
+                self.shared.sessions.detach(self.session_id, self.id);
+                self.shared.sessions.remove(self.session_id);
+                self.ready(header.xid, zxid, Ok(&Response::Empty), true, received);
+            }
             // Ping and auth replies echo the request xid (clients send -2 and
             // -4; some send ordinary xids for auth).
             Request::Ping => {

@@ -33,15 +33,17 @@ pub fn respond(shared: &Shared, word: &str) -> String {
     }
     match word {
         "ruok" => "imok".to_owned(),
-        "srvr" | "stat" | "mntr" if !shared.serving() => NOT_SERVING.to_owned(),
-        "srvr" => format!("{}\n{}", version_line(), server_body(shared)),
+        "srvr" | "stat" | "mntr" if !shared.serving() && !shared.read_only() => {
+            NOT_SERVING.to_owned()
+        }
+        "srvr" => format!("{}{}", heading(shared), server_body(shared)),
         "hash" => {
             let tree = shared.tree.read();
             format!("{:x}: {}\n", tree.last_zxid(), tree.digest())
         }
         "stat" => format!(
-            "{}\n{}\n{}",
-            version_line(),
+            "{}{}\n{}",
+            heading(shared),
             clients(shared),
             server_body(shared)
         ),
@@ -54,7 +56,7 @@ pub fn respond(shared: &Shared, word: &str) -> String {
         "mntr" => monitor(shared),
         "conf" => configuration(shared),
         "envi" => environment(),
-        "isro" => "rw".to_owned(),
+        "isro" => if shared.read_only() { "ro" } else { "rw" }.to_owned(),
         "dirs" => {
             let dirs = crate::recovery::dirs(&shared.config);
             format!(
@@ -307,7 +309,7 @@ pub fn monitor_rows(shared: &Shared) -> Vec<(&'static str, Metric)> {
     let (update_cnt, update_sum, update_avg) = summary_ms(&s.updates);
     vec![
         ("version", Text(version())),
-        ("server_state", Text(status.role.name().to_owned())),
+        ("server_state", Text(shared.mode_name().to_owned())),
         // The leader's term (ZooKeeper's epoch; our zxids do not carry it).
         ("epoch", n(status.term)),
         ("avg_latency", Float(lat.avg_ms)),
@@ -453,6 +455,16 @@ fn clients(shared: &Shared) -> String {
     out
 }
 
+/// The version line of srvr and stat, and in read-only mode the line
+/// that says so.
+fn heading(shared: &Shared) -> String {
+    let mut out = format!("{}\n", version_line());
+    if shared.read_only() {
+        out.push_str("READ-ONLY mode; serving only read-only clients\n");
+    }
+    out
+}
+
 /// The srvr lines from `Latency` to `Node count`.
 fn server_body(shared: &Shared) -> String {
     let s = &shared.stats;
@@ -471,7 +483,7 @@ fn server_body(shared: &Shared) -> String {
         Stats::get(&s.connections),
         Stats::get(&s.outstanding),
         zxid,
-        shared.status().role.name(),
+        shared.mode_name(),
         nodes
     )
 }

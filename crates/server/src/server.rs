@@ -228,7 +228,8 @@ fn leads(role: Role) -> bool {
 }
 
 /// Follows consensus: a new epoch closes every connection (a new leader
-/// gives every session a full timeout), and /zookeeper/config shows the
+/// gives every session a full timeout), so does the end of read-only mode
+/// (its sessions are forgotten), and /zookeeper/config shows the
 /// membership in force.
 async fn follow_status(
     shared: Arc<Shared>,
@@ -238,8 +239,12 @@ async fn follow_status(
     loop {
         let now = status.borrow_and_update().clone();
         let before = shared.status();
-        if now.epoch != before.epoch {
+        let read_only_ends = shared.config.read_only_mode && now.serving && !before.serving;
+        if now.epoch != before.epoch || read_only_ends {
             shared.restart_service();
+        }
+        if read_only_ends {
+            shared.sessions.drop_local();
         }
         if leads(now.role) && !leads(before.role) {
             shared.sessions.touch_all(shared.mono_ms());
@@ -302,13 +307,20 @@ fn half_tick(shared: &Shared) -> Duration {
 }
 
 /// The leader closes sessions not heard from within their timeout,
-/// checking every half tick.
+/// checking every half tick; every server forgets its own read-only-mode
+/// sessions the same way.
 async fn expire_sessions(shared: Arc<Shared>, shutdown: CancellationToken) {
     let mut every = tokio::time::interval(half_tick(&shared));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = every.tick() => {}
+        }
+        for session_id in shared.sessions.expire_local(shared.mono_ms()) {
+            info!(
+                session = format_args!("0x{session_id:x}"),
+                "read-only session expired"
+            );
         }
         if !leads(shared.status().role) {
             continue;

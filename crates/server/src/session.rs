@@ -66,6 +66,9 @@ struct Tracked {
     liveness: Arc<Liveness>,
     holder: Option<Holder>,
     closing: bool,
+    /// Created in read-only mode: known to this server only, never in
+    /// the log; it expires here and is forgotten when read-only mode ends.
+    local: bool,
 }
 
 /// Which sessions are alive, and which connection owns each.
@@ -92,13 +95,36 @@ impl SessionTracker {
         }
     }
 
-    /// Starts tracking a session owned by `connection`.
+    /// Starts tracking a session of the replicated tree owned by `holder`.
     pub fn add(
         &self,
         session_id: i64,
         timeout_ms: i32,
         now_ms: i64,
         holder: Holder,
+    ) -> Arc<Liveness> {
+        self.insert(session_id, timeout_ms, now_ms, holder, false)
+    }
+
+    /// Starts tracking a session made in read-only mode, which only this
+    /// server knows.
+    pub fn add_local(
+        &self,
+        session_id: i64,
+        timeout_ms: i32,
+        now_ms: i64,
+        holder: Holder,
+    ) -> Arc<Liveness> {
+        self.insert(session_id, timeout_ms, now_ms, holder, true)
+    }
+
+    fn insert(
+        &self,
+        session_id: i64,
+        timeout_ms: i32,
+        now_ms: i64,
+        holder: Holder,
+        local: bool,
     ) -> Arc<Liveness> {
         let liveness = Arc::new(Liveness {
             timeout_ms: AtomicI32::new(timeout_ms),
@@ -110,9 +136,30 @@ impl SessionTracker {
                 liveness: liveness.clone(),
                 holder: Some(holder),
                 closing: false,
+                local,
             },
         );
         liveness
+    }
+
+    pub fn is_local(&self, session_id: i64) -> bool {
+        self.sessions
+            .lock()
+            .get(&session_id)
+            .is_some_and(|t| t.local)
+    }
+
+    /// Forgets every read-only-mode session and closes its connection
+    /// (read-only mode ended).
+    pub fn drop_local(&self) {
+        self.sessions.lock().retain(|_, t| {
+            if t.local {
+                if let Some(h) = &t.holder {
+                    h.close.cancel();
+                }
+            }
+            !t.local
+        });
     }
 
     /// Tracks a session held by no connection here (recovered from disk,
@@ -128,6 +175,7 @@ impl SessionTracker {
                 }),
                 holder: None,
                 closing: false,
+                local: false,
             });
     }
 
@@ -163,7 +211,9 @@ impl SessionTracker {
         let mut out: Vec<i64> = sessions
             .iter()
             .filter(|(_, t)| {
-                t.holder.is_some() && t.liveness.last_seen_ms.load(Ordering::Relaxed) >= since_ms
+                !t.local
+                    && t.holder.is_some()
+                    && t.liveness.last_seen_ms.load(Ordering::Relaxed) >= since_ms
             })
             .map(|(id, _)| *id)
             .collect();
@@ -221,17 +271,35 @@ impl SessionTracker {
         }
     }
 
-    /// Sessions not heard from within their timeout; each is marked closing
-    /// and returned once.
+    /// Sessions of the tree not heard from within their timeout (for
+    /// the leader to close); each is marked closing and returned once.
     pub fn expire(&self, now_ms: i64) -> Vec<i64> {
         let mut sessions = self.sessions.lock();
         let mut out = Vec::new();
         for (id, t) in sessions.iter_mut() {
-            if !t.closing && t.liveness.expired_at(now_ms) {
+            if !t.local && !t.closing && t.liveness.expired_at(now_ms) {
                 t.closing = true;
                 out.push(*id);
             }
         }
+        out.sort_unstable();
+        out
+    }
+
+    /// Forgets the read-only-mode sessions not heard from within their
+    /// timeout, closing their connections; returns their ids.
+    pub fn expire_local(&self, now_ms: i64) -> Vec<i64> {
+        let mut out = Vec::new();
+        self.sessions.lock().retain(|id, t| {
+            let expired = t.local && t.liveness.expired_at(now_ms);
+            if expired {
+                out.push(*id);
+                if let Some(h) = &t.holder {
+                    h.close.cancel();
+                }
+            }
+            !expired
+        });
         out.sort_unstable();
         out
     }
@@ -332,6 +400,29 @@ mod tests {
         assert!(t.expire(3500).is_empty());
         assert_eq!(t.len(), 1);
         assert_eq!(t.expire(4001), vec![7]);
+    }
+
+    #[test]
+    fn read_only_sessions_expire_here_and_end_with_read_only_mode() {
+        let t = SessionTracker::new(1);
+        let a = holder(1);
+        let b = holder(2);
+        t.add_local(5, 1000, 0, a.clone());
+        t.add_local(6, 1000, 0, b.clone());
+        t.add(7, 1000, 0, holder(3));
+        assert!(t.is_local(5) && !t.is_local(7));
+        assert_eq!(t.heard_since(0), vec![7], "only tree sessions are reported");
+        t.touch(6, 900);
+        assert_eq!(
+            t.expire(1500),
+            vec![7],
+            "the leader expires tree sessions only"
+        );
+        assert_eq!(t.expire_local(1500), vec![5]);
+        assert!(a.close.is_cancelled() && !b.close.is_cancelled());
+        t.drop_local();
+        assert!(b.close.is_cancelled());
+        assert_eq!(t.len(), 1);
     }
 
     #[test]

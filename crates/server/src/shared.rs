@@ -44,6 +44,8 @@ pub struct Shared {
     pub started: Instant,
     /// Consensus as last reported: role, leader, members.
     status: Mutex<Status>,
+    /// When (`mono_ms`) the server last stopped serving.
+    not_serving_since_ms: AtomicI64,
     /// ZooKeeper's trace mask (gtmk/stmk): bit 2 logs client requests
     /// and bit 8 pings, at TRACE level.
     pub trace_mask: AtomicI64,
@@ -92,6 +94,7 @@ impl Shared {
             started: Instant::now(),
             trace_mask: AtomicI64::new(DEFAULT_TRACE_MASK),
             status: Mutex::new(Status::initial()),
+            not_serving_since_ms: AtomicI64::new(0),
             service: Mutex::new(CancellationToken::new()),
         })
     }
@@ -106,12 +109,37 @@ impl Shared {
     }
 
     pub fn set_status(&self, status: Status) {
-        *self.status.lock() = status;
+        let mut now = self.status.lock();
+        if now.serving && !status.serving {
+            self.not_serving_since_ms
+                .store(self.mono_ms(), Ordering::Relaxed);
+        }
+        *now = status;
     }
 
     /// Whether clients may connect now.
     pub fn serving(&self) -> bool {
         self.status.lock().serving
+    }
+
+    /// Read-only mode: a member with `readonlymode.enabled` that has not
+    /// been serving for a grace period (ZooKeeper's: two seconds or a tick,
+    /// whichever is longer) serves reads to clients that ask for it.
+    pub fn read_only(&self) -> bool {
+        let grace = i64::from(self.config.tick_time_ms).max(2000);
+        self.config.read_only_mode
+            && self.config.ensemble.is_some()
+            && !self.serving()
+            && self.mono_ms() - self.not_serving_since_ms.load(Ordering::Relaxed) >= grace
+    }
+
+    /// The mode srvr, mntr and the admin server report.
+    pub fn mode_name(&self) -> &'static str {
+        if self.read_only() {
+            "read-only"
+        } else {
+            self.status.lock().role.name()
+        }
     }
 
     /// The token that closes the connections of the current epoch.
