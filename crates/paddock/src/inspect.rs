@@ -165,6 +165,22 @@ fn log(
                 line["membership"] = json;
                 format!("term {term}\tmembership {description}")
             }
+            Logged::Barrier {
+                term,
+                origin,
+                claim,
+            } => {
+                line["kind"] = "barrier".into();
+                line["term"] = term.into();
+                line["origin"] = origin.into();
+                match claim {
+                    Some(session) => {
+                        line["session"] = format!("0x{session:x}").into();
+                        format!("term {term}\tsession 0x{session:x} moved to server {origin}")
+                    }
+                    None => format!("term {term}\tsync barrier from server {origin}"),
+                }
+            }
             Logged::Txn { term, txn, .. } => {
                 let txn = paddock_tree::Txn::decode(txn).with_context(|| {
                     format!("the transaction at log index {index} does not decode")

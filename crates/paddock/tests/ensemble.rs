@@ -491,6 +491,49 @@ async fn writes_through_every_server_are_read_on_all_and_replicas_agree() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_moves_to_another_server_is_closed_on_the_old_one() {
+    let e = Ensemble::start(3, 0, "", false).await;
+    e.wait_for_leader().await;
+    let ids = e.running();
+    let exists = Request::Exists(PathWatchRequest {
+        path: "/moving".into(),
+        watch: false,
+    });
+    let (mut old, session, _) = connect(&[e.addr(ids[0])], None, 0).await;
+    let (h, _) = old.call(&create_request("/moving", 1, b"")).await;
+    assert_eq!(h.err, 0);
+    let (mut new, moved, _) = connect(&[e.addr(ids[1])], Some(&session), 0).await;
+    assert_eq!(moved.id, session.id);
+    // The first server learns through the log that the session moved and
+    // closes its connection, as ZooKeeper does, so a stale client cannot
+    // act for the session there.
+    closed_soon(&mut old, &exists).await;
+    let (h, _) = new.call(&exists).await;
+    assert_eq!(h.err, 0, "the session and its ephemeral moved");
+    // Coming back to the first server works the same way.
+    let (mut back, _, _) = connect(&[e.addr(ids[0])], Some(&moved), 0).await;
+    closed_soon(&mut new, &exists).await;
+    assert_eq!(back.call(&exists).await.0.err, 0);
+}
+
+/// The server closes `raw` within a few seconds (until it learns that the
+/// session moved it may still answer reads).
+async fn closed_soon(raw: &mut Raw, probe: &Request) {
+    let start = Instant::now();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), raw.try_call(probe)).await {
+            Ok(None) => return,
+            Ok(Some((h, _))) => assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "the old connection still answers: {h:?}"
+            ),
+            Err(_) => panic!("the old connection neither answers nor closes"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_leader_loses_no_acknowledged_write_and_keeps_sessions() {
     let mut e = Ensemble::start(3, 0, "", false).await;
     let leader = e.wait_for_leader().await;

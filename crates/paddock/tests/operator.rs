@@ -22,7 +22,7 @@ fn mask(text: &str) -> String {
             "DATE",
         ),
         (
-            r"(?m)^(host\.name|user\.name|user\.home|user\.dir|dataDir|dataLogDir)=.*$",
+            r"(?m)^(host\.name|os\.version|user\.name|user\.home|user\.dir|dataDir|dataLogDir)=.*$",
             "$1=X",
         ),
         (r"\d+/\d+(\.\d+)?/\d+", "N/N/N"),

@@ -18,6 +18,7 @@ const BLANK: u8 = 0;
 const TXN: u8 = 1;
 const MEMBERSHIP: u8 = 2;
 const TRUNCATE: u8 = 3;
+const CLAIM: u8 = 4;
 
 /// One log record, decoded.
 #[derive(Debug, Clone)]
@@ -42,6 +43,7 @@ pub enum CodecError {
 pub fn encode_entry(entry: &Entry, out: &mut BytesMut) {
     let kind = match &entry.payload {
         Payload::Blank => BLANK,
+        Payload::Normal(cmd) if cmd.claim.is_some() => CLAIM,
         Payload::Normal(_) => TXN,
         Payload::Membership(_) => MEMBERSHIP,
     };
@@ -52,7 +54,10 @@ pub fn encode_entry(entry: &Entry, out: &mut BytesMut) {
         Payload::Normal(cmd) => {
             out.put_u64(cmd.origin);
             out.put_u64(cmd.seq);
-            out.put_slice(&cmd.txn);
+            match cmd.claim {
+                Some(session_id) => out.put_i64(session_id),
+                None => out.put_slice(&cmd.txn),
+            }
         }
         Payload::Membership(m) => {
             // A Membership always serializes (maps of integers and strings).
@@ -82,16 +87,19 @@ pub fn decode_record(index: u64, mut body: Bytes) -> Result<Record, CodecError> 
     let term = body.get_u64();
     let payload = match kind {
         BLANK => Payload::Blank,
-        TXN => {
-            if body.len() < 16 {
+        TXN | CLAIM => {
+            let need = if kind == CLAIM { 24 } else { 16 };
+            if body.len() < need {
                 return Err(CodecError::Short);
             }
             let origin = body.get_u64();
             let seq = body.get_u64();
+            let claim = (kind == CLAIM).then(|| body.get_i64());
             Payload::Normal(Command {
                 origin,
                 seq,
-                txn: body,
+                txn: if claim.is_some() { Bytes::new() } else { body },
+                claim,
             })
         }
         MEMBERSHIP => {
@@ -120,6 +128,12 @@ pub enum Logged {
         seq: u64,
         txn: Bytes,
     },
+    /// A `sync`, or with `claim` a client's session moving to `origin`.
+    Barrier {
+        term: u64,
+        origin: u64,
+        claim: Option<i64>,
+    },
     Membership {
         term: u64,
         description: String,
@@ -136,6 +150,11 @@ pub fn inspect_record(index: u64, body: Bytes) -> Result<Logged, CodecError> {
             let term = e.log_id.leader_id.term;
             match e.payload {
                 Payload::Blank => Logged::Blank { term },
+                Payload::Normal(c) if c.txn.is_empty() => Logged::Barrier {
+                    term,
+                    origin: c.origin,
+                    claim: c.claim,
+                },
                 Payload::Normal(c) => Logged::Txn {
                     term,
                     origin: c.origin,
@@ -212,9 +231,22 @@ mod tests {
                 origin: 3,
                 seq: 99,
                 txn: Bytes::from_static(b"abc"),
+                claim: None,
             }),
         };
         assert_eq!(roundtrip(txn.clone()), txn);
+        for claim in [None, Some(-5), Some(0x0100_0000_0000_0001)] {
+            let barrier = Entry {
+                log_id: LogId::new_term_index(7, 43),
+                payload: Payload::Normal(Command {
+                    origin: 2,
+                    seq: 100,
+                    txn: Bytes::new(),
+                    claim,
+                }),
+            };
+            assert_eq!(roundtrip(barrier.clone()), barrier);
+        }
         let blank = Entry {
             log_id: LogId::new_term_index(2, 0),
             payload: Payload::Blank,

@@ -112,9 +112,11 @@ pub(crate) fn standing_entries(
 /// What applying one command gave.
 pub(crate) enum Outcome<'a> {
     Txn(&'a Txn, Applied),
-    /// A barrier was reached with the tree at `zxid`.
+    /// A barrier was reached with the tree at `zxid`; with `claim`, that
+    /// session's client reattached to the barrier's proposer.
     Barrier {
         zxid: i64,
+        claim: Option<i64>,
     },
 }
 
@@ -134,6 +136,7 @@ pub(crate) fn apply_entry(
             cmd,
             Outcome::Barrier {
                 zxid: tree.last_zxid(),
+                claim: cmd.claim,
             },
         ),
         Payload::Normal(cmd) => match Txn::decode(cmd.txn.clone()) {

@@ -54,6 +54,9 @@ pub trait Applier: Send + Sync + 'static {
     fn barrier(&self, seq: u64, zxid: i64);
     /// The tree was replaced by a snapshot from the leader.
     fn replaced(&self, tree: &DataTree);
+    /// A session's client reattached to a server (this one if `here`):
+    /// any other server's connection of it is stale ("session moved").
+    fn claimed(&self, session_id: i64, here: bool);
 }
 
 /// The other servers of an ensemble, as zoo.cfg lists them.
@@ -351,23 +354,36 @@ async fn joining(me: u64, peers: &BTreeMap<u64, String>) -> bool {
         .any(|yes| yes)
 }
 
+/// What a server puts through the log.
+#[derive(Debug, Clone, Copy)]
+pub enum Work<'a> {
+    Txn(&'a Txn),
+    /// A barrier (for `sync`): nothing is applied.
+    Barrier,
+    /// A barrier that tells every server this session's client is now
+    /// connected to the proposer.
+    Claim(i64),
+}
+
 impl Replica {
-    /// Proposes `txn`, or with None a barrier (for `sync`); once it is
-    /// committed and applied, the `Applier` hears of it with this `seq`.
+    /// Proposes a transaction or a barrier; once it is committed and
+    /// applied, the `Applier` hears of it with this `seq`.
     /// A follower passes it to the leader.
-    pub async fn propose(&self, seq: u64, txn: Option<&Txn>) -> Result<(), ProposeError> {
-        let txn = match txn {
-            Some(txn) => {
+    pub async fn propose(&self, seq: u64, work: Work<'_>) -> Result<(), ProposeError> {
+        let (txn, claim) = match work {
+            Work::Txn(txn) => {
                 let mut buf = BytesMut::new();
                 txn.encode(&mut buf);
-                buf.freeze()
+                (buf.freeze(), None)
             }
-            None => Bytes::new(),
+            Work::Barrier => (Bytes::new(), None),
+            Work::Claim(session_id) => (Bytes::new(), Some(session_id)),
         };
         let command = Command {
             origin: self.node_id,
             seq,
             txn,
+            claim,
         };
         if self.raft.is_leader() {
             return self

@@ -352,6 +352,7 @@ mod tests {
                     origin: 2,
                     seq: 9,
                     txn: Bytes::from_static(b"\x00\x01txn"),
+                    claim: Some(7),
                 }),
             },
             Entry {

@@ -66,10 +66,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             for (entry, _) in &batch {
                 files::apply_entry(&mut tree, &mut self.applied, entry, |cmd, applied| {
                     let seq = (cmd.origin == me).then_some(cmd.seq);
-                    match (applied, seq) {
-                        (Outcome::Txn(txn, outcome), seq) => applier.applied(seq, txn, outcome),
-                        (Outcome::Barrier { zxid }, Some(seq)) => applier.barrier(seq, zxid),
-                        (Outcome::Barrier { .. }, None) => {}
+                    match applied {
+                        Outcome::Txn(txn, outcome) => applier.applied(seq, txn, outcome),
+                        Outcome::Barrier { zxid, claim } => {
+                            if let Some(session_id) = claim {
+                                applier.claimed(session_id, seq.is_some());
+                            }
+                            if let Some(seq) = seq {
+                                applier.barrier(seq, zxid);
+                            }
+                        }
                     }
                 });
             }

@@ -5,16 +5,21 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// What one log entry carries: an encoded `Txn`, and who proposed it so the
-/// proposing server can answer its client once the entry is applied.
+/// What one log entry carries: an encoded `Txn` (empty for a barrier), and
+/// who proposed it so the proposing server can answer its client once the
+/// entry is applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
     /// The node id of the server that proposed it.
     pub origin: u64,
     /// The proposing server's number for it (unique per server run).
     pub seq: u64,
-    /// `paddock_tree::Txn::encode` bytes.
+    /// `paddock_tree::Txn::encode` bytes; empty for a barrier.
     pub txn: Bytes,
+    /// On a barrier: the session whose client reattached to the proposing
+    /// server, so the others close their connection of it.
+    #[serde(default)]
+    pub claim: Option<i64>,
 }
 
 impl fmt::Display for Command {

@@ -289,11 +289,18 @@ async fn handshake(
         let password_ok = req.passwd.as_deref() == Some(&password(req.session_id)[..]);
         let known = shared.sessions.is_local(req.session_id)
             || shared.tree.read().session_exists(req.session_id);
+        // In an ensemble the other servers must drop their connections of
+        // the session ("session moved"): that goes through the log first,
+        // so a later claim by yet another server closes this connection.
+        let claim = password_ok && known && shared.config.ensemble.is_some() && !read_only;
+        if claim && shared.claim(req.session_id).await.ok()?.result.is_err() {
+            return None;
+        }
         (password_ok && known)
             .then(|| {
                 shared
                     .sessions
-                    .attach(req.session_id, timeout_ms, now, holder)
+                    .attach(req.session_id, timeout_ms, shared.mono_ms(), holder)
             })
             .flatten()
             .map(|l| (req.session_id, l))

@@ -7,7 +7,7 @@
 use crate::shared::{Shared, Waiting};
 use bytes::Bytes;
 use paddock_proto::{ErrorCode, Response};
-use paddock_replication::{Applier, ProposeError, Reconfig, ReconfigError, Replica};
+use paddock_replication::{Applier, ProposeError, Reconfig, ReconfigError, Replica, Work};
 use paddock_tree::{Applied, DataTree, Txn, TxnOp};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -35,6 +35,9 @@ pub enum Proposed {
     Sync(String),
     /// A membership change: answered with the new /zookeeper/config.
     Reconfig(Reconfig),
+    /// A session reattached here: a barrier that has every other server
+    /// close its connection of the session.
+    Claim(i64),
 }
 
 /// What the write path sends to a connection.
@@ -86,16 +89,21 @@ pub async fn run(
                 continue;
             }
             seq += 1;
-            let (txn, sync_path) = match p.op {
-                Proposed::Txn(txn) => (Some(txn), None),
-                Proposed::Sync(path) => (None, Some(path)),
+            let sync_path = match &p.op {
+                Proposed::Sync(path) => Some(path.clone()),
+                _ => None,
+            };
+            let work = match &p.op {
+                Proposed::Txn(txn) => Work::Txn(txn),
+                Proposed::Sync(_) => Work::Barrier,
+                Proposed::Claim(session_id) => Work::Claim(*session_id),
                 Proposed::Reconfig(req) => {
                     // Behind every write proposed before it; it may take
                     // seconds, so the next proposals do not wait for it.
                     tokio::spawn(reconfigure(
                         shared.clone(),
                         replica.clone(),
-                        req,
+                        req.clone(),
                         p.reply_to,
                     ));
                     continue;
@@ -104,7 +112,7 @@ pub async fn run(
             if let Some(to) = p.reply_to {
                 shared.pending.lock().insert(seq, Waiting { to, sync_path });
             }
-            match replica.propose(seq, txn.as_ref()).await {
+            match replica.propose(seq, work).await {
                 Ok(()) => {}
                 Err(ProposeError::NoLeader) => {
                     let waiting = shared.pending.lock().remove(&seq);
@@ -191,6 +199,12 @@ impl Applier for Shared {
         if let Some(w) = self.pending.lock().remove(&seq) {
             let path = w.sync_path.unwrap_or_default();
             reply(&Some(w.to), zxid, Ok(Response::Sync { path }));
+        }
+    }
+
+    fn claimed(&self, session_id: i64, here: bool) {
+        if !here {
+            self.sessions.moved_away(session_id);
         }
     }
 

@@ -241,6 +241,16 @@ impl SessionTracker {
         Some(t.liveness.clone())
     }
 
+    /// The session's client reattached to another server: the connection
+    /// here, if any, is stale and is closed.
+    pub fn moved_away(&self, session_id: i64) {
+        if let Some(t) = self.sessions.lock().get_mut(&session_id) {
+            if let Some(old) = t.holder.take() {
+                old.close.cancel();
+            }
+        }
+    }
+
     /// The connection holding a session went away; the session lives on
     /// until it times out or the client reconnects.
     pub fn detach(&self, session_id: i64, connection_id: u64) {
@@ -434,9 +444,15 @@ mod tests {
         assert!(t.attach(5, 1000, 10, new.clone()).is_some());
         assert!(old.close.is_cancelled());
         t.detach(5, 1);
+        assert!(!new.close.is_cancelled());
+        t.moved_away(5);
+        assert!(new.close.is_cancelled(), "moved to another server");
+        let newest = holder(3);
+        assert!(t.attach(5, 1000, 20, newest.clone()).is_some());
+        t.detach(5, 2);
         t.remove(5);
         assert!(
-            new.close.is_cancelled(),
+            newest.close.is_cancelled(),
             "a stale detach left the new holder in place"
         );
     }

@@ -214,8 +214,19 @@ impl Shared {
 
     /// Submits and waits for the outcome.
     pub async fn commit(&self, txn: Txn) -> Result<Committed, ShuttingDown> {
+        self.outcome_of(Proposed::Txn(txn)).await
+    }
+
+    /// Tells every server that this session's client is now connected
+    /// here (they close their connections of it), and waits until that is
+    /// applied here.
+    pub async fn claim(&self, session_id: i64) -> Result<Committed, ShuttingDown> {
+        self.outcome_of(Proposed::Claim(session_id)).await
+    }
+
+    async fn outcome_of(&self, op: Proposed) -> Result<Committed, ShuttingDown> {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        self.submit(txn, Some(tx)).await?;
+        self.propose(op, Some(tx)).await?;
         loop {
             match rx.recv().await {
                 Some(Outbound::Committed(c)) => return Ok(c),
