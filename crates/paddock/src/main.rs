@@ -9,6 +9,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc hands freed memory back to the system (glibc's malloc kept the
+/// second tree of a background snapshot rebuild, or of recovery, in the
+/// process for good) and fragments less under many small nodes.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "paddock",

@@ -45,6 +45,13 @@ impl NodeKind {
     }
 }
 
+/// Data as a node keeps it: in an allocation of its own, so that it does
+/// not hold on to the whole request frame or snapshot it was decoded from
+/// (a 100-byte value could otherwise keep kilobytes alive).
+pub fn owned(data: &Option<Bytes>) -> Option<Bytes> {
+    data.as_deref().map(Bytes::copy_from_slice)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     /// None is null data, distinct from empty.
@@ -121,6 +128,17 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kept_data_does_not_share_the_buffer_it_came_from() {
+        let frame = Bytes::from(vec![7u8; 4096]);
+        let kept = owned(&Some(frame.slice(100..200))).unwrap();
+        assert_eq!(&kept[..], &frame[100..200]);
+        let range = frame.as_ptr() as usize..frame.as_ptr() as usize + frame.len();
+        assert!(!range.contains(&(kept.as_ptr() as usize)));
+        assert_eq!(owned(&None), None, "null stays null");
+        assert_eq!(owned(&Some(Bytes::new())), Some(Bytes::new()));
+    }
 
     #[test]
     fn owner_values_round_trip_through_kinds() {

@@ -2,12 +2,16 @@
 //! tree can be rebuilt without replaying the log from the start. The
 //! encoding is canonical (sorted), so equal trees encode to equal bytes.
 
-use crate::node::Node;
+use crate::node::{self, Node};
 use crate::tree::{DataTree, SessionEntry, TreeConfig};
 use bytes::{BufMut, Bytes, BytesMut};
 use paddock_proto::{Acl, DecodeError, Jute, Reader};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// The fewest bytes one node takes in a snapshot: path and data lengths,
+/// an empty ACL vector, and the Stat fields.
+const MIN_NODE_BYTES: usize = 4 + 4 + 4 + 6 * 8 + 3 * 4;
 
 impl Node {
     /// Reads the stored Stat fields that follow a node's data and ACL, in
@@ -21,7 +25,7 @@ impl Node {
         acl: Arc<Vec<Acl>>,
     ) -> Result<Node, DecodeError> {
         Ok(Node {
-            data,
+            data: node::owned(&data),
             acl,
             czxid: r.read_i64()?,
             mzxid: r.read_i64()?,
@@ -84,6 +88,9 @@ impl DataTree {
         }
         let mut tree = DataTree::empty(config, last_zxid, sessions);
         let n = r.read_i32()?;
+        // A node takes at least MIN_NODE_BYTES, so a damaged count cannot
+        // make us reserve more than the input could hold.
+        tree.reserve_nodes((n.max(0) as usize).min(r.remaining() / MIN_NODE_BYTES));
         for _ in 0..n.max(0) {
             let p = r.read_string()?;
             let data = r.read_buffer()?;
@@ -92,7 +99,6 @@ impl DataTree {
             tree.restore_node(&p, node);
         }
         r.finish()?;
-        tree.link_children();
         Ok(tree)
     }
 
