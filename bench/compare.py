@@ -35,6 +35,12 @@ WORKLOADS = [
     # Connecting 10 000 sessions takes seconds: a longer run.
     ("watch fan-out: 1 writer, 10 000 watchers", ["-w", "watch-fanout", "-c", "10000", "-d", "20"]),
 ]
+# Sessions held open, idle, to weigh what one costs the server.
+IDLE_SESSIONS = 5000
+# RSS is read this long after a restarted server serves, once recovery's
+# temporary memory is gone.
+SETTLE_S = 10
+
 # Loaded last (it leaves a million znodes behind), then both servers are
 # killed and restarted to time recovery.
 TREE_LOAD = ("tree load: 1M znodes × 100 B, 32 × 32",
@@ -93,6 +99,24 @@ def bench(port, pid, args, seconds, out):
     return json.loads(out.read_text())
 
 
+def rss_kib(pid):
+    status = Path(f"/proc/{pid}/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+
+
+def idle_session_kib(port, pid):
+    """Server memory per idle session: RSS before and after opening
+    IDLE_SESSIONS sessions that then send nothing."""
+    from zkwire import Session
+    before = rss_kib(pid)
+    sessions = [Session(port, timeout_ms=30000) for _ in range(IDLE_SESSIONS)]
+    time.sleep(2)
+    after = rss_kib(pid)
+    for s in sessions:
+        s.close()
+    return (after - before) / IDLE_SESSIONS
+
+
 def machine():
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -111,6 +135,11 @@ def main():
     try:
         for system in ("zookeeper", "paddock"):
             servers[system] = start(system, tmp)
+        idle = {}
+        for system in ("zookeeper", "paddock"):
+            proc, port = servers[system]
+            idle[system] = idle_session_kib(port, proc.pid)
+            print(f"idle session {system:10} {idle[system]:.1f} KiB", flush=True)
         rows = []
         for i, (name, args) in enumerate(WORKLOADS + [TREE_LOAD]):
             got = {}
@@ -125,7 +154,7 @@ def main():
             restart[system] = restarted(system, tmp, servers)
             print(f"restart with 1M znodes {system:10} {restart[system][0]:.1f} s, "
                   f"{restart[system][1] / 1024:.0f} MiB", flush=True)
-        write_table(rows, seconds, restart)
+        write_table(rows, seconds, restart, idle)
     finally:
         for proc, _ in servers.values():
             proc.kill()
@@ -148,7 +177,8 @@ def serves(port, path):
 
 def restarted(system, tmp, servers):
     """Kills the server (kill -9) and starts it again on the same data:
-    seconds until a session reads a znode, and its RSS in KiB then."""
+    seconds until a session reads a znode, and its RSS in KiB SETTLE_S
+    later."""
     proc, port = servers[system]
     proc.kill()
     proc.wait()
@@ -162,16 +192,15 @@ def restarted(system, tmp, servers):
             raise RuntimeError(f"{system} did not come back")
         time.sleep(0.05)
     took = time.time() - begin
-    status = Path(f"/proc/{proc.pid}/status").read_text()
-    rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-    return took, rss
+    time.sleep(SETTLE_S)
+    return took, rss_kib(proc.pid)
 
 
 def ms(us):
     return f"{us / 1000:.2f}"
 
 
-def write_table(rows, seconds, restart):
+def write_table(rows, seconds, restart, idle):
     lines = [
         "# Paddock vs Apache ZooKeeper 3.8.0, standalone",
         "",
@@ -213,7 +242,18 @@ def write_table(rows, seconds, restart):
         "| measure | ZooKeeper | Paddock | ratio |",
         "|---|---|---|---|",
         f"| restart to serving | {zt:.1f} s | {pt:.1f} s | {pt / zt:.2f}× |",
-        f"| RSS after the restart | {zr / 1024:.0f} MiB | {pr / 1024:.0f} MiB | {pr / zr:.2f}× |",
+        f"| RSS {SETTLE_S} s after serving again | {zr / 1024:.0f} MiB | {pr / 1024:.0f} MiB "
+        f"| {pr / zr:.2f}× |",
+        "",
+        "## Idle sessions",
+        "",
+        f"Server RSS grown by opening {IDLE_SESSIONS} sessions that then stay idle (read 2 s",
+        "later), per session.",
+        "",
+        "| measure | ZooKeeper | Paddock | ratio |",
+        "|---|---|---|---|",
+        f"| memory per idle session | {idle['zookeeper']:.1f} KiB | {idle['paddock']:.1f} KiB "
+        f"| {idle['paddock'] / idle['zookeeper']:.2f}× |",
     ]
     lines += [
         "",

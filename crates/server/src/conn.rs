@@ -30,6 +30,11 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, trace};
 
+/// The read buffer a connection starts with; a larger request grows it.
+const READ_BUFFER_BYTES: usize = 1024;
+/// A reply buffer grown past this is dropped once written.
+const KEEP_WRITE_BUFFER_BYTES: usize = 64 * 1024;
+
 /// A request waiting for its turn to be answered.
 enum Slot {
     /// Answer already known (ping, auth, errors found on arrival).
@@ -131,7 +136,13 @@ async fn run(
     shutdown: CancellationToken,
 ) {
     let (rd, mut wr) = stream.into_split();
-    let mut frames = FramedRead::new(rd, FrameCodec::server(shared.config.max_frame_bytes));
+    // Small buffers, grown only by connections that need them: most
+    // sessions sit idle, and an idle session should cost little.
+    let mut frames = FramedRead::with_capacity(
+        rd,
+        FrameCodec::server(shared.config.max_frame_bytes),
+        READ_BUFFER_BYTES,
+    );
     let deadline = Duration::from_millis(shared.config.handshake_timeout_ms);
     let first = match tokio::time::timeout(deadline, frames.next()).await {
         Ok(Some(Ok(frame))) => frame,
@@ -182,8 +193,10 @@ async fn run(
     };
     let close = CancellationToken::new();
     let (outbox, mut inbox) = mpsc::unbounded_channel();
+    // Boxed: its state is needed only until the session is set up, and
+    // inline it would enlarge every connection's task for good.
     let Some((session_id, liveness)) =
-        handshake(shared, connect, id, read_only, &close, &mut wr).await
+        Box::pin(handshake(shared, connect, id, read_only, &close, &mut wr)).await
     else {
         return;
     };
@@ -201,7 +214,7 @@ async fn run(
         ids: Arc::new(ids),
         queue: VecDeque::new(),
         outbox,
-        out: BytesMut::with_capacity(4096),
+        out: BytesMut::new(),
         closing: false,
         held: 0,
         read_only,
@@ -362,7 +375,13 @@ impl Connection {
             self.release_held().await?;
             if !self.out.is_empty() {
                 wr.write_all(&self.out).await.map_err(|_| Stop::Closed)?;
-                self.out.clear();
+                if self.out.capacity() > KEEP_WRITE_BUFFER_BYTES {
+                    // A burst (a large getChildren, a pipelined batch) is
+                    // over: do not keep its buffer for an idle connection.
+                    self.out = BytesMut::new();
+                } else {
+                    self.out.clear();
+                }
             }
             if done || (self.closing && self.queue.is_empty()) {
                 let _ = wr.shutdown().await;
@@ -423,7 +442,7 @@ impl Connection {
                     _ => None,
                 });
                 if let Some(result) = slot {
-                    *result = Some(c);
+                    *result = Some(*c);
                 }
             }
         }

@@ -43,8 +43,10 @@ pub enum Proposed {
 /// What the write path sends to a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outbound {
-    /// The outcome of this connection's oldest uncommitted write.
-    Committed(Committed),
+    /// The outcome of this connection's oldest uncommitted write. Boxed:
+    /// the channel allocates blocks of 32 messages per connection, and a
+    /// small message keeps an idle connection small.
+    Committed(Box<Committed>),
     /// An encoded watch notification, written before any later reply.
     Notification(bytes::Bytes),
 }
@@ -170,7 +172,7 @@ fn reply(
     result: Result<Response, ErrorCode>,
 ) {
     if let Some(to) = to {
-        let _ = to.send(Outbound::Committed(Committed { zxid, result }));
+        let _ = to.send(Outbound::Committed(Box::new(Committed { zxid, result })));
     }
 }
 

@@ -183,10 +183,10 @@ impl Shared {
     pub fn fail_pending(&self) {
         let zxid = self.last_zxid();
         for (_, w) in self.pending.lock().drain() {
-            let _ = w.to.send(Outbound::Committed(Committed {
+            let _ = w.to.send(Outbound::Committed(Box::new(Committed {
                 zxid,
                 result: Err(ErrorCode::SystemError),
-            }));
+            })));
         }
     }
 
@@ -229,7 +229,7 @@ impl Shared {
         self.propose(op, Some(tx)).await?;
         loop {
             match rx.recv().await {
-                Some(Outbound::Committed(c)) => return Ok(c),
+                Some(Outbound::Committed(c)) => return Ok(*c),
                 Some(Outbound::Notification(_)) => {}
                 None => return Err(ShuttingDown),
             }
