@@ -282,11 +282,13 @@ async fn handshake(
         let session_id = shared.sessions.next_id();
         let liveness = shared
             .sessions
-            .add_local(session_id, timeout_ms, now, holder);
+            .add(session_id, timeout_ms, now, holder, true);
         Some((session_id, liveness))
     } else if req.session_id == 0 {
         let session_id = shared.sessions.next_id();
-        let liveness = shared.sessions.add(session_id, timeout_ms, now, holder);
+        let liveness = shared
+            .sessions
+            .add(session_id, timeout_ms, now, holder, false);
         let txn = Txn {
             session_id,
             time_ms: shared.wall_ms(),

@@ -91,14 +91,10 @@ pub async fn run(
                 continue;
             }
             seq += 1;
-            let sync_path = match &p.op {
-                Proposed::Sync(path) => Some(path.clone()),
-                _ => None,
-            };
-            let work = match &p.op {
-                Proposed::Txn(txn) => Work::Txn(txn),
-                Proposed::Sync(_) => Work::Barrier,
-                Proposed::Claim(session_id) => Work::Claim(*session_id),
+            let (work, sync_path) = match &p.op {
+                Proposed::Txn(txn) => (Work::Txn(txn), None),
+                Proposed::Sync(path) => (Work::Barrier, Some(path.clone())),
+                Proposed::Claim(session_id) => (Work::Claim(*session_id), None),
                 Proposed::Reconfig(req) => {
                     // Behind every write proposed before it; it may take
                     // seconds, so the next proposals do not wait for it.

@@ -95,30 +95,10 @@ impl SessionTracker {
         }
     }
 
-    /// Starts tracking a session of the replicated tree owned by `holder`.
-    pub fn add(
-        &self,
-        session_id: i64,
-        timeout_ms: i32,
-        now_ms: i64,
-        holder: Holder,
-    ) -> Arc<Liveness> {
-        self.insert(session_id, timeout_ms, now_ms, holder, false)
-    }
-
-    /// Starts tracking a session made in read-only mode, which only this
+    /// Starts tracking a session owned by `holder`: one of the replicated
+    /// tree, or with `local` one made in read-only mode, which only this
     /// server knows.
-    pub fn add_local(
-        &self,
-        session_id: i64,
-        timeout_ms: i32,
-        now_ms: i64,
-        holder: Holder,
-    ) -> Arc<Liveness> {
-        self.insert(session_id, timeout_ms, now_ms, holder, true)
-    }
-
-    fn insert(
+    pub fn add(
         &self,
         session_id: i64,
         timeout_ms: i32,
@@ -375,7 +355,7 @@ mod tests {
     #[test]
     fn sessions_expire_once_after_their_timeout() {
         let t = SessionTracker::new(1);
-        let live = t.add(5, 1000, 0, holder(1));
+        let live = t.add(5, 1000, 0, holder(1), false);
         assert!(t.expire(1000).is_empty());
         live.touch(500);
         assert!(t.expire(1400).is_empty());
@@ -387,7 +367,7 @@ mod tests {
     #[test]
     fn a_follower_reports_only_the_sessions_its_clients_were_heard_from() {
         let t = SessionTracker::new(1);
-        let held = t.add(5, 1000, 0, holder(1));
+        let held = t.add(5, 1000, 0, holder(1), false);
         t.ensure(6, 1000, 0);
         t.ensure(5, 9999, 0);
         assert_eq!(t.heard_since(0), vec![5]);
@@ -417,9 +397,9 @@ mod tests {
         let t = SessionTracker::new(1);
         let a = holder(1);
         let b = holder(2);
-        t.add_local(5, 1000, 0, a.clone());
-        t.add_local(6, 1000, 0, b.clone());
-        t.add(7, 1000, 0, holder(3));
+        t.add(5, 1000, 0, a.clone(), true);
+        t.add(6, 1000, 0, b.clone(), true);
+        t.add(7, 1000, 0, holder(3), false);
         assert!(t.is_local(5) && !t.is_local(7));
         assert_eq!(t.heard_since(0), vec![7], "only tree sessions are reported");
         t.touch(6, 900);
@@ -439,7 +419,7 @@ mod tests {
     fn attaching_elsewhere_closes_the_old_connection() {
         let t = SessionTracker::new(1);
         let old = holder(1);
-        t.add(5, 1000, 0, old.clone());
+        t.add(5, 1000, 0, old.clone(), false);
         let new = holder(2);
         assert!(t.attach(5, 1000, 10, new.clone()).is_some());
         assert!(old.close.is_cancelled());

@@ -6,26 +6,12 @@
 use bytes::{Bytes, BytesMut};
 use paddock_proto::{op, CreateRequest, Reader, Request};
 use paddock_tree::{acl, DataTree, TreeConfig, Txn, TxnOp};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-struct Counting;
-
-static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "support/counting.rs"]
+mod counting;
 
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: counting::Counting = counting::Counting;
 
 const NODES: usize = 1_000_000;
 
@@ -55,7 +41,7 @@ fn report(label: &str, bytes: usize) {
 }
 
 fn main() {
-    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    let before = counting::live_bytes();
     let mut tree = DataTree::new(TreeConfig::default());
     tree.apply(&create("/paddock-bench".into(), Bytes::new()));
     tree.apply(&create("/paddock-bench/t".into(), Bytes::new()));
@@ -65,10 +51,7 @@ fn main() {
         let outcome = tree.apply(&create(path, value.clone()));
         assert!(outcome.result.is_ok());
     }
-    report(
-        "built by creates",
-        LIVE_BYTES.load(Ordering::Relaxed) - before,
-    );
+    report("built by creates", counting::live_bytes() - before);
 
     let mut buf = BytesMut::new();
     tree.encode_snapshot(&mut buf);
@@ -77,12 +60,9 @@ fn main() {
     drop(tree);
     // The snapshot buffer is freed once decoded: whatever the tree still
     // kept of it would show up here.
-    let before = LIVE_BYTES.load(Ordering::Relaxed) - encoded.len();
+    let before = counting::live_bytes() - encoded.len();
     let restored = DataTree::decode_snapshot(&mut Reader::new(encoded), TreeConfig::default())
         .expect("decodes");
-    report(
-        "restored from a snapshot",
-        LIVE_BYTES.load(Ordering::Relaxed) - before,
-    );
+    report("restored from a snapshot", counting::live_bytes() - before);
     assert_eq!((restored.node_count(), restored.digest()), (count, digest));
 }

@@ -3,40 +3,26 @@
 //! Run: cargo run --release -p paddock-tree --example watch_memory
 
 use paddock_tree::watch::{WatchRegistry, DATA};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-struct Counting;
-
-static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "support/counting.rs"]
+mod counting;
 
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: counting::Counting = counting::Counting;
 
 fn measure(label: &str, paths: usize, watchers_per_path: usize) {
     let names: Vec<String> = (0..paths)
         .map(|i| format!("/app/jobs/job-{i:010}"))
         .collect();
     let path_bytes: usize = names.iter().map(String::len).sum();
-    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    let before = counting::live_bytes();
     let mut r = WatchRegistry::default();
     for w in 0..watchers_per_path {
         for p in &names {
             r.add(w as u64, p, DATA);
         }
     }
-    let used = LIVE_BYTES.load(Ordering::Relaxed) - before;
+    let used = counting::live_bytes() - before;
     let watches = r.len();
     println!(
         "{label}: {watches} watches on {paths} paths: {used} bytes, {:.1} B/watch beyond path strings ({path_bytes} B of paths)",
