@@ -6,34 +6,45 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each stage prints its time when it ends, so a slow stage shows in CI's log.
+stage_end() {
+  [ -z "${stage_name:-}" ] || echo "   ($stage_name: $((SECONDS - stage_start)) s)"
+}
+stage() {
+  stage_end
+  stage_name="$1"; stage_start=$SECONDS
+  echo "== $1"
+}
+trap stage_end EXIT
+
 need_apt=()
 [ -f /usr/share/java/zookeeper.jar ] || need_apt+=(zookeeper)
 [ -x /usr/lib/zookeeper/bin/cli_mt ] || need_apt+=(zookeeper-bin)
 command -v java >/dev/null || need_apt+=(default-jre-headless)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "== installing ${need_apt[*]} (apt)"
+  stage "installing ${need_apt[*]} (apt)"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 if ! python3 -c "import kazoo, pytest" 2>/dev/null; then
-  echo "== installing kazoo, pytest, pexpect (pip)"
+  stage "installing kazoo, pytest, pexpect (pip)"
   python3 -m pip install --quiet -r tests/python/requirements.txt
 fi
 
 # Incremental caches roughly double target/ and buy nothing on a one-off run.
 export CARGO_INCREMENTAL=0
 
-echo "== cargo fmt --check"
+stage "cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy"
+stage "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-echo "== cargo build --release"
+stage "cargo build --release"
 cargo build --release --quiet
 # The tests build with the release profile too: one build of the
 # dependencies instead of two keeps the suite well inside CI's time.
-echo "== cargo test --release"
+stage "cargo test --release"
 cargo test --release --workspace --quiet
-echo "== pytest (Kazoo, zkCli.sh, C client, differential against ZooKeeper 3.8.0)"
+stage "pytest (Kazoo, zkCli.sh, C client, differential against ZooKeeper 3.8.0)"
 PADDOCK_BIN="$PWD/target/release/paddock" python3 -m pytest -q tests/python
