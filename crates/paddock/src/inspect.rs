@@ -259,12 +259,10 @@ fn snapshot(target: &Target, at: Option<i64>, out: &mut impl Write) -> anyhow::R
             writeln!(out, "session 0x{id:x}\ttimeout {} ms", s.timeout_ms)?;
         }
     }
-    let mut paths: Vec<&String> = tree.paths().collect();
-    paths.sort();
-    for p in paths {
-        let (Some(node), Some(stat)) = (tree.node(p), tree.stat(p)) else {
-            continue;
-        };
+    let mut nodes = Vec::new();
+    tree.walk(|p, node| nodes.push((p.to_owned(), node)));
+    for (p, node) in nodes {
+        let stat = node.stat();
         let acl: Vec<String> = node
             .acl
             .iter()

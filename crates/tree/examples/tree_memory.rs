@@ -55,7 +55,10 @@ fn main() {
 
     let mut buf = BytesMut::new();
     tree.encode_snapshot(&mut buf);
-    let encoded = buf.freeze();
+    // An allocation of exactly its length, so that what decoding frees of
+    // it is known.
+    let encoded = Bytes::copy_from_slice(&buf);
+    drop(buf);
     let (count, digest) = (tree.node_count(), tree.digest());
     drop(tree);
     // The snapshot buffer is freed once decoded: whatever the tree still

@@ -4,6 +4,7 @@
 
 pub mod acl;
 pub mod node;
+mod nodes;
 pub mod path;
 pub mod snapshot;
 pub mod tree;

@@ -2,7 +2,6 @@
 
 use bytes::Bytes;
 use paddock_proto::{Acl, Stat};
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// ephemeralOwner stored for container nodes.
@@ -45,17 +44,19 @@ impl NodeKind {
     }
 }
 
+/// A node's data: None is null, distinct from empty.
+pub type Data = Option<Box<[u8]>>;
+
 /// Data as a node keeps it: in an allocation of its own, so that it does
 /// not hold on to the whole request frame or snapshot it was decoded from
 /// (a 100-byte value could otherwise keep kilobytes alive).
-pub fn owned(data: &Option<Bytes>) -> Option<Bytes> {
-    data.as_deref().map(Bytes::copy_from_slice)
+pub fn owned(data: &Option<Bytes>) -> Data {
+    data.as_deref().map(Box::from)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
-    /// None is null data, distinct from empty.
-    pub data: Option<Bytes>,
+    pub data: Data,
     pub acl: Arc<Vec<Acl>>,
     pub czxid: i64,
     pub mzxid: i64,
@@ -68,17 +69,13 @@ pub struct Node {
     pub aversion: i32,
     pub owner: i64,
     pub pzxid: i64,
-    pub children: BTreeSet<String>,
+    /// Kept by the tree as children are linked in and out; 0 for a node
+    /// outside a tree.
+    pub(crate) num_children: u32,
 }
 
 impl Node {
-    pub fn new(
-        data: Option<Bytes>,
-        acl: Arc<Vec<Acl>>,
-        zxid: i64,
-        time_ms: i64,
-        kind: NodeKind,
-    ) -> Node {
+    pub fn new(data: Data, acl: Arc<Vec<Acl>>, zxid: i64, time_ms: i64, kind: NodeKind) -> Node {
         Node {
             data,
             acl,
@@ -91,7 +88,7 @@ impl Node {
             aversion: 0,
             owner: kind.owner(),
             pzxid: zxid,
-            children: BTreeSet::new(),
+            num_children: 0,
         }
     }
 
@@ -102,7 +99,7 @@ impl Node {
     /// The Stat as a client sees it: cversion is creates + deletes
     /// (2 × stored − children), and only session owners are shown.
     pub fn stat(&self) -> Stat {
-        let num_children = self.children.len() as i32;
+        let num_children = self.num_children as i32;
         Stat {
             czxid: self.czxid,
             mzxid: self.mzxid,
@@ -137,7 +134,7 @@ mod tests {
         let range = frame.as_ptr() as usize..frame.as_ptr() as usize + frame.len();
         assert!(!range.contains(&(kept.as_ptr() as usize)));
         assert_eq!(owned(&None), None, "null stays null");
-        assert_eq!(owned(&Some(Bytes::new())), Some(Bytes::new()));
+        assert_eq!(owned(&Some(Bytes::new())).as_deref(), Some(&[][..]));
     }
 
     #[test]

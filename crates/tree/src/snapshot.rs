@@ -1,17 +1,28 @@
 //! The snapshot encoding of a whole tree: every node and session, so a
 //! tree can be rebuilt without replaying the log from the start. The
-//! encoding is canonical (sorted), so equal trees encode to equal bytes.
+//! encoding is canonical (each parent before its children, siblings in name
+//! order), so equal trees encode to equal bytes.
 
 use crate::node::{self, Node};
 use crate::tree::{DataTree, SessionEntry, TreeConfig};
 use bytes::{BufMut, Bytes, BytesMut};
-use paddock_proto::{Acl, DecodeError, Jute, Reader};
+use paddock_proto::{jute, Acl, DecodeError, Jute, Reader};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The fewest bytes one node takes in a snapshot: path and data lengths,
 /// an empty ACL vector, and the Stat fields.
 const MIN_NODE_BYTES: usize = 4 + 4 + 4 + 6 * 8 + 3 * 4;
+
+/// Why snapshot bytes do not make a tree.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A node without its parent before it, or a path twice.
+    #[error("{0}")]
+    Shape(String),
+}
 
 impl Node {
     /// Reads the stored Stat fields that follow a node's data and ACL, in
@@ -36,7 +47,7 @@ impl Node {
             aversion: r.read_i32()?,
             owner: r.read_i64()?,
             pzxid: r.read_i64()?,
-            children: Default::default(),
+            num_children: 0,
         })
     }
 }
@@ -45,7 +56,9 @@ impl DataTree {
     /// `i64 last_zxid`, `i32 n` × `{i64 session, i32 timeout_ms}`, then
     /// `i32 n` × node: `ustring path, buffer data, vector<ACL>, i64 czxid,
     /// i64 mzxid, i64 ctime, i64 mtime, i32 version, i32 child_creates,
-    /// i32 aversion, i64 owner, i64 pzxid`, nodes sorted by path.
+    /// i32 aversion, i64 owner, i64 pzxid`, nodes in `walk` order (older
+    /// snapshots have them sorted by path; any order with parents first
+    /// reads back).
     pub fn encode_snapshot(&self, out: &mut BytesMut) {
         out.put_i64(self.last_zxid());
         out.put_i32(self.sessions().len() as i32);
@@ -53,13 +66,10 @@ impl DataTree {
             out.put_i64(*id);
             out.put_i32(s.timeout_ms);
         }
-        let mut paths: Vec<&String> = self.paths().collect();
-        paths.sort();
-        out.put_i32(paths.len() as i32);
-        for p in paths {
-            let Some(n) = self.node(p) else { continue };
-            p.write(out);
-            n.data.write(out);
+        out.put_i32((self.node_count() - 1) as i32);
+        self.walk(|p, n| {
+            jute::write_string(out, p);
+            jute::write_buffer(out, n.data.as_deref());
             n.acl.as_ref().write(out);
             for v in [n.czxid, n.mzxid, n.ctime, n.mtime] {
                 out.put_i64(v);
@@ -69,11 +79,11 @@ impl DataTree {
             }
             out.put_i64(n.owner);
             out.put_i64(n.pzxid);
-        }
+        });
     }
 
     /// Rebuilds a tree from `encode_snapshot` bytes.
-    pub fn decode_snapshot(r: &mut Reader, config: TreeConfig) -> Result<DataTree, DecodeError> {
+    pub fn decode_snapshot(r: &mut Reader, config: TreeConfig) -> Result<DataTree, SnapshotError> {
         let last_zxid = r.read_i64()?;
         let n = r.read_i32()?;
         let mut sessions = BTreeMap::new();
@@ -96,15 +106,15 @@ impl DataTree {
             let data = r.read_buffer()?;
             let acl: Vec<Acl> = r.read_vec()?;
             let node = Node::read_persisted(r, data, tree.intern_acl(&acl))?;
-            tree.restore_node(&p, node);
+            tree.restore_node(&p, node).map_err(SnapshotError::Shape)?;
         }
         r.finish()?;
         Ok(tree)
     }
 
-    /// A tree made of the given nodes (their `children` are ignored and
-    /// rebuilt from the paths), for importing another system's data. Every
-    /// node but `/` needs its parent among them.
+    /// A tree made of the given nodes, for importing another system's data.
+    /// Every node but `/` needs its parent among them, earlier in the
+    /// iteration (sorted order has parents first).
     pub fn from_parts(
         config: TreeConfig,
         last_zxid: i64,
@@ -114,19 +124,12 @@ impl DataTree {
         let mut tree = DataTree::empty(config, last_zxid, sessions);
         for (p, mut node) in nodes {
             node.acl = tree.intern_acl(&node.acl);
-            node.children.clear();
-            tree.restore_node(&p, node);
+            node.num_children = 0;
+            tree.restore_node(&p, node)?;
         }
         if tree.node("/").is_none() {
             return Err("there is no root node".into());
         }
-        if let Some(orphan) = tree
-            .paths()
-            .find(|p| crate::path::parent(p).is_some_and(|parent| tree.node(parent).is_none()))
-        {
-            return Err(format!("{orphan} has no parent"));
-        }
-        tree.link_children();
         Ok(tree)
     }
 }

@@ -2,7 +2,8 @@
 //! where transactions change them. No I/O, no clocks.
 
 use crate::acl;
-use crate::node::{self, Node, NodeKind};
+use crate::node::{self, Data, Node, NodeKind};
+use crate::nodes::{NodeId, Nodes, ROOT};
 use crate::path;
 use crate::txn::{Applied, Event, Txn, TxnOp, SYSTEM_SESSION};
 use bytes::Bytes;
@@ -39,7 +40,7 @@ enum Undo {
     Deleted(String, Node, i64),
     Data {
         path: String,
-        data: Option<Bytes>,
+        data: Data,
         version: i32,
         mzxid: i64,
         mtime: i64,
@@ -74,10 +75,7 @@ impl AclCache {
 }
 
 pub struct DataTree {
-    /// Boxed: the table keeps up to twice as many slots as nodes, and a
-    /// slot holding a pointer instead of a whole Node saves ~100 bytes per
-    /// node at a million nodes.
-    nodes: HashMap<String, Box<Node>>,
+    nodes: Nodes,
     sessions: BTreeMap<i64, SessionEntry>,
     ephemerals: HashMap<i64, BTreeSet<String>>,
     /// Container and TTL nodes, for the reaper.
@@ -100,7 +98,7 @@ impl DataTree {
     /// `/zookeeper/config`, all with zero stats.
     pub fn new(config: TreeConfig) -> DataTree {
         let mut t = DataTree {
-            nodes: HashMap::new(),
+            nodes: Nodes::default(),
             sessions: BTreeMap::new(),
             ephemerals: HashMap::new(),
             reapable: BTreeSet::new(),
@@ -113,17 +111,27 @@ impl DataTree {
             perms: perms::READ,
             id: acl::id(acl::WORLD, acl::ANYONE),
         }]);
-        let system = |acl: &Arc<Vec<Acl>>, children: &[&str]| {
-            let mut n = Node::new(Some(Bytes::new()), acl.clone(), 0, 0, NodeKind::Persistent);
-            n.children = children.iter().map(|c| c.to_string()).collect();
-            n
+        let system = |acl: &Arc<Vec<Acl>>| {
+            Node::new(
+                Some(Box::default()),
+                acl.clone(),
+                0,
+                0,
+                NodeKind::Persistent,
+            )
         };
-        t.insert_node("/", system(&open, &["zookeeper"]));
-        t.insert_node("/zookeeper", system(&open, &["quota", "config"]));
-        t.insert_node("/zookeeper/quota", system(&open, &[]));
-        let mut config_node = system(&read_only, &[]);
+        let mut config_node = system(&read_only);
         config_node.aversion = -1;
-        t.insert_node("/zookeeper/config", config_node);
+        let nodes = [
+            ("/", system(&open)),
+            ("/zookeeper", system(&open)),
+            ("/zookeeper/quota", system(&open)),
+            ("/zookeeper/config", config_node),
+        ];
+        for (p, node) in nodes {
+            // Each parent is placed before its children.
+            let _ = t.restore_node(p, node);
+        }
         t
     }
 
@@ -131,8 +139,8 @@ impl DataTree {
     /// ZooKeeper's format). Not a transaction: every server writes the
     /// membership it knows, as ZooKeeper does for a static config.
     pub fn set_config_data(&mut self, data: Bytes) {
-        if let Some(node) = self.nodes.get_mut("/zookeeper/config") {
-            node.data = Some(data);
+        if let Ok(node) = self.get_mut("/zookeeper/config") {
+            node.data = Some(Box::from(&data[..]));
         }
     }
 
@@ -143,7 +151,7 @@ impl DataTree {
         sessions: BTreeMap<i64, SessionEntry>,
     ) -> DataTree {
         DataTree {
-            nodes: HashMap::new(),
+            nodes: Nodes::default(),
             sessions,
             ephemerals: HashMap::new(),
             reapable: BTreeSet::new(),
@@ -163,35 +171,53 @@ impl DataTree {
         self.nodes.reserve(n);
     }
 
-    /// Puts back a node read from a snapshot and links it into its parent
-    /// if that is present (in a snapshot's sorted order it always is).
-    pub(crate) fn restore_node(&mut self, p: &str, node: Node) {
-        if let Some(parent) = path::parent(p).and_then(|pp| self.nodes.get_mut(pp)) {
-            parent.children.insert(path::name(p).to_owned());
-        }
-        self.insert_node(p, node);
-    }
-
-    /// Rebuilds every node's children set from the paths present.
-    pub(crate) fn link_children(&mut self) {
-        let links: Vec<(String, String)> = self
-            .nodes
-            .keys()
-            .filter(|p| p.as_str() != "/")
-            .filter_map(|p| {
-                path::parent(p).map(|parent| (parent.to_owned(), path::name(p).to_owned()))
-            })
-            .collect();
-        for (parent, name) in links {
-            if let Some(n) = self.nodes.get_mut(&parent) {
-                n.children.insert(name);
+    /// Puts back a node (read from a snapshot, or put back by a rollback)
+    /// under its parent, which must be present; the root comes first.
+    pub(crate) fn restore_node(&mut self, p: &str, node: Node) -> Result<(), String> {
+        if p == "/" {
+            if !self.nodes.is_empty() {
+                return Err("/ appears twice".into());
             }
+            self.nodes.insert_root(node);
+            return Ok(());
         }
+        let parent = path::parent(p)
+            .and_then(|pp| self.nodes.find(pp))
+            .ok_or_else(|| format!("{p} has no parent"))?;
+        if self.nodes.child(parent, path::name(p)).is_some() {
+            return Err(format!("{p} appears twice"));
+        }
+        self.insert_node(parent, p, node);
+        Ok(())
     }
 
-    /// Every node path, in no particular order.
-    pub fn paths(&self) -> impl Iterator<Item = &String> {
-        self.nodes.keys()
+    /// Visits every node with its path, each parent before its children
+    /// and siblings in name order: an order that depends only on the
+    /// tree's content.
+    pub fn walk<'a>(&'a self, mut visit: impl FnMut(&str, &'a Node)) {
+        if self.nodes.get(ROOT).is_none() {
+            return;
+        }
+        self.nodes.walk(ROOT, "/", |p, id| {
+            if let Some(n) = self.nodes.get(id) {
+                visit(p, n)
+            }
+        });
+    }
+
+    /// The names of a node's children, sorted; None if there is no node.
+    pub fn children(&self, p: &str) -> Option<Vec<String>> {
+        self.nodes.find(p).map(|id| self.child_names(id))
+    }
+
+    fn child_names(&self, id: NodeId) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .nodes
+            .children(id)
+            .map(|c| self.nodes.name(c).to_owned())
+            .collect();
+        names.sort_unstable();
+        names
     }
 
     pub fn config(&self) -> TreeConfig {
@@ -203,7 +229,7 @@ impl DataTree {
     }
 
     pub fn node(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(path).map(|n| &**n)
+        self.nodes.find(path).and_then(|id| self.nodes.get(id))
     }
 
     /// A digest of everything replicated: every node (path, data, ACL,
@@ -214,10 +240,10 @@ impl DataTree {
         use std::hash::{Hash, Hasher};
         let mut h = std::hash::DefaultHasher::new();
         self.last_zxid.hash(&mut h);
-        let mut paths: Vec<&String> = self.nodes.keys().collect();
-        paths.sort();
-        for path in paths.into_iter().filter(|p| *p != "/zookeeper/config") {
-            let n = &self.nodes[path];
+        self.walk(|path, n| {
+            if path == "/zookeeper/config" {
+                return;
+            }
             path.hash(&mut h);
             n.data.as_deref().hash(&mut h);
             (n.czxid, n.mzxid, n.ctime, n.mtime, n.pzxid, n.owner).hash(&mut h);
@@ -225,7 +251,7 @@ impl DataTree {
             for acl in n.acl.iter() {
                 (acl.perms, &acl.id.scheme, &acl.id.id).hash(&mut h);
             }
-        }
+        });
         for (id, s) in &self.sessions {
             (id, s.timeout_ms).hash(&mut h);
         }
@@ -257,10 +283,9 @@ impl DataTree {
 
     /// Sum of path lengths and data sizes (zk_approximate_data_size).
     pub fn approximate_data_size(&self) -> usize {
-        self.nodes
-            .iter()
-            .map(|(p, n)| p.len() + n.data.as_ref().map_or(0, |d| d.len()))
-            .sum()
+        let mut size = 0;
+        self.walk(|p, n| size += p.len() + n.data.as_ref().map_or(0, |d| d.len()));
+        size
     }
 
     /// Container and TTL nodes that are due for deletion at `now_ms`:
@@ -270,8 +295,8 @@ impl DataTree {
         self.reapable
             .iter()
             .filter(|p| {
-                self.nodes.get(p.as_str()).is_some_and(|n| {
-                    n.children.is_empty()
+                self.node(p).is_some_and(|n| {
+                    n.num_children == 0
                         && match n.kind() {
                             NodeKind::Container => n.child_creates > 0,
                             NodeKind::Ttl { ttl_ms } => now_ms - n.mtime > ttl_ms,
@@ -333,9 +358,7 @@ impl DataTree {
         let paths = self.ephemerals.remove(&ctx.session_id).unwrap_or_default();
         let mut undo = Vec::new();
         for p in paths {
-            if self.nodes.contains_key(&p) {
-                self.remove_node(ctx, &p, &mut undo, events);
-            }
+            self.remove_node(ctx, &p, &mut undo, events);
         }
     }
 
@@ -390,7 +413,7 @@ impl DataTree {
                 self.check_perm(ctx, parent, perms::DELETE)?;
                 let node = self.get(&r.path)?;
                 check_version(node.version, r.version)?;
-                if !node.children.is_empty() {
+                if node.num_children != 0 {
                     return Err(ErrorCode::NotEmpty);
                 }
                 self.remove_node(ctx, &r.path, undo, events);
@@ -400,7 +423,7 @@ impl DataTree {
                 let p = String::from_utf8_lossy(r.path.as_deref().unwrap_or_default()).into_owned();
                 let parent = self.deletable_parent(&p)?;
                 let node = self.get(&p)?;
-                if !node.children.is_empty() {
+                if node.num_children != 0 {
                     return Err(ErrorCode::NotEmpty);
                 }
                 if matches!(node.kind(), NodeKind::Ephemeral { .. }) {
@@ -497,8 +520,11 @@ impl DataTree {
         }
         let parent_path = path::parent(&req.path).ok_or(ErrorCode::BadArguments)?;
         let new_acl = acl::fixup(&req.acl, ctx.ids).ok_or(ErrorCode::InvalidAcl)?;
-        let parent = self.get(parent_path)?;
-        self.check_perm(ctx, parent_path, perms::CREATE)?;
+        let parent_id = self.find(parent_path)?;
+        let parent = self.nodes.get(parent_id).ok_or(ErrorCode::NoNode)?;
+        if !acl::allowed(&parent.acl, perms::CREATE, ctx.ids) {
+            return Err(ErrorCode::NoAuth);
+        }
         let full = if mode.is_sequential() {
             format!("{}{:010}", req.path, parent.child_creates)
         } else {
@@ -507,7 +533,8 @@ impl DataTree {
         if !path::is_valid(&full) {
             return Err(ErrorCode::BadArguments);
         }
-        if self.nodes.contains_key(&full) {
+        // Every valid path but the root's ends in a name.
+        if full == "/" || self.nodes.child(parent_id, path::name(&full)).is_some() {
             return Err(ErrorCode::NodeExists);
         }
         if matches!(parent.kind(), NodeKind::Ephemeral { .. }) {
@@ -536,12 +563,11 @@ impl DataTree {
         );
         let stat = node.stat();
         let parent_path = parent_path.to_owned();
-        self.insert_node(&full, node);
-        let parent = self.get_mut(&parent_path)?;
+        self.insert_node(parent_id, &full, node);
+        let parent = self.nodes.get_mut(parent_id).ok_or(ErrorCode::NoNode)?;
         parent.child_creates = parent.child_creates.wrapping_add(1);
         undo.push(Undo::Created(full.clone(), parent.pzxid));
         parent.pzxid = ctx.zxid;
-        parent.children.insert(path::name(&full).to_owned());
         let parent_acl = parent.acl.clone();
         events.push(Event {
             event_type: event::NODE_CREATED,
@@ -576,18 +602,17 @@ impl DataTree {
             match u {
                 Undo::Created(p, pzxid) => {
                     self.take_node(&p);
-                    if let Some(parent) = path::parent(&p).and_then(|pp| self.nodes.get_mut(pp)) {
-                        parent.children.remove(path::name(&p));
+                    if let Some(parent) = path::parent(&p).and_then(|pp| self.get_mut(pp).ok()) {
                         parent.child_creates = parent.child_creates.wrapping_sub(1);
                         parent.pzxid = pzxid;
                     }
                 }
                 Undo::Deleted(p, node, pzxid) => {
-                    if let Some(parent) = path::parent(&p).and_then(|pp| self.nodes.get_mut(pp)) {
-                        parent.children.insert(path::name(&p).to_owned());
+                    if let Some(parent) = path::parent(&p).and_then(|pp| self.get_mut(pp).ok()) {
                         parent.pzxid = pzxid;
                     }
-                    self.insert_node(&p, node);
+                    // The parent is there: ops after the delete were undone.
+                    let _ = self.restore_node(&p, node);
                 }
                 Undo::Data {
                     path,
@@ -596,7 +621,7 @@ impl DataTree {
                     mzxid,
                     mtime,
                 } => {
-                    if let Some(n) = self.nodes.get_mut(&path) {
+                    if let Ok(n) = self.get_mut(&path) {
                         n.data = data;
                         n.version = version;
                         n.mzxid = mzxid;
@@ -608,7 +633,7 @@ impl DataTree {
                     acl,
                     aversion,
                 } => {
-                    if let Some(n) = self.nodes.get_mut(&path) {
+                    if let Ok(n) = self.get_mut(&path) {
                         n.acl = acl;
                         n.aversion = aversion;
                     }
@@ -627,8 +652,7 @@ impl DataTree {
         let parent_path = path::parent(p).unwrap_or("/").to_owned();
         let mut old_pzxid = 0;
         let mut parent_acl = Arc::default();
-        if let Some(parent) = self.nodes.get_mut(&parent_path) {
-            parent.children.remove(path::name(p));
+        if let Ok(parent) = self.get_mut(&parent_path) {
             old_pzxid = std::mem::replace(&mut parent.pzxid, ctx.zxid);
             parent_acl = parent.acl.clone();
         }
@@ -645,8 +669,9 @@ impl DataTree {
         undo.push(Undo::Deleted(p.to_owned(), node, old_pzxid));
     }
 
-    /// Inserts a node and indexes it (ephemerals, reapable).
-    fn insert_node(&mut self, p: &str, node: Node) {
+    /// Places a node at path `p` under `parent` and indexes it
+    /// (ephemerals, reapable).
+    fn insert_node(&mut self, parent: NodeId, p: &str, node: Node) {
         match node.kind() {
             NodeKind::Ephemeral { session_id } => {
                 self.ephemerals
@@ -659,12 +684,13 @@ impl DataTree {
             }
             NodeKind::Persistent => {}
         }
-        self.nodes.insert(p.to_owned(), Box::new(node));
+        self.nodes.insert(parent, path::name(p), node);
     }
 
-    /// Removes a node from the map and its indexes (not from its parent).
+    /// Takes out a leaf node, unlinking it from its parent and indexes.
     fn take_node(&mut self, p: &str) -> Option<Node> {
-        let node = *self.nodes.remove(p)?;
+        let id = self.nodes.find(p)?;
+        let node = self.nodes.remove(id)?;
         match node.kind() {
             NodeKind::Ephemeral { session_id } => {
                 if let Some(set) = self.ephemerals.get_mut(&session_id) {
@@ -684,16 +710,18 @@ impl DataTree {
 
     /// A node by path. ZooKeeper also files the root under "", so reads of
     /// "" see the root.
-    fn get(&self, p: &str) -> OpResult<&Node> {
+    fn find(&self, p: &str) -> OpResult<NodeId> {
         let p = if p.is_empty() { "/" } else { p };
-        self.nodes.get(p).map(|n| &**n).ok_or(ErrorCode::NoNode)
+        self.nodes.find(p).ok_or(ErrorCode::NoNode)
+    }
+
+    fn get(&self, p: &str) -> OpResult<&Node> {
+        self.nodes.get(self.find(p)?).ok_or(ErrorCode::NoNode)
     }
 
     fn get_mut(&mut self, p: &str) -> OpResult<&mut Node> {
-        self.nodes
-            .get_mut(p)
-            .map(|n| &mut **n)
-            .ok_or(ErrorCode::NoNode)
+        let id = self.find(p)?;
+        self.nodes.get_mut(id).ok_or(ErrorCode::NoNode)
     }
 
     fn check_perm(&self, ctx: &Ctx, p: &str, wanted: i32) -> OpResult<()> {
@@ -718,25 +746,24 @@ impl DataTree {
                 Ok(Response::Stat(self.get(&r.path)?.stat()))
             }
             Request::GetData(r) => {
-                let n = self.readable(&r.path, ids)?;
+                let id = self.readable(&r.path, ids)?;
+                let n = self.nodes.get(id).ok_or(ErrorCode::NoNode)?;
                 Ok(Response::GetData {
-                    data: n.data.clone(),
+                    data: n.data.as_deref().map(Bytes::copy_from_slice),
                     stat: n.stat(),
                 })
             }
-            Request::GetChildren(r) => Ok(Response::GetChildren {
-                children: self
-                    .readable(&r.path, ids)?
-                    .children
-                    .iter()
-                    .cloned()
-                    .collect(),
-            }),
+            Request::GetChildren(r) => {
+                let id = self.readable(&r.path, ids)?;
+                Ok(Response::GetChildren {
+                    children: self.child_names(id),
+                })
+            }
             Request::GetChildren2(r) => {
-                let n = self.readable(&r.path, ids)?;
+                let id = self.readable(&r.path, ids)?;
                 Ok(Response::GetChildren2 {
-                    children: n.children.iter().cloned().collect(),
-                    stat: n.stat(),
+                    children: self.child_names(id),
+                    stat: self.nodes.get(id).ok_or(ErrorCode::NoNode)?.stat(),
                 })
             }
             Request::GetAcl(r) => {
@@ -799,10 +826,12 @@ impl DataTree {
         }
     }
 
-    fn readable(&self, p: &str, ids: &[Id]) -> OpResult<&Node> {
-        let n = self.get(p)?;
+    /// The node at `p` if `ids` may read it.
+    fn readable(&self, p: &str, ids: &[Id]) -> OpResult<NodeId> {
+        let id = self.find(p)?;
+        let n = self.nodes.get(id).ok_or(ErrorCode::NoNode)?;
         if acl::allowed(&n.acl, perms::READ, ids) {
-            Ok(n)
+            Ok(id)
         } else {
             Err(ErrorCode::NoAuth)
         }
@@ -810,19 +839,18 @@ impl DataTree {
 
     fn descendants(&self, p: &str) -> usize {
         let mut count = 0;
-        let mut stack = vec![p.to_owned()];
-        while let Some(cur) = stack.pop() {
-            if let Some(n) = self.nodes.get(&cur) {
-                count += n.children.len();
-                stack.extend(n.children.iter().map(|c| path::join(&cur, c)));
-            }
+        let mut stack: Vec<NodeId> = self.nodes.find(p).into_iter().collect();
+        while let Some(id) = stack.pop() {
+            let before = stack.len();
+            stack.extend(self.nodes.children(id));
+            count += stack.len() - before;
         }
         count
     }
 
     /// A node's Stat, if it exists (used by watch re-arming and tools).
     pub fn stat(&self, p: &str) -> Option<Stat> {
-        self.nodes.get(p).map(|n| n.stat())
+        self.node(p).map(Node::stat)
     }
 }
 

@@ -81,15 +81,11 @@ fn a_snapshot_round_trips_nodes_sessions_and_indexes() {
     let bytes = encode(&t);
     let back = DataTree::decode_snapshot(&mut Reader::new(bytes.clone()), config).unwrap();
     assert_eq!(encode(&back), bytes, "canonical: the same bytes again");
-    let mut paths: Vec<&String> = t.paths().collect();
-    paths.sort();
-    for p in paths {
+    let mut paths = Vec::new();
+    t.walk(|p, _| paths.push(p.to_owned()));
+    for p in &paths {
         assert_eq!(back.stat(p), t.stat(p), "{p}");
-        assert_eq!(
-            back.node(p).map(|n| &n.children),
-            t.node(p).map(|n| &n.children),
-            "{p}"
-        );
+        assert_eq!(back.children(p), t.children(p), "{p}");
     }
     assert_eq!(back.last_zxid(), t.last_zxid());
     assert_eq!(back.sessions(), t.sessions());
@@ -120,6 +116,43 @@ fn a_truncated_snapshot_is_an_error() {
             TreeConfig::default()
         )
         .is_err());
+    }
+}
+
+#[test]
+fn a_snapshot_with_a_node_before_its_parent_or_a_path_twice_is_an_error() {
+    let snapshot = |paths: &[&str]| {
+        let mut out = BytesMut::new();
+        Jute::write(&5i64, &mut out);
+        Jute::write(&0i32, &mut out);
+        Jute::write(&(paths.len() as i32), &mut out);
+        for p in paths {
+            Jute::write(&p.to_string(), &mut out);
+            Jute::write(&None::<Bytes>, &mut out);
+            Jute::write(&Vec::<Acl>::new(), &mut out);
+            for _ in 0..6 {
+                Jute::write(&0i64, &mut out);
+            }
+            for _ in 0..3 {
+                Jute::write(&0i32, &mut out);
+            }
+        }
+        DataTree::decode_snapshot(&mut Reader::new(out.freeze()), TreeConfig::default())
+    };
+    let tree = snapshot(&["/", "/a", "/a/b"]).expect("parents first");
+    assert_eq!(tree.children("/a"), Some(vec!["b".to_string()]));
+    for bad in [
+        &["/", "/a/b", "/a"][..],
+        &["/a", "/"],
+        &["/", "/a", "/a"],
+        &["/", "/"],
+    ] {
+        let err = snapshot(bad).err().map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("has no parent") || e.contains("appears twice")),
+            "{bad:?}: {err:?}"
+        );
     }
 }
 

@@ -1,0 +1,365 @@
+//! The node table. Every node sits in a numbered slot; slots come in
+//! fixed-size chunks, so the table never moves what it holds as it grows
+//! (no pause to copy a million nodes). A node knows its parent, its first
+//! child and its siblings by number, and keeps only its own name: a path
+//! is never stored whole. One hash index, keyed by (parent, name), finds a
+//! child; a path is found one segment at a time from the root.
+
+use crate::node::Node;
+use compact_str::CompactString;
+use hashbrown::{DefaultHashBuilder, HashTable};
+use std::hash::BuildHasher;
+
+pub(crate) type NodeId = u32;
+
+/// The root is always the first node placed.
+pub(crate) const ROOT: NodeId = 0;
+/// "No node" in a link.
+const NIL: NodeId = NodeId::MAX;
+/// Slots per chunk.
+const CHUNK: usize = 4096;
+
+struct Slot {
+    node: Node,
+    /// Names up to 24 bytes are kept inline, with no allocation of their own.
+    name: CompactString,
+    parent: NodeId,
+    first_child: NodeId,
+    next_sibling: NodeId,
+    prev_sibling: NodeId,
+}
+
+#[derive(Default)]
+pub(crate) struct Nodes {
+    chunks: Vec<Vec<Option<Slot>>>,
+    /// Slots freed by removals, reused first.
+    free: Vec<NodeId>,
+    index: HashTable<NodeId>,
+    hasher: DefaultHashBuilder,
+    len: usize,
+}
+
+impl Nodes {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Room in the index for `n` more nodes.
+    pub fn reserve(&mut self, n: usize) {
+        let (chunks, hasher) = (&self.chunks, &self.hasher);
+        self.index.reserve(n, |&id| key_hash(hasher, chunks, id));
+    }
+
+    fn slot(&self, id: NodeId) -> Option<&Slot> {
+        let id = id as usize;
+        self.chunks.get(id / CHUNK)?.get(id % CHUNK)?.as_ref()
+    }
+
+    fn slot_mut(&mut self, id: NodeId) -> Option<&mut Slot> {
+        let id = id as usize;
+        self.chunks
+            .get_mut(id / CHUNK)?
+            .get_mut(id % CHUNK)?
+            .as_mut()
+    }
+
+    pub fn get(&self, id: NodeId) -> Option<&Node> {
+        self.slot(id).map(|s| &s.node)
+    }
+
+    pub fn get_mut(&mut self, id: NodeId) -> Option<&mut Node> {
+        self.slot_mut(id).map(|s| &mut s.node)
+    }
+
+    /// The node's own name ("" for the root).
+    pub fn name(&self, id: NodeId) -> &str {
+        self.slot(id).map_or("", |s| s.name.as_str())
+    }
+
+    /// The node at `path`, an absolute path ("/" is the root).
+    pub fn find(&self, path: &str) -> Option<NodeId> {
+        let rest = path.strip_prefix('/')?;
+        self.slot(ROOT)?;
+        if rest.is_empty() {
+            return Some(ROOT);
+        }
+        rest.split('/')
+            .try_fold(ROOT, |parent, name| self.child(parent, name))
+    }
+
+    /// The child of `parent` called `name`.
+    pub fn child(&self, parent: NodeId, name: &str) -> Option<NodeId> {
+        let hash = self.hasher.hash_one((parent, name));
+        self.index
+            .find(hash, |&id| {
+                self.slot(id)
+                    .is_some_and(|s| s.parent == parent && s.name == name)
+            })
+            .copied()
+    }
+
+    /// The children of `id`, in no particular order.
+    pub fn children(&self, id: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+        let first = self.slot(id).map_or(NIL, |s| s.first_child);
+        std::iter::successors(Some(first).filter(|&c| c != NIL), move |&c| {
+            self.slot(c).map(|s| s.next_sibling).filter(|&n| n != NIL)
+        })
+    }
+
+    /// Places the root. The table must be empty.
+    pub fn insert_root(&mut self, node: Node) -> NodeId {
+        debug_assert_eq!(self.len, 0, "the root is placed first");
+        self.place(node, CompactString::default(), NIL)
+    }
+
+    /// Places `node` as the child `name` of `parent`, which must exist and
+    /// must not have such a child yet; the parent's child count goes up.
+    pub fn insert(&mut self, parent: NodeId, name: &str, node: Node) -> NodeId {
+        let first = self.slot(parent).map_or(NIL, |s| s.first_child);
+        let id = self.place(node, CompactString::new(name), parent);
+        if let Some(s) = self.slot_mut(id) {
+            s.next_sibling = first;
+        }
+        if let Some(s) = self.slot_mut(first) {
+            s.prev_sibling = id;
+        }
+        if let Some(p) = self.slot_mut(parent) {
+            p.first_child = id;
+            p.node.num_children += 1;
+        }
+        let hash = self.hasher.hash_one((parent, name));
+        let (chunks, hasher) = (&self.chunks, &self.hasher);
+        self.index
+            .insert_unique(hash, id, |&i| key_hash(hasher, chunks, i));
+        id
+    }
+
+    fn place(&mut self, node: Node, name: CompactString, parent: NodeId) -> NodeId {
+        let slot = Slot {
+            node,
+            name,
+            parent,
+            first_child: NIL,
+            next_sibling: NIL,
+            prev_sibling: NIL,
+        };
+        self.len += 1;
+        if let Some(id) = self.free.pop() {
+            let i = id as usize;
+            self.chunks[i / CHUNK][i % CHUNK] = Some(slot);
+            return id;
+        }
+        if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        let id = (self.chunks.len() - 1) * CHUNK + self.chunks.last().map_or(0, Vec::len);
+        if let Some(chunk) = self.chunks.last_mut() {
+            chunk.push(Some(slot));
+        }
+        id as NodeId
+    }
+
+    /// Takes out a node that has no children, unlinking it from its parent
+    /// (whose child count goes down).
+    pub fn remove(&mut self, id: NodeId) -> Option<Node> {
+        let slot = self.slot(id)?;
+        debug_assert_eq!(slot.first_child, NIL, "only a leaf is removed");
+        let (parent, prev, next) = (slot.parent, slot.prev_sibling, slot.next_sibling);
+        let hash = self.hasher.hash_one((parent, slot.name.as_str()));
+        if let Ok(entry) = self.index.find_entry(hash, |&i| i == id) {
+            entry.remove();
+        }
+        if let Some(s) = self.slot_mut(prev) {
+            s.next_sibling = next;
+        }
+        if let Some(s) = self.slot_mut(next) {
+            s.prev_sibling = prev;
+        }
+        if let Some(p) = self.slot_mut(parent) {
+            if p.first_child == id {
+                p.first_child = next;
+            }
+            p.node.num_children -= 1;
+        }
+        let i = id as usize;
+        let slot = self.chunks[i / CHUNK][i % CHUNK].take()?;
+        self.free.push(id);
+        self.len -= 1;
+        Some(slot.node)
+    }
+
+    /// Visits every node under `from` (itself included) depth first, each
+    /// node before its children and siblings in name order, with its path.
+    /// The order depends only on the tree's content.
+    pub fn walk(&self, from: NodeId, from_path: &str, mut visit: impl FnMut(&str, NodeId)) {
+        let mut path = String::from(from_path);
+        // (node, length of its parent's path)
+        let mut stack = vec![(from, from_path.len())];
+        let mut first = true;
+        while let Some((id, parent_len)) = stack.pop() {
+            if !first {
+                path.truncate(parent_len);
+                if !path.ends_with('/') {
+                    path.push('/');
+                }
+                path.push_str(self.name(id));
+            }
+            first = false;
+            visit(&path, id);
+            let mut children: Vec<NodeId> = self.children(id).collect();
+            children.sort_unstable_by(|a, b| self.name(*b).cmp(self.name(*a)));
+            stack.extend(children.into_iter().map(|c| (c, path.len())));
+        }
+    }
+}
+
+/// The index hash of a placed node: that of its (parent, name).
+fn key_hash(hasher: &DefaultHashBuilder, chunks: &[Vec<Option<Slot>>], id: NodeId) -> u64 {
+    let i = id as usize;
+    match chunks.get(i / CHUNK).and_then(|c| c.get(i % CHUNK)) {
+        Some(Some(s)) => hasher.hash_one((s.parent, s.name.as_str())),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::NodeKind;
+    use std::sync::Arc;
+
+    fn node(version: i32) -> Node {
+        let mut n = Node::new(None, Arc::default(), 0, 0, NodeKind::Persistent);
+        n.version = version;
+        n
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_slot_takes_128_bytes() {
+        assert_eq!(std::mem::size_of::<Option<Slot>>(), 128);
+    }
+
+    #[test]
+    fn paths_are_found_segment_by_segment() {
+        let mut t = Nodes::default();
+        assert_eq!(t.find("/"), None, "no root yet");
+        let root = t.insert_root(node(0));
+        let a = t.insert(root, "a", node(1));
+        let b = t.insert(a, "b", node(2));
+        assert_eq!(t.find("/"), Some(root));
+        assert_eq!(t.find("/a"), Some(a));
+        assert_eq!(t.find("/a/b"), Some(b));
+        for missing in ["", "a", "/b", "/a/", "//a", "/a/b/c", "/a//b"] {
+            assert_eq!(t.find(missing), None, "{missing:?}");
+        }
+        assert_eq!(t.get(b).map(|n| n.version), Some(2));
+        assert_eq!(t.get(a).map(|n| n.num_children), Some(1));
+    }
+
+    #[test]
+    fn removing_unlinks_from_the_parent_and_frees_the_slot() {
+        let mut t = Nodes::default();
+        let root = t.insert_root(node(0));
+        let ids: Vec<NodeId> = (0..5)
+            .map(|i| t.insert(root, &format!("c{i}"), node(i)))
+            .collect();
+        // First, middle and last of the sibling list.
+        for &gone in &[ids[4], ids[2], ids[0]] {
+            assert!(t.remove(gone).is_some());
+        }
+        let mut left: Vec<&str> = t.children(root).map(|c| t.name(c)).collect();
+        left.sort();
+        assert_eq!(left, ["c1", "c3"]);
+        assert_eq!(t.get(root).map(|n| n.num_children), Some(2));
+        assert_eq!(t.find("/c2"), None);
+        assert_eq!(t.len(), 3);
+        let again = t.insert(root, "c2", node(9));
+        assert!(ids.contains(&again), "a freed slot is reused");
+        assert_eq!(t.find("/c2"), Some(again));
+        assert_eq!(t.get(again).map(|n| n.version), Some(9));
+    }
+
+    #[test]
+    fn the_table_grows_past_a_chunk_and_keeps_every_node() {
+        let mut t = Nodes::default();
+        let root = t.insert_root(node(0));
+        let n = 3 * CHUNK as i32 + 7;
+        for i in 0..n {
+            t.insert(root, &format!("n{i}"), node(i));
+        }
+        for i in (0..n).step_by(97) {
+            let id = t.find(&format!("/n{i}")).expect("found");
+            assert_eq!(t.get(id).map(|n| n.version), Some(i));
+        }
+        assert_eq!(t.children(root).count(), n as usize);
+    }
+
+    proptest::proptest! {
+        /// Random creates and deletes of leaves over a small name space
+        /// agree with a map from path to value.
+        #[test]
+        fn the_table_agrees_with_a_map_of_paths(ops in proptest::collection::vec((0u8..3, 0u8..4, 0u8..4, proptest::bool::ANY), 1..200)) {
+            let mut t = Nodes::default();
+            t.insert_root(node(-1));
+            let mut model = std::collections::BTreeMap::new();
+            for (step, (depth, a, b, create)) in ops.into_iter().enumerate() {
+                let path = match depth {
+                    0 => format!("/n{a}"),
+                    1 => format!("/n{a}/m{b}"),
+                    _ => format!("/n{a}/m{b}/k{a}{b}"),
+                };
+                let (parent, name) = path.rsplit_once('/').unwrap();
+                let parent = if parent.is_empty() { "/" } else { parent };
+                let has_children = model.keys().any(|p: &String| p.starts_with(&format!("{path}/")));
+                match (create, t.find(parent), t.find(&path)) {
+                    (true, Some(up), None) => {
+                        t.insert(up, name, node(step as i32));
+                        model.insert(path, step as i32);
+                    }
+                    (false, _, Some(id)) if !has_children => {
+                        proptest::prop_assert_eq!(t.remove(id).map(|n| n.version), model.remove(&path));
+                    }
+                    _ => {}
+                }
+            }
+            proptest::prop_assert_eq!(t.len(), model.len() + 1);
+            let mut walked = Vec::new();
+            t.walk(ROOT, "/", |p, id| {
+                walked.push((p.to_owned(), t.get(id).map(|n| n.version)));
+            });
+            let mut expected: Vec<(String, Option<i32>)> =
+                model.iter().map(|(p, v)| (p.clone(), Some(*v))).collect();
+            expected.insert(0, ("/".to_owned(), Some(-1)));
+            // Walk order differs from string order only around '-' and
+            // the like, which these names do not use.
+            proptest::prop_assert_eq!(walked, expected);
+            for (p, _) in model.iter() {
+                let id = t.find(p).unwrap();
+                let count = model.keys().filter(|q| q.rsplit_once('/').map(|(up, _)| up) == Some(p.as_str())).count();
+                proptest::prop_assert_eq!(t.get(id).map(|n| n.num_children as usize), Some(count));
+                proptest::prop_assert_eq!(t.children(id).count(), count);
+            }
+        }
+    }
+
+    #[test]
+    fn walk_visits_parents_first_and_siblings_by_name() {
+        let mut t = Nodes::default();
+        let root = t.insert_root(node(0));
+        let a = t.insert(root, "a", node(0));
+        t.insert(root, "a-b", node(0));
+        t.insert(a, "z", node(0));
+        t.insert(a, "b", node(0));
+        let mut seen = Vec::new();
+        t.walk(root, "/", |p, _| seen.push(p.to_owned()));
+        assert_eq!(seen, ["/", "/a", "/a/b", "/a/z", "/a-b"]);
+        let mut under = Vec::new();
+        t.walk(a, "/a", |p, _| under.push(p.to_owned()));
+        assert_eq!(under, ["/a", "/a/b", "/a/z"]);
+    }
+}
