@@ -40,10 +40,11 @@ stage "cargo fmt --check"
 cargo fmt --all -- --check
 stage "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-stage "cargo build --release"
-cargo build --release --quiet
-# The tests build with the release profile too: one build of the
-# dependencies instead of two keeps the suite well inside CI's time.
+# The tests build with the release profile: one build of the dependencies
+# instead of two keeps the suite well inside CI's time. They also build
+# target/release/paddock, which the end-to-end tests and pytest run (a
+# separate `cargo build --release` would build it a second time, with the
+# dependencies' features unified differently).
 stage "cargo test --release"
 cargo test --release --workspace --quiet
 stage "pytest (Kazoo, zkCli.sh, C client, differential against ZooKeeper 3.8.0)"

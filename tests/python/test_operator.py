@@ -35,6 +35,26 @@ def mask(text):
     return text
 
 
+def without_empty_buckets(dump):
+    """dump with its empty expiry buckets left out and the set counts
+    fixed: ZooKeeper drops a bucket a session left only when its expirer
+    next runs, so whether one shows is a matter of timing."""
+    lines = dump.splitlines()
+    kept, dropped = [], {}
+    section = None
+    for i, line in enumerate(lines):
+        if line.startswith(("Session Sets", "Connections Sets")):
+            section = line.split()[0]
+        following = lines[i + 1] if i + 1 < len(lines) else ""
+        if line.endswith(" expire at DATE:") and not following.startswith("\t"):
+            dropped[section] = dropped.get(section, 0) + 1
+            continue
+        kept.append(line)
+    def recount(m):
+        return f"{m.group(1)} Sets ({int(m.group(2)) - dropped.get(m.group(1), 0)})"
+    return re.sub(r"(Session|Connections) Sets \((\d+)\)", recount, "\n".join(kept) + "\n")
+
+
 class Busy:
     """A server with admin HTTP on, holding one client session."""
 
@@ -79,6 +99,7 @@ def test_four_letter_word_shapes_match_zookeeper(both, word):
     zk, pd = both
     want, got = mask(four_letter(zk.server.port, word)), mask(four_letter(pd.server.port, word))
     if word == "dump":
+        want, got = without_empty_buckets(want), without_empty_buckets(got)
         # ZooKeeper lists connections in hash-set order.
         head_w, _, conns_w = want.partition("Connections dump:")
         head_g, _, conns_g = got.partition("Connections dump:")

@@ -1,0 +1,549 @@
+//! Durability: a restart keeps every acknowledged write and every live
+//! session; kill -9 at random moments loses nothing acknowledged and
+//! half-applies nothing; a damaged log stops the server with file and
+//! offset; a data directory serves one server at a time.
+
+use crate::common::{config_in, create_request, Raw, TestServer};
+use paddock_proto::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn create(path: &str, flags: i32) -> Request {
+    create_request(path, flags, path.as_bytes())
+}
+
+fn children(path: &str) -> Request {
+    Request::GetChildren(PathWatchRequest {
+        path: path.into(),
+        watch: false,
+    })
+}
+
+#[tokio::test]
+async fn a_restart_keeps_the_tree_and_the_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start_in(dir.path(), |_| {}).await;
+    let (mut raw, session) = Raw::session(s.addr, 30_000).await;
+    raw.call(&create("/keep", 0)).await;
+    raw.call(&create("/keep/seq-", 2)).await;
+    raw.call(&create("/keep/eph", 1)).await;
+    let (before, _) = raw.call(&children("/keep")).await;
+    drop(raw);
+    s.stop().await;
+
+    let s = TestServer::start_in(dir.path(), |_| {}).await;
+    let mut again = Raw::open(s.addr).await;
+    let resp = again
+        .connect(&ConnectRequest {
+            timeout_ms: 30_000,
+            session_id: session.session_id,
+            passwd: Some(session.passwd.clone()),
+            last_zxid_seen: before.zxid,
+            ..Default::default()
+        })
+        .await
+        .expect("the server answers");
+    assert_eq!(
+        resp.session_id, session.session_id,
+        "the session survived the restart"
+    );
+    let (h, r) = again.call(&children("/keep")).await;
+    assert_eq!(h.zxid, before.zxid, "same zxid after replay");
+    let Some(Response::GetChildren { mut children }) = r else {
+        panic!()
+    };
+    children.sort();
+    assert_eq!(children, vec!["eph", "seq-0000000000"]);
+    let (_, r) = again.call(&create("/keep/seq-", 2)).await;
+    assert_eq!(
+        r,
+        Some(Response::Create {
+            path: "/keep/seq-0000000002".into()
+        }),
+        "sequence numbers continue"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = TestServer::start_in(dir.path(), |_| {}).await;
+    let config = config_in(dir.path());
+    let err = paddock_server::Server::bind(config)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string().contains("in use by another server"),
+        "{err}"
+    );
+    first.stop().await;
+}
+
+/// A server process, killed (SIGKILL) when dropped, so a failing test
+/// leaves nothing running.
+struct Proc(Child);
+
+impl Proc {
+    fn kill9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The binary, started on a data directory with a snapshot every 40
+/// transactions (so crashes also land in compactions and purges); returns
+/// the process and the address from its "serving" log line.
+fn spawn(data_dir: &std::path::Path) -> (Proc, std::net::SocketAddr) {
+    let cfg = data_dir.join("zoo.cfg");
+    std::fs::write(&cfg, "clientPortAddress=127.0.0.1\nsnapCount=40\n").unwrap();
+    let mut child = Proc(
+        Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .args(["server", "--port", "0", "--config"])
+            .arg(&cfg)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the server logs its address");
+        if let Some(i) = line.find("addr=") {
+            let addr = line[i + 5..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            return (child, addr);
+        }
+    }
+}
+
+/// Writes until killed: single creates and two-node multis, pipelined, and
+/// returns what was acknowledged.
+async fn write_until_killed(addr: std::net::SocketAddr, cycle: usize) -> (Vec<String>, Vec<usize>) {
+    let mut acked = Vec::new();
+    let mut pairs = Vec::new();
+    let Some(Some((mut raw, _))) =
+        tokio::time::timeout(Duration::from_secs(5), Raw::try_session(addr, 30_000))
+            .await
+            .ok()
+    else {
+        return (acked, pairs);
+    };
+    for i in 0.. {
+        let single = format!("/crash/c{cycle}-{i}");
+        let multi = Request::Multi(vec![
+            create(&format!("/crash/a{cycle}-{i}"), 0),
+            create(&format!("/crash/b{cycle}-{i}"), 0),
+        ]);
+        let sent = raw
+            .try_send_frame(&create(&single, 0).encode_with_header(2 * i + 1))
+            .await
+            .is_ok()
+            && raw
+                .try_send_frame(&multi.encode_with_header(2 * i + 2))
+                .await
+                .is_ok();
+        if !sent {
+            return (acked, pairs);
+        }
+        for _ in 0..2 {
+            let Some(body) = raw.read_frame().await else {
+                return (acked, pairs);
+            };
+            let Ok(h) = ReplyHeader::read(&mut Reader::new(body)) else {
+                return (acked, pairs);
+            };
+            if h.err == 0 && h.xid % 2 == 1 {
+                acked.push(single.clone());
+            } else if h.err == 0 {
+                pairs.push(i as usize);
+            }
+        }
+    }
+    (acked, pairs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_random_moments_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut addr) = spawn(dir.path());
+    {
+        let (mut raw, _) = Raw::session(addr, 30_000).await;
+        raw.call(&create("/crash", 0)).await;
+    }
+    let mut all_acked: Vec<String> = Vec::new();
+    let mut all_pairs: Vec<(usize, usize)> = Vec::new();
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let started = Instant::now();
+    // 100 in every run; set PADDOCK_CRASH_CYCLES for a longer one.
+    let cycles: usize = std::env::var("PADDOCK_CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    for cycle in 0..cycles {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let run_for = Duration::from_millis(5 + rng % 60);
+        let writer = tokio::spawn(write_until_killed(addr, cycle));
+        tokio::time::sleep(run_for).await;
+        child.kill9();
+        let (acked, pairs) = writer.await.unwrap();
+        all_acked.extend(acked);
+        all_pairs.extend(pairs.into_iter().map(|i| (cycle, i)));
+        let (next, next_addr) = spawn(dir.path());
+        child = next;
+        let (mut raw, _) = Raw::session(next_addr, 30_000).await;
+        let (h, r) = raw.call(&children("/crash")).await;
+        assert_eq!(h.err, 0);
+        let Some(Response::GetChildren { children }) = r else {
+            panic!()
+        };
+        let present: std::collections::HashSet<String> = children.into_iter().collect();
+        for path in &all_acked {
+            assert!(
+                present.contains(&path["/crash/".len()..]),
+                "cycle {cycle}: acknowledged {path} lost"
+            );
+        }
+        for &(c, i) in &all_pairs {
+            assert!(
+                present.contains(&format!("a{c}-{i}")) && present.contains(&format!("b{c}-{i}")),
+                "cycle {cycle}: multi {c}-{i} lost"
+            );
+        }
+        for name in &present {
+            if let Some(rest) = name.strip_prefix('a') {
+                assert!(
+                    present.contains(&format!("b{rest}")),
+                    "half of a multi applied: {name}"
+                );
+            }
+        }
+        drop(raw);
+        addr = next_addr;
+    }
+    drop(child);
+    assert!(
+        all_acked.len() > cycles,
+        "the writers got acknowledgements ({})",
+        all_acked.len()
+    );
+    eprintln!(
+        "{cycles} kill -9 cycles, {} acknowledged creates and {} multis verified in {:?}",
+        all_acked.len(),
+        all_pairs.len(),
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_damaged_log_stops_the_server_with_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s = TestServer::start_in(dir.path(), |_| {}).await;
+        let (mut raw, _) = Raw::session(s.addr, 30_000).await;
+        for i in 0..5 {
+            raw.call(&create(&format!("/d{i}"), 0)).await;
+        }
+        drop(raw);
+        s.stop().await;
+    });
+    let seg = files(&dir.path().join("wal"), "wal-").remove(0);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[8 + 8 + 3] ^= 0x01; // inside the first frame's payload
+    std::fs::write(&seg, &bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(["server", "--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "it must not start on a damaged log");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&seg.display().to_string()) && err.contains("at offset 8"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn after_a_failed_fsync_writes_get_errors_and_reads_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_in(dir.path());
+    let disk = std::sync::Arc::new(paddock_storage::disk::FaultyDisk::new(
+        usize::MAX,
+        usize::MAX,
+    ));
+    let server = paddock_server::Server::bind_on(config, disk.clone())
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(server.run(stop.clone()));
+    let (mut raw, _) = Raw::session(addr, 30_000).await;
+    assert_eq!(raw.call(&create("/ok", 0)).await.0.err, 0);
+    disk.allow_syncs(0);
+    assert_eq!(
+        raw.call(&create("/lost", 0)).await.0.err,
+        ErrorCode::SystemError.code()
+    );
+    assert_eq!(
+        raw.call(&create("/later", 0)).await.0.err,
+        ErrorCode::SystemError.code(),
+        "the log stays stopped"
+    );
+    let (h, r) = raw.call(&children("/")).await;
+    assert_eq!(h.err, 0, "reads are still served");
+    let Some(Response::GetChildren { mut children }) = r else {
+        panic!()
+    };
+    children.sort();
+    assert_eq!(
+        children,
+        vec!["ok", "zookeeper"],
+        "nothing unsynced is served"
+    );
+    stop.cancel();
+    task.await.unwrap();
+}
+
+fn inspect(args: &[&str], dir: &std::path::Path) -> Vec<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .arg("inspect")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn paddock_inspect_lists_files_and_prints_the_log_and_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s = TestServer::start_in(dir.path(), |c| c.snap_count = 2).await;
+        let (mut raw, _) = Raw::session(s.addr, 30_000).await;
+        raw.call(&create("/logged", 0)).await;
+        raw.call(&Request::Delete(DeleteRequest {
+            path: "/logged".into(),
+            version: 0,
+        }))
+        .await;
+        raw.call(&create("/kept", 0)).await;
+        drop(raw);
+        let snaps = dir.path().join("snap");
+        // Entries: 0 membership, 1 blank, 2 session, 3-5 the writes. Wait
+        // for a snapshot that includes them (position 6 or more).
+        let covers_writes = |p: &std::path::PathBuf| {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            i64::from_str_radix(&name[9..25], 16).unwrap() >= 6
+        };
+        for _ in 0..500 {
+            if files(&snaps, "snapshot-").iter().any(covers_writes) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        s.stop().await;
+    });
+    // Index 0 is the membership of the one-server group, 1 its leader's
+    // first (blank) entry, 2 the session.
+    let all = inspect(&["log", "--json"], dir.path());
+    assert!(
+        all[0].contains(r#""kind":"membership""#) && all[1].contains(r#""kind":"blank""#),
+        "{all:?}"
+    );
+    let lines = inspect(&["log", "--json", "--from", "3", "--to", "4"], dir.path());
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].contains(r#""op":"create /logged (opcode 1, flags 0, 7 bytes)""#)
+            && lines[0].contains(r#""index":3"#)
+            && lines[0].contains(r#""kind":"txn""#),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains(r#""op":"delete /logged version 0""#),
+        "{}",
+        lines[1]
+    );
+
+    let listed = inspect(&["list"], dir.path());
+    assert!(
+        listed.iter().any(|l| l.starts_with("segment\t0x0\t")),
+        "{listed:?}"
+    );
+    let snapshot = listed
+        .iter()
+        .find(|l| l.starts_with("snapshot\t"))
+        .unwrap_or_else(|| panic!("no snapshot listed: {listed:?}"));
+    let position = snapshot.split('\t').nth(1).unwrap();
+
+    let dump = inspect(&["snapshot", "--json", "--at", position], dir.path());
+    let header: serde_json::Value = serde_json::from_str(&dump[0]).unwrap();
+    // A snapshot at position p holds log entries 0..p.
+    assert_eq!(
+        header["last_index"].as_i64(),
+        Some(i64::from_str_radix(&position[2..], 16).unwrap() - 1)
+    );
+    assert!(header["zxid"].as_i64().unwrap() >= 1, "{header}");
+    let root: serde_json::Value = serde_json::from_str(&dump[1]).unwrap();
+    assert_eq!(root["path"], "/");
+    assert_eq!(root["acl"][0], "world:anyone:31");
+    let text = inspect(&["snapshot"], dir.path());
+    assert!(
+        text.iter().any(|l| l.starts_with("/zookeeper\tczxid 0x0 ")),
+        "{text:?}"
+    );
+}
+
+fn files(dir: &std::path::Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(prefix))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Writes `n` nodes under /snap on a server with small segments and
+/// frequent snapshots, waits for the snapshots, and stops it.
+async fn write_with_snapshots(dir: &std::path::Path, n: usize) {
+    let small = |c: &mut paddock_server::ServerConfig| {
+        c.snap_count = 25;
+        c.wal_segment_bytes = 2048;
+    };
+    let s = TestServer::start_in(dir, small).await;
+    let (mut raw, _) = Raw::session(s.addr, 30_000).await;
+    raw.call(&create("/snap", 0)).await;
+    for i in 0..n {
+        assert_eq!(
+            raw.call(&create(&format!("/snap/n{i:04}"), 0)).await.0.err,
+            0
+        );
+    }
+    // Snapshots are built in the background every snapCount entries; on a
+    // busy machine one may start a few entries late, so wait until the
+    // newest is within one step of the end of the log (n + 2 entries).
+    let position = |p: &std::path::PathBuf| {
+        let name = p.file_name().unwrap().to_str().unwrap();
+        let digits = name
+            .trim_start_matches("snapshot-")
+            .trim_end_matches(".snap");
+        i64::from_str_radix(digits, 16).unwrap()
+    };
+    let last = n as i64 + 2;
+    let mut snaps = Vec::new();
+    for _ in 0..500 {
+        snaps = files(&dir.join("snap"), "snapshot-");
+        if snaps.len() == 3 && snaps.last().is_some_and(|p| position(p) + 25 > last) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        snaps.last().is_some_and(|p| position(p) + 25 > last),
+        "no snapshot within 25 entries of {last} within 10 s: {snaps:?}"
+    );
+    drop(raw);
+    s.stop().await;
+}
+
+async fn count_children(dir: &std::path::Path) -> usize {
+    let s = TestServer::start_in(dir, |_| {}).await;
+    let (mut raw, _) = Raw::session(s.addr, 30_000).await;
+    let (_, r) = raw.call(&children("/snap")).await;
+    drop(raw);
+    s.stop().await;
+    match r {
+        Some(Response::GetChildren { children }) => children.len(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn snapshots_bound_the_log_and_a_restart_starts_from_them() {
+    let dir = tempfile::tempdir().unwrap();
+    write_with_snapshots(dir.path(), 200).await;
+    let snaps = files(&dir.path().join("snap"), "snapshot-");
+    assert_eq!(snaps.len(), 3, "autopurge keeps 3 snapshots: {snaps:?}");
+    let segments = files(&dir.path().join("wal"), "wal-");
+    let first = i64::from_str_radix(
+        &segments[0].file_name().unwrap().to_str().unwrap()[4..20],
+        16,
+    )
+    .unwrap();
+    assert!(
+        first > 1,
+        "segments below the oldest snapshot were purged: {segments:?}"
+    );
+    assert_eq!(count_children(dir.path()).await, 200);
+}
+
+#[tokio::test]
+async fn a_damaged_snapshot_is_skipped_only_while_the_log_covers_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write_with_snapshots(dir.path(), 120).await;
+    let snaps = files(&dir.path().join("snap"), "snapshot-");
+    let newest = snaps.last().unwrap().clone();
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&newest, &bytes).unwrap();
+    assert_eq!(
+        count_children(dir.path()).await,
+        120,
+        "an older snapshot and the log still hold everything"
+    );
+
+    for s in &snaps {
+        let mut bytes = std::fs::read(s).unwrap();
+        bytes[20] ^= 0xff;
+        std::fs::write(s, &bytes).unwrap();
+    }
+    let config = config_in(dir.path());
+    let err = paddock_server::Server::bind(config)
+        .await
+        .err()
+        .expect("refused: the old log is purged");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("snapshot-") && msg.contains("refusing to start"),
+        "{msg}"
+    );
+}

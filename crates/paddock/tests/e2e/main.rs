@@ -1,0 +1,13 @@
+//! End-to-end tests of the `paddock` binary and server: one test binary
+//! (each file is a module), so the suite links the server once.
+
+mod bench;
+mod binary;
+mod client_ops;
+mod common;
+mod durability;
+mod ensemble;
+mod jobs;
+mod operator;
+mod watches;
+mod wire;
