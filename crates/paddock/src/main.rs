@@ -256,6 +256,12 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     }
     runtime()?.block_on(async {
         let server = Server::bind(config).await?;
+        // Recovery ran on this thread, which does little from here on, and
+        // mimalloc purges what a thread freed only when that thread next
+        // allocates: hand the decompressed snapshot and the replayed log
+        // back to the system now.
+        // SAFETY: mi_collect only walks this thread's heap and the arenas.
+        unsafe { libmimalloc_sys::mi_collect(true) };
         let shutdown = CancellationToken::new();
         let signal = shutdown.clone();
         tokio::spawn(async move {

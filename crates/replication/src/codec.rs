@@ -171,12 +171,12 @@ pub fn inspect_record(index: u64, body: Bytes) -> Result<Logged, CodecError> {
     })
 }
 
-/// A snapshot payload: what it covers in the log, then the tree.
-pub fn encode_snapshot(meta: &SnapshotMeta, tree: &[u8], out: &mut BytesMut) {
+/// The head of a snapshot payload: what it covers in the log. The tree's
+/// encoding follows it.
+pub fn encode_snapshot_meta(meta: &SnapshotMeta, out: &mut BytesMut) {
     let json = serde_json::to_vec(meta).unwrap_or_default();
     out.put_u32(json.len() as u32);
     out.put_slice(&json);
-    out.put_slice(tree);
 }
 
 /// Splits a snapshot payload into its log position and the tree encoding.
@@ -289,7 +289,8 @@ mod tests {
             last_membership: Default::default(),
         };
         let mut buf = BytesMut::new();
-        encode_snapshot(&meta, b"tree-bytes", &mut buf);
+        encode_snapshot_meta(&meta, &mut buf);
+        buf.put_slice(b"tree-bytes");
         let (back, tree) = decode_snapshot(buf.freeze()).unwrap();
         assert_eq!(back, meta);
         assert_eq!(&tree[..], b"tree-bytes");

@@ -13,6 +13,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tracing::{error, warn};
 
+/// Bytes of a tree's snapshot encoding handed on at a time.
+const SNAPSHOT_PART: usize = 1 << 20;
+
 /// Where the files live.
 #[derive(Debug, Clone)]
 pub struct Dirs {
@@ -270,12 +273,36 @@ pub fn write_tree(
     meta: &SnapshotMeta,
     tree: &DataTree,
 ) -> Result<PathBuf, FilesError> {
-    let mut tree_bytes = BytesMut::new();
-    tree.encode_snapshot(&mut tree_bytes);
-    let mut payload = BytesMut::new();
-    codec::encode_snapshot(meta, &tree_bytes, &mut payload);
+    let mut head = BytesMut::new();
+    codec::encode_snapshot_meta(meta, &mut head);
+    // The tree is encoded twice, a part at a time: once to learn its
+    // length (which the compressed frame records), once into the
+    // compressor. Neither pass holds the whole encoding.
+    let mut buf = BytesMut::new();
+    let mut tree_len = 0;
+    tree.encode_snapshot_in_parts(&mut buf, SNAPSHOT_PART, |part| {
+        tree_len += part.len();
+        part.clear();
+    });
     let position = codec::snapshot_position(meta.last_log_id.as_ref());
-    Ok(write_snapshot(disk, &dirs.snapshots, position, &payload)?)
+    let payload_len = (head.len() + tree_len) as u64;
+    Ok(write_snapshot(
+        disk,
+        &dirs.snapshots,
+        position,
+        payload_len,
+        |out| {
+            out.write_all(&head)?;
+            let mut written = Ok(());
+            tree.encode_snapshot_in_parts(&mut buf, SNAPSHOT_PART, |part| {
+                if written.is_ok() {
+                    written = out.write_all(part);
+                }
+                part.clear();
+            });
+            written
+        },
+    )?)
 }
 
 /// Writes a snapshot at index `upto` (durable in the log) rebuilt from

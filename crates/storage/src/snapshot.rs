@@ -5,6 +5,7 @@
 use crate::disk::Disk;
 use crate::wal::WalError;
 use bytes::Bytes;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"PDKSNAP1";
@@ -35,23 +36,33 @@ pub fn list_snapshots(disk: &dyn Disk, dir: &Path) -> Result<Vec<(i64, PathBuf)>
     Ok(out)
 }
 
-/// Writes `payload` as the snapshot at `position`.
+/// Writes the snapshot at `position`: `write_payload` writes exactly
+/// `payload_len` bytes of payload, which are compressed as they come (the
+/// compressed frame records the length, so reading it back allocates once).
 pub fn write_snapshot(
     disk: &dyn Disk,
     dir: &Path,
     position: i64,
-    payload: &[u8],
+    payload_len: u64,
+    write_payload: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<PathBuf, WalError> {
     let path = dir.join(snapshot_name(position));
     let io = |source| WalError::Io {
         path: path.clone(),
         source,
     };
-    let body = zstd::bulk::compress(payload, LEVEL).map_err(io)?;
-    let mut file = Vec::with_capacity(HEADER + body.len());
+    let mut file = Vec::new();
     file.extend_from_slice(MAGIC);
-    file.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
-    file.extend_from_slice(&body);
+    file.extend_from_slice(&[0; 4]);
+    let mut encoder = zstd::stream::Encoder::new(file, LEVEL).map_err(io)?;
+    encoder
+        .set_pledged_src_size(Some(payload_len))
+        .map_err(io)?;
+    encoder.include_contentsize(true).map_err(io)?;
+    write_payload(&mut encoder).map_err(io)?;
+    let mut file = encoder.finish().map_err(io)?;
+    let crc = crc32c::crc32c(&file[HEADER..]);
+    file[8..HEADER].copy_from_slice(&crc.to_be_bytes());
     disk.write_atomic(&path, &file).map_err(io)?;
     Ok(path)
 }
@@ -76,7 +87,66 @@ pub fn read_snapshot(disk: &dyn Disk, path: &Path) -> Result<Bytes, WalError> {
         return Err(corrupt(HEADER as u64, "checksum mismatch"));
     }
     let mut out = Vec::new();
+    // Room for exactly the length the frame records, when it does, so the
+    // payload is not copied over and over as it grows.
+    if let Ok(Some(len)) = zstd::zstd_safe::get_frame_content_size(body) {
+        usize::try_from(len)
+            .ok()
+            .and_then(|len| out.try_reserve_exact(len).ok())
+            .ok_or_else(|| corrupt(HEADER as u64, "records a length too large to hold"))?;
+    }
     zstd::stream::copy_decode(body, &mut out)
         .map_err(|_| corrupt(HEADER as u64, "does not decompress"))?;
     Ok(Bytes::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::FsDisk;
+
+    fn write(dir: &Path, payload: &[u8], claimed: u64) -> Result<PathBuf, WalError> {
+        write_snapshot(&FsDisk, dir, 7, claimed, |out| {
+            payload
+                .chunks(1000)
+                .try_for_each(|part| out.write_all(part))
+        })
+    }
+
+    #[test]
+    fn a_snapshot_written_in_parts_reads_back_whole_and_records_its_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let payload: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| (i % 251).to_be_bytes())
+            .collect();
+        let path = write(dir.path(), &payload, payload.len() as u64).unwrap();
+        assert_eq!(path, dir.path().join(snapshot_name(7)));
+        assert_eq!(&read_snapshot(&FsDisk, &path).unwrap()[..], &payload[..]);
+        let file = std::fs::read(&path).unwrap();
+        assert_eq!(
+            zstd::zstd_safe::get_frame_content_size(&file[HEADER..]).ok(),
+            Some(Some(payload.len() as u64))
+        );
+    }
+
+    #[test]
+    fn a_wrong_length_or_a_flipped_byte_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let payload = vec![5u8; 10_000];
+        assert!(
+            write(dir.path(), &payload, 9_999).is_err(),
+            "more than claimed"
+        );
+        assert!(
+            write(dir.path(), &payload, 10_001).is_err(),
+            "less than claimed"
+        );
+        let path = write(dir.path(), &payload, 10_000).unwrap();
+        let mut file = std::fs::read(&path).unwrap();
+        let last = file.len() - 1;
+        file[last] ^= 1;
+        std::fs::write(&path, &file).unwrap();
+        let err = read_snapshot(&FsDisk, &path).unwrap_err().to_string();
+        assert!(err.contains("checksum mismatch"), "{err}");
+    }
 }

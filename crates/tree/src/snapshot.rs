@@ -60,6 +60,19 @@ impl DataTree {
     /// snapshots have them sorted by path; any order with parents first
     /// reads back).
     pub fn encode_snapshot(&self, out: &mut BytesMut) {
+        self.encode_snapshot_in_parts(out, usize::MAX, |_| {});
+    }
+
+    /// The same bytes, handed to `emit` whenever `out` holds at least
+    /// `part` of them and at the end; `emit` takes what it wants out
+    /// of `out` (clearing it), so a large tree is written or compressed as
+    /// it is encoded instead of being held whole.
+    pub fn encode_snapshot_in_parts(
+        &self,
+        out: &mut BytesMut,
+        part: usize,
+        mut emit: impl FnMut(&mut BytesMut),
+    ) {
         out.put_i64(self.last_zxid());
         out.put_i32(self.sessions().len() as i32);
         for (id, s) in self.sessions() {
@@ -79,7 +92,13 @@ impl DataTree {
             }
             out.put_i64(n.owner);
             out.put_i64(n.pzxid);
+            if out.len() >= part {
+                emit(out);
+            }
         });
+        if !out.is_empty() {
+            emit(out);
+        }
     }
 
     /// Rebuilds a tree from `encode_snapshot` bytes.

@@ -107,6 +107,28 @@ fn a_snapshot_round_trips_nodes_sessions_and_indexes() {
 }
 
 #[test]
+fn a_snapshot_encoded_in_parts_is_the_same_bytes() {
+    let mut t = DataTree::new(TreeConfig::default());
+    t.apply(&txn(7, TxnOp::CreateSession { timeout_ms: 5000 }));
+    for i in 0..50 {
+        t.apply(&txn(
+            7,
+            create(op::CREATE, &format!("/n{i}"), 0, acl::open_acl_unsafe()),
+        ));
+    }
+    let whole = encode(&t);
+    let mut parts = Vec::new();
+    let mut buf = BytesMut::new();
+    t.encode_snapshot_in_parts(&mut buf, 100, |part| {
+        assert!(!part.is_empty());
+        parts.push(part.split().freeze());
+    });
+    assert!(parts.len() > 10, "{} parts", parts.len());
+    assert!(parts[..parts.len() - 1].iter().all(|p| p.len() >= 100));
+    assert_eq!(parts.concat(), whole.to_vec());
+}
+
+#[test]
 fn a_truncated_snapshot_is_an_error() {
     let t = DataTree::new(TreeConfig::default());
     let bytes = encode(&t);
