@@ -1,4 +1,4 @@
-//! ZooKeeper path rules (PathUtils.validatePath) and parent/child helpers.
+//! ZooKeeper path rules (PathUtils.validatePath) and parent/name helpers.
 
 /// Whether `path` is a legal znode path. The checks run on UTF-16 code
 /// units, as Java does, so any character outside the BMP is rejected along
@@ -40,15 +40,6 @@ pub fn name(path: &str) -> &str {
     match path.rfind('/') {
         Some(i) => &path[i + 1..],
         None => path,
-    }
-}
-
-/// `parent` joined with a child name.
-pub fn join(parent: &str, name: &str) -> String {
-    if parent == "/" {
-        format!("/{name}")
-    } else {
-        format!("{parent}/{name}")
     }
 }
 
@@ -102,7 +93,5 @@ mod tests {
         assert_eq!(parent("/a//b"), Some("/a/"));
         assert_eq!(parent("a"), None);
         assert_eq!(name("/a/b"), "b");
-        assert_eq!(join("/", "a"), "/a");
-        assert_eq!(join("/a", "b"), "/a/b");
     }
 }
