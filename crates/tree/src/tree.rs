@@ -282,9 +282,31 @@ impl DataTree {
     }
 
     /// Sum of path lengths and data sizes (zk_approximate_data_size).
+    /// Visits nodes in no order and builds no path, as mntr asks for it
+    /// on a live tree.
     pub fn approximate_data_size(&self) -> usize {
         let mut size = 0;
-        self.walk(|p, n| size += p.len() + n.data.as_ref().map_or(0, |d| d.len()));
+        // (node, length of its path)
+        let mut stack: Vec<(NodeId, usize)> = self
+            .nodes
+            .get(ROOT)
+            .map(|_| (ROOT, 1))
+            .into_iter()
+            .collect();
+        while let Some((id, len)) = stack.pop() {
+            size += len
+                + self
+                    .nodes
+                    .get(id)
+                    .and_then(|n| n.data.as_ref())
+                    .map_or(0, |d| d.len());
+            let prefix = if id == ROOT { 1 } else { len + 1 };
+            stack.extend(
+                self.nodes
+                    .children(id)
+                    .map(|c| (c, prefix + self.nodes.name(c).len())),
+            );
+        }
         size
     }
 

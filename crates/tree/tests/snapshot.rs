@@ -129,6 +129,25 @@ fn a_snapshot_encoded_in_parts_is_the_same_bytes() {
 }
 
 #[test]
+fn the_approximate_data_size_sums_every_path_and_value() {
+    let mut t = DataTree::new(TreeConfig::default());
+    t.apply(&txn(7, TxnOp::CreateSession { timeout_ms: 5000 }));
+    // System nodes: "/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config", no data.
+    let system = 1 + 10 + 16 + 17;
+    assert_eq!(t.approximate_data_size(), system);
+    for p in ["/a", "/a/bc", "/a/bc/d", "/e"] {
+        t.apply(&txn(7, create(op::CREATE, p, 0, acl::open_acl_unsafe())));
+    }
+    t.apply(&txn(
+        7,
+        create(op::CREATE, "/a/null", 1, acl::open_acl_unsafe()),
+    ));
+    // Each created node holds its own path as data, but /a/null holds none.
+    let created = 2 * (2 + 5 + 7 + 2) + 7;
+    assert_eq!(t.approximate_data_size(), system + created);
+}
+
+#[test]
 fn a_truncated_snapshot_is_an_error() {
     let t = DataTree::new(TreeConfig::default());
     let bytes = encode(&t);
