@@ -55,8 +55,7 @@ impl Nodes {
     }
 
     fn slot(&self, id: NodeId) -> Option<&Slot> {
-        let id = id as usize;
-        self.chunks.get(id / CHUNK)?.get(id % CHUNK)?.as_ref()
+        slot_in(&self.chunks, id)
     }
 
     fn slot_mut(&mut self, id: NodeId) -> Option<&mut Slot> {
@@ -217,13 +216,15 @@ impl Nodes {
     }
 }
 
-/// The index hash of a placed node: that of its (parent, name).
+fn slot_in(chunks: &[Vec<Option<Slot>>], id: NodeId) -> Option<&Slot> {
+    let id = id as usize;
+    chunks.get(id / CHUNK)?.get(id % CHUNK)?.as_ref()
+}
+
+/// The index hash of a placed node: that of its (parent, name). A free
+/// function, so the index can rehash while the table lends it the slots.
 fn key_hash(hasher: &DefaultHashBuilder, chunks: &[Vec<Option<Slot>>], id: NodeId) -> u64 {
-    let i = id as usize;
-    match chunks.get(i / CHUNK).and_then(|c| c.get(i % CHUNK)) {
-        Some(Some(s)) => hasher.hash_one((s.parent, s.name.as_str())),
-        _ => 0,
-    }
+    slot_in(chunks, id).map_or(0, |s| hasher.hash_one((s.parent, s.name.as_str())))
 }
 
 #[cfg(test)]
@@ -338,11 +339,19 @@ mod tests {
             // Walk order differs from string order only around '-' and
             // the like, which these names do not use.
             proptest::prop_assert_eq!(walked, expected);
-            for (p, _) in model.iter() {
+            // Every node's children, the root's included, by name.
+            for p in std::iter::once("/").chain(model.keys().map(String::as_str)) {
                 let id = t.find(p).unwrap();
-                let count = model.keys().filter(|q| q.rsplit_once('/').map(|(up, _)| up) == Some(p.as_str())).count();
-                proptest::prop_assert_eq!(t.get(id).map(|n| n.num_children as usize), Some(count));
-                proptest::prop_assert_eq!(t.children(id).count(), count);
+                let prefix = if p == "/" { "" } else { p };
+                let mut want: Vec<&str> = model
+                    .keys()
+                    .filter_map(|q| q.rsplit_once('/').filter(|(up, _)| *up == prefix).map(|(_, name)| name))
+                    .collect();
+                want.sort();
+                let mut got: Vec<&str> = t.children(id).map(|c| t.name(c)).collect();
+                got.sort();
+                proptest::prop_assert_eq!(t.get(id).map(|n| n.num_children as usize), Some(want.len()));
+                proptest::prop_assert_eq!(got, want);
             }
         }
     }

@@ -544,9 +544,7 @@ impl DataTree {
         let new_acl = acl::fixup(&req.acl, ctx.ids).ok_or(ErrorCode::InvalidAcl)?;
         let parent_id = self.find(parent_path)?;
         let parent = self.nodes.get(parent_id).ok_or(ErrorCode::NoNode)?;
-        if !acl::allowed(&parent.acl, perms::CREATE, ctx.ids) {
-            return Err(ErrorCode::NoAuth);
-        }
+        permitted(ctx, parent, perms::CREATE)?;
         let full = if mode.is_sequential() {
             format!("{}{:010}", req.path, parent.child_creates)
         } else {
@@ -747,12 +745,7 @@ impl DataTree {
     }
 
     fn check_perm(&self, ctx: &Ctx, p: &str, wanted: i32) -> OpResult<()> {
-        let node = self.get(p)?;
-        if acl::allowed(&node.acl, wanted, ctx.ids) {
-            Ok(())
-        } else {
-            Err(ErrorCode::NoAuth)
-        }
+        permitted(ctx, self.get(p)?, wanted)
     }
 
     // ----- reads -----
@@ -873,6 +866,15 @@ impl DataTree {
     /// A node's Stat, if it exists (used by watch re-arming and tools).
     pub fn stat(&self, p: &str) -> Option<Stat> {
         self.node(p).map(Node::stat)
+    }
+}
+
+/// NoAuth unless the caller's identities grant `wanted` on `node`.
+fn permitted(ctx: &Ctx, node: &Node, wanted: i32) -> OpResult<()> {
+    if acl::allowed(&node.acl, wanted, ctx.ids) {
+        Ok(())
+    } else {
+        Err(ErrorCode::NoAuth)
     }
 }
 
