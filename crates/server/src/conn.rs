@@ -3,15 +3,16 @@
 //! request of the connection is answered; writes go through the write path.
 
 use crate::fourlw;
-use crate::pipeline::{Committed, Outbound, Proposed, CONFIG_NODE};
+use crate::frames::{FrameReader, Next};
+use crate::pipeline::{Committed, Outbound, Outbox, Proposal, Proposed, ReplyTo, CONFIG_NODE};
+use crate::server::IpSlot;
 use crate::session::{password, Holder, Liveness};
 use crate::shared::{ConnectionInfo, Shared, TRACE_CLIENT_PINGS, TRACE_CLIENT_REQUESTS};
 use crate::stats::{Served, Stats};
 use crate::watches;
 use bytes::{BufMut, Bytes, BytesMut};
-use futures::{FutureExt, StreamExt};
 use paddock_proto::consts::{event, perms};
-use paddock_proto::frame::{Frame, FrameCodec, FrameError};
+use paddock_proto::frame::{Frame, FrameCodec};
 use paddock_proto::{
     encode_reply, op, ClientInfo, ConnectRequest, ConnectResponse, DecodeError, ErrorCode, Id,
     Jute, Reader, ReconfigRequest, ReplyHeader, Request, RequestHeader, Response, SetWatches2,
@@ -22,16 +23,12 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
-use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, trace};
 
-/// The read buffer a connection starts with; a larger request grows it.
-const READ_BUFFER_BYTES: usize = 1024;
 /// A reply buffer grown past this is dropped once written.
 const KEEP_WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
@@ -46,14 +43,14 @@ enum Slot {
         req: Request,
         ids: Arc<Vec<Id>>,
     },
-    /// A write (or sync); `result` is filled when it commits. A write
-    /// behind a read of this connection is `held` until that read has
-    /// run, so the read sees the tree as of the writes before it and none
+    /// A write (or sync); `result` is filled when it commits. It keeps
+    /// its `proposal` until every read of this connection ahead of it has
+    /// run, so a read sees the tree as of the writes before it and none
     /// after, as in ZooKeeper.
     Write {
         xid: i32,
         opcode: i32,
-        held: Option<Proposed>,
+        proposal: Option<Proposed>,
         result: Option<Committed>,
     },
 }
@@ -85,29 +82,34 @@ enum Stop {
 struct Connection {
     shared: Arc<Shared>,
     id: u64,
-    peer: SocketAddr,
     info: Arc<ConnectionInfo>,
     session_id: i64,
     liveness: Arc<Liveness>,
     ids: Arc<Vec<Id>>,
     queue: VecDeque<Queued>,
-    outbox: mpsc::UnboundedSender<Outbound>,
+    outbox: Arc<Outbox>,
     out: BytesMut,
     /// No more requests are read; stop once the queue is answered.
     closing: bool,
-    /// Writes in the queue held behind a read.
-    held: usize,
+    /// Writes in the queue not yet handed to the write path.
+    unproposed: usize,
     /// Accepted in read-only mode: updates are refused with NotReadOnly.
     read_only: bool,
+    frames: FrameReader,
+    wr: OwnedWriteHalf,
+    /// Cancelled when the session is taken over or expires, the service
+    /// epoch ends, or the server stops.
+    close: CancellationToken,
 }
 
-/// Serves one accepted connection until it closes.
+/// Serves one accepted connection until it closes; `ip_slot` is its
+/// place in the per-address count.
 pub async fn serve(
     shared: Arc<Shared>,
     stream: TcpStream,
     peer: SocketAddr,
     id: u64,
-    shutdown: CancellationToken,
+    ip_slot: IpSlot,
 ) {
     let _ = stream.set_nodelay(true);
     let info = Arc::new(ConnectionInfo {
@@ -117,43 +119,67 @@ pub async fn serve(
         sent: Default::default(),
         queued: Default::default(),
     });
-    shared.connections.lock().insert(id, info.clone());
-    Stats::bump(&shared.stats.connections);
-    run(&shared, stream, peer, id, info, shutdown).await;
-    shared.connections.lock().remove(&id);
-    shared
-        .stats
-        .connections
-        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    let _listed = Listed::new(&shared, id, info.clone(), ip_slot);
+    // Boxed: what setting up needs is freed once the session is set up;
+    // inline, it would enlarge every connection's task for good.
+    let Some(mut conn) = Box::pin(open(&shared, stream, peer, id, info)).await else {
+        return;
+    };
+    conn.run().await;
 }
 
-async fn run(
+/// A connection's place in the server's list (`cons`, `mntr`), given up
+/// when the connection ends.
+struct Listed {
+    shared: Arc<Shared>,
+    id: u64,
+    _ip_slot: IpSlot,
+}
+
+impl Listed {
+    fn new(shared: &Arc<Shared>, id: u64, info: Arc<ConnectionInfo>, ip_slot: IpSlot) -> Listed {
+        shared.connections.lock().insert(id, info);
+        Stats::bump(&shared.stats.connections);
+        Listed {
+            shared: shared.clone(),
+            id,
+            _ip_slot: ip_slot,
+        }
+    }
+}
+
+impl Drop for Listed {
+    fn drop(&mut self) {
+        self.shared.connections.lock().remove(&self.id);
+        self.shared
+            .stats
+            .connections
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Takes the first frame: a four-letter word is answered, and a
+/// ConnectRequest sets up the session. None ends the connection.
+async fn open(
     shared: &Arc<Shared>,
     stream: TcpStream,
     peer: SocketAddr,
     id: u64,
     info: Arc<ConnectionInfo>,
-    shutdown: CancellationToken,
-) {
+) -> Option<Connection> {
     let (rd, mut wr) = stream.into_split();
-    // Small buffers, grown only by connections that need them: most
-    // sessions sit idle, and an idle session should cost little.
-    let mut frames = FramedRead::with_capacity(
-        rd,
-        FrameCodec::server(shared.config.max_frame_bytes),
-        READ_BUFFER_BYTES,
-    );
+    let mut frames = FrameReader::new(rd, FrameCodec::server(shared.config.max_frame_bytes));
     let deadline = Duration::from_millis(shared.config.handshake_timeout_ms);
     let first = match tokio::time::timeout(deadline, frames.next()).await {
         Ok(Some(Ok(frame))) => frame,
         Ok(Some(Err(e))) => {
             debug!(%peer, "bad first frame: {e}");
-            return;
+            return None;
         }
-        Ok(None) => return,
+        Ok(None) => return None,
         Err(_) => {
             debug!(%peer, "no ConnectRequest within {deadline:?}; closing");
-            return;
+            return None;
         }
     };
     let connect = match first {
@@ -161,14 +187,9 @@ async fn run(
             let word = std::str::from_utf8(&word).unwrap_or("");
             let text = if word == "stmk" && shared.config.four_letter_allowed(word) {
                 // The new mask follows as 8 bytes, big-endian.
-                let mut buf = std::mem::take(frames.read_buffer_mut());
-                while buf.len() < 8 {
-                    match tokio::time::timeout(deadline, frames.get_mut().read_buf(&mut buf)).await
-                    {
-                        Ok(Ok(n)) if n > 0 => {}
-                        _ => return,
-                    }
-                }
+                let Ok(Ok(Some(buf))) = tokio::time::timeout(deadline, frames.raw(8)).await else {
+                    return None;
+                };
                 let mask = i64::from_be_bytes(std::array::from_fn(|i| buf[i]));
                 fourlw::set_trace_mask(shared, mask)
             } else {
@@ -176,7 +197,7 @@ async fn run(
             };
             let _ = wr.write_all(text.as_bytes()).await;
             let _ = wr.shutdown().await;
-            return;
+            return None;
         }
         Frame::Message(body) => body,
     };
@@ -189,51 +210,31 @@ async fn run(
         true
     } else {
         debug!(%peer, "not serving (no leader, or out of touch with it); closing so the client tries another server");
-        return;
+        return None;
     };
-    let close = CancellationToken::new();
-    let (outbox, mut inbox) = mpsc::unbounded_channel();
-    // Boxed: its state is needed only until the session is set up, and
-    // inline it would enlarge every connection's task for good.
-    let Some((session_id, liveness)) =
-        Box::pin(handshake(shared, connect, id, read_only, &close, &mut wr)).await
-    else {
-        return;
-    };
+    let close = service.child_token();
+    let (session_id, liveness) = handshake(shared, connect, id, read_only, &close, &mut wr).await?;
     info.session_id
         .store(session_id, std::sync::atomic::Ordering::Relaxed);
     let mut ids = vec![acl::id(acl::IP, &peer.ip().to_string())];
     ids.shrink_to_fit();
-    let mut conn = Connection {
+    Some(Connection {
         shared: shared.clone(),
         id,
-        peer,
         info,
         session_id,
         liveness,
         ids: Arc::new(ids),
         queue: VecDeque::new(),
-        outbox,
+        outbox: Arc::default(),
         out: BytesMut::new(),
         closing: false,
-        held: 0,
+        unproposed: 0,
         read_only,
-    };
-    shared
-        .watches
-        .connect(id, conn.outbox.clone(), conn.ids.clone());
-    let _ = conn
-        .serve(
-            &mut frames,
-            &mut inbox,
-            &mut wr,
-            &close,
-            &shutdown,
-            &service,
-        )
-        .await;
-    shared.watches.disconnect(id);
-    shared.sessions.detach(session_id, id);
+        frames,
+        wr,
+        close,
+    })
 }
 
 /// Answers the ConnectRequest: a new session, a reattached one, or the
@@ -361,22 +362,26 @@ fn put_frame(out: &mut BytesMut, payload: &[u8]) {
 }
 
 impl Connection {
-    async fn serve(
-        &mut self,
-        frames: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>,
-        inbox: &mut mpsc::UnboundedReceiver<Outbound>,
-        wr: &mut OwnedWriteHalf,
-        close: &CancellationToken,
-        shutdown: &CancellationToken,
-        service: &CancellationToken,
-    ) -> Result<(), Stop> {
+    /// Serves the session until the connection ends.
+    async fn run(&mut self) {
+        let watches = &self.shared.watches;
+        watches.connect(self.id, self.outbox.clone(), self.ids.clone());
+        let _ = self.serve().await;
+        self.shared.watches.disconnect(self.id);
+        self.shared.sessions.detach(self.session_id, self.id);
+    }
+
+    async fn serve(&mut self) -> Result<(), Stop> {
         let max_outstanding = self.shared.config.max_outstanding_per_connection;
         loop {
-            self.absorb(inbox);
-            let done = self.answer_ready(inbox);
-            self.release_held().await?;
+            self.absorb();
+            let done = self.answer_ready();
+            self.propose_released().await?;
             if !self.out.is_empty() {
-                wr.write_all(&self.out).await.map_err(|_| Stop::Closed)?;
+                self.wr
+                    .write_all(&self.out)
+                    .await
+                    .map_err(|_| Stop::Closed)?;
                 if self.out.capacity() > KEEP_WRITE_BUFFER_BYTES {
                     // A burst (a large getChildren, a pipelined batch) is
                     // over: do not keep its buffer for an idle connection.
@@ -386,26 +391,21 @@ impl Connection {
                 }
             }
             if done || (self.closing && self.queue.is_empty()) {
-                let _ = wr.shutdown().await;
+                let _ = self.wr.shutdown().await;
                 return Ok(());
             }
             let can_read = !self.closing && self.queue.len() < max_outstanding;
             tokio::select! {
-                _ = close.cancelled() => return Err(Stop::Closed),
-                _ = shutdown.cancelled() => return Err(Stop::Closed),
-                _ = service.cancelled() => return Err(Stop::Closed),
-                m = inbox.recv() => {
-                    if let Some(m) = m {
-                        self.take(m);
-                    }
-                }
-                f = frames.next(), if can_read => {
-                    self.on_frame(f).await?;
+                _ = self.close.cancelled() => return Err(Stop::Closed),
+                // Taken in at the top of the loop.
+                _ = self.outbox.sent() => {}
+                f = self.frames.next(), if can_read => {
+                    self.on_frame(f)?;
                     // Take every request already received before replying,
                     // so a pipelining client gets its replies in one write.
                     while !self.closing && self.queue.len() < max_outstanding {
-                        match frames.next().now_or_never() {
-                            Some(f) => self.on_frame(f).await?,
+                        match self.frames.try_next() {
+                            Some(f) => self.on_frame(f)?,
                             None => break,
                         }
                     }
@@ -414,16 +414,16 @@ impl Connection {
         }
     }
 
-    async fn on_frame(&mut self, f: Option<Result<Frame, FrameError>>) -> Result<(), Stop> {
+    fn on_frame(&mut self, f: Next) -> Result<(), Stop> {
         match f {
-            Some(Ok(Frame::Message(body))) => self.on_request(body).await,
+            Some(Ok(Frame::Message(body))) => self.on_request(body),
             Some(Ok(Frame::FourLetterWord(_))) | Some(Err(_)) | None => Err(Stop::Closed),
         }
     }
 
-    /// Takes everything the write path has sent so far.
-    fn absorb(&mut self, inbox: &mut mpsc::UnboundedReceiver<Outbound>) {
-        while let Ok(m) = inbox.try_recv() {
+    /// Takes everything the write path and the watches have sent so far.
+    fn absorb(&mut self) {
+        for m in self.outbox.take() {
             self.take(m);
         }
     }
@@ -438,13 +438,13 @@ impl Connection {
                 let slot = self.queue.iter_mut().find_map(|q| match &mut q.slot {
                     Slot::Write {
                         result: result @ None,
-                        held: None,
+                        proposal: None,
                         ..
                     } => Some(result),
                     _ => None,
                 });
                 if let Some(result) = slot {
-                    *result = Some(*c);
+                    *result = Some(c);
                 }
             }
         }
@@ -452,7 +452,7 @@ impl Connection {
 
     /// Writes the replies at the head of the queue that are answerable now.
     /// True when a reply that ends the connection was written.
-    fn answer_ready(&mut self, inbox: &mut mpsc::UnboundedReceiver<Outbound>) -> bool {
+    fn answer_ready(&mut self) -> bool {
         while let Some(head) = self.queue.pop_front() {
             let (reply, close_after, kind) = match head.slot {
                 Slot::Ready { reply, close_after } => (reply, close_after, Served::Other),
@@ -478,7 +478,7 @@ impl Connection {
                     let reply = self.read(xid, req, ids);
                     // Notifications for changes this read may reflect were
                     // queued before the tree lock was released: send them first.
-                    self.absorb(inbox);
+                    self.absorb();
                     (reply, false, Served::Read)
                 }
             };
@@ -559,7 +559,7 @@ impl Connection {
         let rel = w.relative_zxid;
         let watches = &self.shared.watches;
         let tell = |event_type: i32, path: &str| {
-            let _ = self.outbox.send(watches::immediate(event_type, path));
+            self.outbox.send(watches::immediate(event_type, path));
         };
         for p in &w.data_watches {
             match tree.stat(p) {
@@ -613,7 +613,7 @@ impl Connection {
         }
     }
 
-    async fn on_request(&mut self, body: Bytes) -> Result<(), Stop> {
+    fn on_request(&mut self, body: Bytes) -> Result<(), Stop> {
         let received = Instant::now();
         Stats::bump(&self.shared.stats.packets_received);
         Stats::bump(&self.info.received);
@@ -623,7 +623,7 @@ impl Connection {
         let req = match Request::read(header.opcode, &mut r) {
             Ok(req) => req,
             Err(DecodeError::UnknownOpcode(_) | DecodeError::OpcodeNotAllowed(_)) => {
-                debug!(peer = %self.peer, opcode = header.opcode, "unimplemented opcode; closing");
+                debug!(peer = %self.info.peer, opcode = header.opcode, "unimplemented opcode; closing");
                 self.ready(
                     header.xid,
                     -1,
@@ -634,7 +634,7 @@ impl Connection {
                 return Ok(());
             }
             Err(e) => {
-                debug!(peer = %self.peer, "malformed request: {e}; closing");
+                debug!(peer = %self.info.peer, "malformed request: {e}; closing");
                 return Err(Stop::Closed);
             }
         };
@@ -716,15 +716,12 @@ impl Connection {
                 );
             }
             Request::Reconfig(r) => match self.reconfig_allowed(&r) {
-                Ok(change) => {
-                    self.enqueue_write(
-                        header.xid,
-                        op::RECONFIG,
-                        Proposed::Reconfig(change),
-                        received,
-                    )
-                    .await?
-                }
+                Ok(change) => self.queue_write(
+                    header.xid,
+                    op::RECONFIG,
+                    Proposed::Reconfig(change),
+                    received,
+                ),
                 Err(e) => self.ready(header.xid, zxid, Err(e), false, received),
             },
             Request::Sasl(_) => self.ready(
@@ -738,12 +735,10 @@ impl Connection {
                 self.shared.sessions.mark_closing(self.session_id);
                 self.shared.sessions.detach(self.session_id, self.id);
                 self.closing = true;
-                self.write(header.xid, TxnOp::CloseSession, received)
-                    .await?;
+                self.write(header.xid, TxnOp::CloseSession, received);
             }
             Request::Sync(r) => {
-                self.enqueue_write(header.xid, op::SYNC, Proposed::Sync(r.path), received)
-                    .await?;
+                self.queue_write(header.xid, op::SYNC, Proposed::Sync(r.path), received);
             }
             req @ (Request::Create { .. }
             | Request::CreateTtl(_)
@@ -752,7 +747,7 @@ impl Connection {
             | Request::SetAcl(_)
             | Request::Multi(_)
             | Request::DeleteContainer(_)) => {
-                self.write(header.xid, TxnOp::Write(req), received).await?;
+                self.write(header.xid, TxnOp::Write(req), received);
             }
             req => {
                 let ids = self.ids.clone();
@@ -769,67 +764,64 @@ impl Connection {
         Ok(())
     }
 
-    /// Queues a write and hands it to the write path, unless a read of
-    /// this connection is still waiting ahead of it: then it is held.
-    async fn enqueue_write(
-        &mut self,
-        xid: i32,
-        opcode: i32,
-        proposed: Proposed,
-        received: Instant,
-    ) -> Result<(), Stop> {
-        let behind_read = self.queue.iter().any(|q| q.slot.holds_writes());
-        let (held, now) = if behind_read {
-            self.held += 1;
-            (Some(proposed), None)
-        } else {
-            (None, Some(proposed))
-        };
+    /// Queues a write; `propose_released` hands it to the write path.
+    fn queue_write(&mut self, xid: i32, opcode: i32, proposed: Proposed, received: Instant) {
+        self.unproposed += 1;
         self.push(
             Slot::Write {
                 xid,
                 opcode,
-                held,
+                proposal: Some(proposed),
                 result: None,
             },
             received,
         );
-        match now {
-            Some(p) => self.propose(p).await,
-            None => Ok(()),
-        }
     }
 
-    async fn propose(&self, proposed: Proposed) -> Result<(), Stop> {
-        self.shared
-            .propose(proposed, Some(self.outbox.clone()))
-            .await
-            .map_err(|_| Stop::Closed)
-    }
-
-    /// Proposes the held writes no read waits ahead of any more, in order.
-    async fn release_held(&mut self) -> Result<(), Stop> {
-        if self.held == 0 {
-            return Ok(());
-        }
-        let mut released = Vec::new();
-        for q in self.queue.iter_mut() {
-            if q.slot.holds_writes() {
-                break;
+    /// Hands the write path, in order, every queued write that no read of
+    /// this connection waits ahead of. Only room in the write path's queue
+    /// is awaited, so the connection's task stays small.
+    async fn propose_released(&mut self) -> Result<(), Stop> {
+        while let Some(at) = self.next_released() {
+            let room = self
+                .shared
+                .room_for_proposal()
+                .await
+                .map_err(|_| Stop::Closed)?;
+            if let Some(Slot::Write { proposal, .. }) = self.queue.get_mut(at).map(|q| &mut q.slot)
+            {
+                if let Some(op) = proposal.take() {
+                    self.unproposed -= 1;
+                    room.send(Proposal {
+                        op,
+                        reply_to: Some(ReplyTo::Connection(self.outbox.clone())),
+                    });
+                }
             }
-            if let Slot::Write { held, .. } = &mut q.slot {
-                released.extend(held.take());
-            }
-        }
-        self.held -= released.len();
-        for p in released {
-            self.propose(p).await?;
         }
         Ok(())
     }
 
+    /// Where the oldest write not yet proposed is, unless a read waits
+    /// ahead of it.
+    fn next_released(&self) -> Option<usize> {
+        if self.unproposed == 0 {
+            return None;
+        }
+        for (at, q) in self.queue.iter().enumerate() {
+            match &q.slot {
+                Slot::Write {
+                    proposal: Some(_), ..
+                } => return Some(at),
+                slot if slot.holds_writes() => return None,
+                _ => {}
+            }
+        }
+        None
+    }
+
     /// Prepares a transaction (time, identities) and queues it.
-    async fn write(&mut self, xid: i32, op: TxnOp, received: Instant) -> Result<(), Stop> {
+    fn write(&mut self, xid: i32, op: TxnOp, received: Instant) {
         let opcode = match &op {
             TxnOp::Write(r) => r.opcode(),
             TxnOp::CloseSession => op::CLOSE_SESSION,
@@ -841,8 +833,7 @@ impl Connection {
             auth: self.ids.as_ref().clone(),
             op,
         };
-        self.enqueue_write(xid, opcode, Proposed::Txn(txn), received)
-            .await
+        self.queue_write(xid, opcode, Proposed::Txn(txn), received);
     }
 
     /// ZooKeeper's checks before a reconfig, in its order as far as this
@@ -863,7 +854,7 @@ impl Connection {
             .is_none_or(|e| e.standalone_enabled);
         let min_voters = if keeps_two { 2 } else { 1 };
         let change = crate::reconfig::parse(r, min_voters).map_err(|e| {
-            debug!(peer = %self.peer, "reconfig refused: {e}");
+            debug!(peer = %self.info.peer, "reconfig refused: {e}");
             ErrorCode::BadArguments
         })?;
         let permitted = self

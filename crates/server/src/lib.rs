@@ -6,6 +6,7 @@ pub mod admin;
 pub mod config;
 mod conn;
 pub mod fourlw;
+mod frames;
 pub mod pipeline;
 mod reconfig;
 pub mod recovery;

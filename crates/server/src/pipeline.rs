@@ -9,8 +9,11 @@ use bytes::Bytes;
 use paddock_proto::{ErrorCode, Response};
 use paddock_replication::{Applier, ProposeError, Reconfig, ReconfigError, Replica, Work};
 use paddock_tree::{Applied, DataTree, Txn, TxnOp};
+use parking_lot::Mutex;
+use std::collections::VecDeque;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::futures::Notified;
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
@@ -24,9 +27,28 @@ pub const QUEUE_DEPTH: usize = 8192;
 
 pub struct Proposal {
     pub op: Proposed,
-    /// Where the outcome goes: the submitting connection's outbox, which
-    /// also carries its watch notifications, so both arrive in zxid order.
-    pub reply_to: Option<mpsc::UnboundedSender<Outbound>>,
+    pub reply_to: Option<ReplyTo>,
+}
+
+/// Where a proposal's outcome goes.
+pub enum ReplyTo {
+    /// The submitting connection's outbox, which also carries its watch
+    /// notifications, so both arrive in zxid order.
+    Connection(Arc<Outbox>),
+    /// One waiter (session set-up); it learns that the write path has
+    /// gone when the proposal is dropped unanswered.
+    Once(oneshot::Sender<Committed>),
+}
+
+impl ReplyTo {
+    pub fn send(self, committed: Committed) {
+        match self {
+            ReplyTo::Connection(outbox) => outbox.send(Outbound::Committed(committed)),
+            ReplyTo::Once(tx) => {
+                let _ = tx.send(committed);
+            }
+        }
+    }
 }
 
 pub enum Proposed {
@@ -43,12 +65,40 @@ pub enum Proposed {
 /// What the write path sends to a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outbound {
-    /// The outcome of this connection's oldest uncommitted write. Boxed:
-    /// the channel allocates blocks of 32 messages per connection, and a
-    /// small message keeps an idle connection small.
-    Committed(Box<Committed>),
+    /// The outcome of this connection's oldest uncommitted write.
+    Committed(Committed),
     /// An encoded watch notification, written before any later reply.
     Notification(bytes::Bytes),
+}
+
+/// A connection's mailbox from the write path and the watches: messages
+/// in the order they were sent. It holds no buffer while empty, so an
+/// idle connection costs a few dozen bytes here (a channel would keep a
+/// block of slots per connection for good).
+#[derive(Default)]
+pub struct Outbox {
+    queue: Mutex<VecDeque<Outbound>>,
+    sent: Notify,
+}
+
+impl Outbox {
+    /// Queues a message; a connection that has gone never reads it, and
+    /// it is freed with the last handle to the outbox.
+    pub fn send(&self, m: Outbound) {
+        self.queue.lock().push_back(m);
+        self.sent.notify_one();
+    }
+
+    /// Everything sent so far, oldest first.
+    pub fn take(&self) -> VecDeque<Outbound> {
+        std::mem::take(&mut *self.queue.lock())
+    }
+
+    /// Resolves once something may have been sent since the last `take`
+    /// (at once if a send came after the last wait).
+    pub fn sent(&self) -> Notified<'_> {
+        self.sent.notified()
+    }
 }
 
 /// The outcome of one applied transaction, for its reply.
@@ -87,7 +137,7 @@ pub async fn run(
         }
         for p in batch.drain(..) {
             if failed {
-                reply(&p.reply_to, shared.last_zxid(), Err(ErrorCode::SystemError));
+                reply(p.reply_to, shared.last_zxid(), Err(ErrorCode::SystemError));
                 continue;
             }
             seq += 1;
@@ -115,7 +165,7 @@ pub async fn run(
                 Err(ProposeError::NoLeader) => {
                     let waiting = shared.pending.lock().remove(&seq);
                     let to = waiting.map(|w| w.to);
-                    reply(&to, shared.last_zxid(), Err(ErrorCode::ConnectionLoss));
+                    reply(to, shared.last_zxid(), Err(ErrorCode::ConnectionLoss));
                 }
                 Err(ProposeError::Stopped) => {
                     failed = true;
@@ -132,7 +182,7 @@ async fn reconfigure(
     shared: Arc<Shared>,
     replica: Arc<Replica>,
     req: Reconfig,
-    reply_to: Option<mpsc::UnboundedSender<Outbound>>,
+    reply_to: Option<ReplyTo>,
 ) {
     let result = match replica.reconfigure(req).await {
         Ok(_) => {
@@ -159,16 +209,12 @@ async fn reconfigure(
             })
         }
     };
-    reply(&reply_to, shared.last_zxid(), result);
+    reply(reply_to, shared.last_zxid(), result);
 }
 
-fn reply(
-    to: &Option<mpsc::UnboundedSender<Outbound>>,
-    zxid: i64,
-    result: Result<Response, ErrorCode>,
-) {
+fn reply(to: Option<ReplyTo>, zxid: i64, result: Result<Response, ErrorCode>) {
     if let Some(to) = to {
-        let _ = to.send(Outbound::Committed(Box::new(Committed { zxid, result })));
+        to.send(Committed { zxid, result });
     }
 }
 
@@ -189,14 +235,14 @@ impl Applier for Shared {
         }
         if let Some(seq) = seq {
             let to = self.pending.lock().remove(&seq).map(|w| w.to);
-            reply(&to, outcome.zxid, outcome.result);
+            reply(to, outcome.zxid, outcome.result);
         }
     }
 
     fn barrier(&self, seq: u64, zxid: i64) {
         if let Some(w) = self.pending.lock().remove(&seq) {
             let path = w.sync_path.unwrap_or_default();
-            reply(&Some(w.to), zxid, Ok(Response::Sync { path }));
+            reply(Some(w.to), zxid, Ok(Response::Sync { path }));
         }
     }
 
@@ -217,5 +263,64 @@ impl Applier for Shared {
         // Watches and reads of this server's clients were against the old
         // tree: they reconnect and re-arm (setWatches reports what changed).
         self.restart_service();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn note(n: u8) -> Outbound {
+        Outbound::Notification(Bytes::from(vec![n]))
+    }
+
+    #[tokio::test]
+    async fn an_outbox_gives_messages_in_order_and_wakes_for_a_send_before_the_wait() {
+        let outbox = Outbox::default();
+        outbox.send(note(1));
+        outbox.send(note(2));
+        // Sent before anyone waited: the wait still ends at once.
+        tokio::time::timeout(Duration::from_secs(5), outbox.sent())
+            .await
+            .expect("woken");
+        assert_eq!(outbox.take(), [note(1), note(2)]);
+        assert!(outbox.take().is_empty());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), outbox.sent())
+                .await
+                .is_err(),
+            "nothing new was sent"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_outbox_wakes_its_waiting_reader() {
+        let outbox = Arc::new(Outbox::default());
+        let sender = outbox.clone();
+        let waiting = tokio::spawn(async move {
+            outbox.sent().await;
+            outbox.take()
+        });
+        tokio::task::yield_now().await;
+        sender.send(note(3));
+        let got = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("woken")
+            .unwrap();
+        assert_eq!(got, [note(3)]);
+    }
+
+    #[tokio::test]
+    async fn a_single_waiter_learns_the_outcome_or_that_it_was_dropped() {
+        let (tx, rx) = oneshot::channel();
+        ReplyTo::Once(tx).send(Committed {
+            zxid: 5,
+            result: Ok(Response::Empty),
+        });
+        assert_eq!(rx.await.unwrap().zxid, 5);
+        let (tx, rx) = oneshot::channel::<Committed>();
+        drop(ReplyTo::Once(tx));
+        assert!(rx.await.is_err());
     }
 }

@@ -166,12 +166,9 @@ impl Server {
                 continue;
             };
             next_id += 1;
-            let (shared, shutdown, id) = (shared.clone(), shutdown.clone(), next_id);
-            tasks.spawn(async move {
-                let _slot = slot;
-                conn::serve(shared, stream, peer, id, shutdown).await;
-            });
+            tasks.spawn(conn::serve(shared.clone(), stream, peer, next_id, slot));
         }
+        shared.stop_serving();
         if shared.config.ensemble.is_some() {
             if let Some(to) = replica.hand_over(Duration::from_secs(2)).await {
                 info!(to, "handed leadership over before stopping");
@@ -187,7 +184,7 @@ impl Server {
 }
 
 /// One connection's place in the per-IP count, given back on drop.
-struct IpSlot {
+pub(crate) struct IpSlot {
     counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
     ip: IpAddr,
 }

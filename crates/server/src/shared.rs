@@ -1,7 +1,7 @@
 //! State every task of a server shares.
 
 use crate::config::ServerConfig;
-use crate::pipeline::{Committed, Outbound, Proposal, Proposed};
+use crate::pipeline::{Committed, Proposal, Proposed, ReplyTo};
 use crate::session::SessionTracker;
 use crate::stats::Stats;
 use crate::watches::Watches;
@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// What `stat` lists for one connection, updated by the connection itself.
@@ -51,7 +51,10 @@ pub struct Shared {
     pub trace_mask: AtomicI64,
     /// Cancelled when the service epoch ends (a new leader, or lost
     /// contact): every connection of the epoch closes, as in ZooKeeper.
+    /// Each epoch's token is a child of `serving`.
     service: Mutex<CancellationToken>,
+    /// Cancelled when the server stops: no epoch serves after that.
+    serving: CancellationToken,
 }
 
 /// ZooKeeper's default trace mask: client requests, server packets,
@@ -63,7 +66,7 @@ pub const TRACE_CLIENT_PINGS: i64 = 1 << 3;
 
 /// A proposal waiting for its outcome.
 pub struct Waiting {
-    pub to: mpsc::UnboundedSender<Outbound>,
+    pub to: ReplyTo,
     /// For a `sync`: the path its reply names.
     pub sync_path: Option<String>,
 }
@@ -81,6 +84,7 @@ impl Shared {
         proposals: mpsc::Sender<Proposal>,
     ) -> Arc<Shared> {
         let last_zxid = tree.read().last_zxid();
+        let serving = CancellationToken::new();
         Arc::new(Shared {
             config,
             tree,
@@ -95,7 +99,8 @@ impl Shared {
             trace_mask: AtomicI64::new(DEFAULT_TRACE_MASK),
             status: Mutex::new(Status::initial()),
             not_serving_since_ms: AtomicI64::new(0),
-            service: Mutex::new(CancellationToken::new()),
+            service: Mutex::new(serving.child_token()),
+            serving,
         })
     }
 
@@ -151,9 +156,14 @@ impl Shared {
     /// reconnect, to this or another server, keeping their sessions) and
     /// writes still waiting are forgotten; they may or may not commit.
     pub fn restart_service(&self) {
-        let old = std::mem::replace(&mut *self.service.lock(), CancellationToken::new());
+        let old = std::mem::replace(&mut *self.service.lock(), self.serving.child_token());
         old.cancel();
         self.pending.lock().clear();
+    }
+
+    /// The server is stopping: every connection closes, now and later.
+    pub fn stop_serving(&self) {
+        self.serving.cancel();
     }
 
     /// Wall-clock time for transactions, in ms since the epoch.
@@ -183,20 +193,16 @@ impl Shared {
     pub fn fail_pending(&self) {
         let zxid = self.last_zxid();
         for (_, w) in self.pending.lock().drain() {
-            let _ = w.to.send(Outbound::Committed(Box::new(Committed {
+            w.to.send(Committed {
                 zxid,
                 result: Err(ErrorCode::SystemError),
-            })));
+            });
         }
     }
 
     /// Hands a prepared transaction to the write path; its outcome goes to
     /// `reply_to` once it is committed and applied.
-    pub async fn submit(
-        &self,
-        txn: Txn,
-        reply_to: Option<mpsc::UnboundedSender<Outbound>>,
-    ) -> Result<(), ShuttingDown> {
+    pub async fn submit(&self, txn: Txn, reply_to: Option<ReplyTo>) -> Result<(), ShuttingDown> {
         self.propose(Proposed::Txn(txn), reply_to).await
     }
 
@@ -204,12 +210,18 @@ impl Shared {
     pub async fn propose(
         &self,
         op: Proposed,
-        reply_to: Option<mpsc::UnboundedSender<Outbound>>,
+        reply_to: Option<ReplyTo>,
     ) -> Result<(), ShuttingDown> {
         self.proposals
             .send(Proposal { op, reply_to })
             .await
             .map_err(|_| ShuttingDown)
+    }
+
+    /// Room for one proposal in the write path's queue, waited for when
+    /// it is full; the proposal itself need not be kept while waiting.
+    pub async fn room_for_proposal(&self) -> Result<mpsc::Permit<'_, Proposal>, ShuttingDown> {
+        self.proposals.reserve().await.map_err(|_| ShuttingDown)
     }
 
     /// Submits and waits for the outcome.
@@ -225,14 +237,8 @@ impl Shared {
     }
 
     async fn outcome_of(&self, op: Proposed) -> Result<Committed, ShuttingDown> {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        self.propose(op, Some(tx)).await?;
-        loop {
-            match rx.recv().await {
-                Some(Outbound::Committed(c)) => return Ok(*c),
-                Some(Outbound::Notification(_)) => {}
-                None => return Err(ShuttingDown),
-            }
-        }
+        let (tx, rx) = oneshot::channel();
+        self.propose(op, Some(ReplyTo::Once(tx))).await?;
+        rx.await.map_err(|_| ShuttingDown)
     }
 }

@@ -1,20 +1,19 @@
 //! Watch delivery: the registry (in `paddock-tree`) says who watches what;
 //! this keeps each watcher's outbox and identities and sends notifications.
 
-use crate::pipeline::Outbound;
+use crate::pipeline::{Outbound, Outbox};
 use paddock_proto::consts::perms;
 use paddock_proto::{encode_notification, Id};
 use paddock_tree::{acl, Event, WatchRegistry, WatcherId};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::mpsc;
 
 /// Notifications carry zxid -1, as ZooKeeper 3.8 sends them.
 const NOTIFICATION_ZXID: i64 = -1;
 
 struct Handle {
-    outbox: mpsc::UnboundedSender<Outbound>,
+    outbox: Arc<Outbox>,
     ids: Arc<Vec<Id>>,
 }
 
@@ -34,12 +33,7 @@ pub struct Watches {
 
 impl Watches {
     /// A connection that may watch; `ids` decide which notifications it may see.
-    pub fn connect(
-        &self,
-        watcher: WatcherId,
-        outbox: mpsc::UnboundedSender<Outbound>,
-        ids: Arc<Vec<Id>>,
-    ) {
+    pub fn connect(&self, watcher: WatcherId, outbox: Arc<Outbox>, ids: Arc<Vec<Id>>) {
         self.inner
             .lock()
             .handles
@@ -92,7 +86,7 @@ impl Watches {
             for w in watchers {
                 if let Some(h) = handles.get(&w) {
                     if acl::allowed(&ev.acl, perms::READ, &h.ids) {
-                        let _ = h.outbox.send(Outbound::Notification(frame.clone()));
+                        h.outbox.send(Outbound::Notification(frame.clone()));
                     }
                 }
             }
