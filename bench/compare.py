@@ -64,7 +64,8 @@ def wait_serving(port, proc, deadline_s=60):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
                 s.sendall(b"ruok")
-                if s.recv(4) == b"imok":
+                # ZooKeeper answers imok a moment before it takes sessions.
+                if s.recv(4) == b"imok" and serves(port, "/"):
                     return
         except OSError:
             pass

@@ -59,6 +59,9 @@ impl Op {
 pub(crate) struct Live {
     ops: AtomicU64,
     errors: AtomicU64,
+    /// The slowest request since the last progress line, in µs: a stall
+    /// shows in the second it happened.
+    slowest_us: AtomicU64,
 }
 
 /// What one worker measured.
@@ -71,6 +74,7 @@ pub(crate) struct Tally {
 impl Tally {
     pub(crate) fn record(&mut self, op: Op, us: u64, err: i32, measured: bool, live: &Live) {
         live.ops.fetch_add(1, Ordering::Relaxed);
+        live.slowest_us.fetch_max(us, Ordering::Relaxed);
         if err != 0 {
             live.errors.fetch_add(1, Ordering::Relaxed);
         }
@@ -370,11 +374,12 @@ async fn progress(plan: Arc<Plan>) {
         every.tick().await;
         let ops = plan.live.ops.load(Ordering::Relaxed);
         let line = format!(
-            "[{:5.1}s] {:>9} ops/s  {} ops  {} errors",
+            "[{:5.1}s] {:>9} ops/s  {} ops  {} errors  slowest {:.1} ms",
             plan.start.elapsed().as_secs_f64(),
             ops - last,
             ops,
-            plan.live.errors.load(Ordering::Relaxed)
+            plan.live.errors.load(Ordering::Relaxed),
+            plan.live.slowest_us.swap(0, Ordering::Relaxed) as f64 / 1000.0
         );
         last = ops;
         let mut err = std::io::stderr().lock();

@@ -1,0 +1,81 @@
+"""Tail latency at a fixed rate, ZooKeeper then Paddock, each alone.
+Started by bench/tail.sh; shares compare.py's server set-up."""
+
+import shutil
+import sys
+import tempfile
+import os
+from pathlib import Path
+
+import compare
+
+SPEC = compare.ROOT / "bench" / "tail.toml"
+# The target: p99.9 at most a third of ZooKeeper's, and no request slower.
+MAX_MS = 50
+
+
+def run(seconds):
+    got = {}
+    for system in ("zookeeper", "paddock"):
+        tmp = Path(tempfile.mkdtemp(prefix="paddock-tail-", dir=os.environ.get("TMPDIR", "/tmp")))
+        proc, port = compare.start(system, tmp)
+        try:
+            out = compare.RESULTS / f"tail-{system}.json"
+            got[system] = compare.bench(port, proc.pid, ["--spec", str(SPEC)], seconds, out)
+            print(f"{system:10} {got[system]['ops_per_s']:.0f} ops/s, "
+                  f"p99.9 {got[system]['latency']['p999_us'] / 1000:.2f} ms, "
+                  f"max {got[system]['latency']['max_us'] / 1000:.2f} ms", flush=True)
+        finally:
+            proc.kill()
+            proc.wait()
+            shutil.rmtree(tmp, ignore_errors=True)
+    return got
+
+
+def row(name, zk, pd):
+    cells = [compare.ms(zk[k]) + " / " + compare.ms(pd[k])
+             for k in ("p50_us", "p99_us", "p999_us", "max_us")]
+    return f"| {name} | " + " | ".join(cells) + f" | {pd['p999_us'] / zk['p999_us']:.2f}× |"
+
+
+def write_table(got, seconds):
+    zk, pd = got["zookeeper"], got["paddock"]
+    lines = [
+        "# Tail latency at a fixed rate, standalone",
+        "",
+        f"Machine: {compare.machine()}. `paddock bench --spec bench/tail.toml`: 20 000 getData/s",
+        "and 5 000 setData/s (100 bytes, 1000 keys) sent on a fixed schedule over 32 connections,",
+        f"for {seconds:g} s (the first 10 s are warm-up, not counted), latency counted from when each request was due",
+        "(so a stall is not hidden by the load generator waiting). Each server ran alone, with",
+        "the settings of [standalone.md](standalone.md) (fsync on, ZooKeeper `-Xms1g -Xmx1g`).",
+        "Regenerate with `bench/tail.sh`.",
+        "",
+        f"Achieved: ZooKeeper {zk['ops_per_s']:.0f} ops/s ({sum(zk['errors'].values())} errors), "
+        f"Paddock {pd['ops_per_s']:.0f} ops/s ({sum(pd['errors'].values())} errors).",
+        "",
+        "| requests | p50 ms ZK / Paddock | p99 ms | p99.9 ms | max ms | p99.9 ratio |",
+        "|---|---|---|---|---|---|",
+        row("all", zk["latency"], pd["latency"]),
+    ]
+    for op in ("get", "set"):
+        lines.append(row(op, zk["per_op"][op]["latency"], pd["per_op"][op]["latency"]))
+    worst = pd["latency"]["max_us"] / 1000
+    lines += [
+        "",
+        f"Target: p99.9 ≤ 0.33× ZooKeeper's and max < {MAX_MS} ms. Paddock's slowest request took "
+        f"{worst:.1f} ms.",
+        "",
+    ]
+    path = compare.RESULTS / "tail.md"
+    path.write_text("\n".join(lines))
+    print(f"wrote {path}")
+
+
+def main():
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 600
+    compare.RESULTS.mkdir(parents=True, exist_ok=True)
+    write_table(run(seconds), seconds)
+
+
+if __name__ == "__main__":
+    main()
