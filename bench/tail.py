@@ -1,10 +1,10 @@
 """Tail latency at a fixed rate, ZooKeeper then Paddock, each alone.
 Started by bench/tail.sh; shares compare.py's server set-up."""
 
+import os
 import shutil
 import sys
 import tempfile
-import os
 from pathlib import Path
 
 import compare

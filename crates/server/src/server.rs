@@ -190,7 +190,7 @@ pub(crate) struct IpSlot {
 }
 
 impl IpSlot {
-    fn take(
+    pub(crate) fn take(
         counts: &Arc<Mutex<HashMap<IpAddr, usize>>>,
         ip: IpAddr,
         limit: usize,
