@@ -106,6 +106,6 @@ async fn main() -> anyhow::Result<()> {
         summary(during)
     );
     shutdown.cancel();
-    task.await?;
+    task.await??;
     Ok(())
 }

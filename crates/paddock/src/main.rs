@@ -255,6 +255,9 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         tracing::warn!("{w}");
     }
     runtime()?.block_on(async {
+        // Listened for before the server says it is serving, so a signal
+        // sent as soon as it does is never the default (fatal) one.
+        let signals = Signals::listen();
         let server = Server::bind(config).await?;
         // Recovery ran on this thread, which does little from here on, and
         // mimalloc purges what a thread freed only when that thread next
@@ -265,10 +268,10 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
         let signal = shutdown.clone();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            signals.recv().await;
             signal.cancel();
         });
-        server.run(shutdown).await;
+        server.run(shutdown).await?;
         Ok(())
     })
 }
@@ -305,25 +308,48 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and SIGINT (ctrl-c), either of which stops the server.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn listen() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        Signals {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn recv(self) {
+        #[cfg(unix)]
+        {
+            async fn one(signal: Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = one(self.term) => {}
+                _ = one(self.int) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

@@ -170,7 +170,11 @@ async fn open(
     let (rd, mut wr) = stream.into_split();
     let mut frames = FrameReader::new(rd, FrameCodec::server(shared.config.max_frame_bytes));
     let deadline = Duration::from_millis(shared.config.handshake_timeout_ms);
-    let first = match tokio::time::timeout(deadline, frames.next()).await {
+    let first = tokio::select! {
+        first = tokio::time::timeout(deadline, frames.next()) => first,
+        () = shared.stopping() => return None,
+    };
+    let first = match first {
         Ok(Some(Ok(frame))) => frame,
         Ok(Some(Err(e))) => {
             debug!(%peer, "bad first frame: {e}");

@@ -17,4 +17,4 @@ pub mod stats;
 pub mod watches;
 
 pub use config::ServerConfig;
-pub use server::{Server, StartError};
+pub use server::{Server, StartError, StuckStopping};

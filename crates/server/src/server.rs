@@ -37,6 +37,16 @@ pub enum StartError {
     Replication(#[from] ReplicationError),
 }
 
+/// The server did not finish stopping within [`STOP_WITHIN`]; what it
+/// was waiting for is named. Nothing acknowledged is lost: every write
+/// was on disk before its reply.
+#[derive(Debug, thiserror::Error)]
+#[error("did not stop within {STOP_WITHIN:?}: stuck {0}")]
+pub struct StuckStopping(&'static str);
+
+/// How long a stop may take once the listener is closed.
+const STOP_WITHIN: Duration = Duration::from_secs(15);
+
 /// A bound, not yet running, server.
 pub struct Server {
     listener: TcpListener,
@@ -110,7 +120,7 @@ impl Server {
     }
 
     /// Serves until `shutdown` is cancelled, then closes every connection.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), StuckStopping> {
         let Server {
             listener,
             http,
@@ -169,17 +179,31 @@ impl Server {
             tasks.spawn(conn::serve(shared.clone(), stream, peer, next_id, slot));
         }
         shared.stop_serving();
-        if shared.config.ensemble.is_some() {
-            if let Some(to) = replica.hand_over(Duration::from_secs(2)).await {
-                info!(to, "handed leadership over before stopping");
+        let mut stage = "";
+        let stop = tokio::time::timeout(STOP_WITHIN, async {
+            if shared.config.ensemble.is_some() {
+                stage = "handing leadership over";
+                if let Some(to) = replica.hand_over(Duration::from_secs(2)).await {
+                    info!(to, "handed leadership over before stopping");
+                }
             }
+            stage = "closing connections and background tasks";
+            tasks.close();
+            tasks.wait().await;
+            stage = "ending the write path";
+            stop_write_path.cancel();
+            let _ = write_path.await;
+            stage = "stopping consensus";
+            replica.shutdown().await;
+        })
+        .await;
+        match stop {
+            Ok(()) => {
+                info!("stopped");
+                Ok(())
+            }
+            Err(_) => Err(StuckStopping(stage)),
         }
-        tasks.close();
-        tasks.wait().await;
-        stop_write_path.cancel();
-        let _ = write_path.await;
-        replica.shutdown().await;
-        info!("stopped");
     }
 }
 

@@ -166,6 +166,11 @@ impl Shared {
         self.serving.cancel();
     }
 
+    /// Completes once the server is stopping.
+    pub async fn stopping(&self) {
+        self.serving.cancelled().await;
+    }
+
     /// Wall-clock time for transactions, in ms since the epoch.
     pub fn wall_ms(&self) -> i64 {
         SystemTime::now()

@@ -48,13 +48,29 @@ fn the_server_starts_from_a_zoo_cfg_answers_and_stops_on_sigterm() {
     };
     assert!(warned, "unknown keys are warned about");
     let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s.write_all(b"ruok").unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     assert_eq!(out, "imok");
     assert!(dir.path().join("data").is_dir(), "data directory created");
     unsafe_kill(child.id(), 15);
-    let status = child.wait().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log: Vec<String> = lines.try_iter().collect();
+            panic!(
+                "still running 20 s after SIGTERM; its log:\n{}",
+                log.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
 }
 

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 pub struct TestServer {
     pub addr: SocketAddr,
     shutdown: CancellationToken,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), paddock_server::StuckStopping>>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -54,7 +54,7 @@ impl TestServer {
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
-            task.await.expect("server task");
+            task.await.expect("server task").expect("server stops");
         }
     }
 

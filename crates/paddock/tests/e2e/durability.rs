@@ -327,7 +327,7 @@ async fn after_a_failed_fsync_writes_get_errors_and_reads_go_on() {
         "nothing unsynced is served"
     );
     stop.cancel();
-    task.await.unwrap();
+    task.await.unwrap().unwrap();
 }
 
 fn inspect(args: &[&str], dir: &std::path::Path) -> Vec<String> {
