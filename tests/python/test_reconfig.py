@@ -5,6 +5,7 @@ memberships."""
 
 import base64
 import hashlib
+import time
 
 import pytest
 from kazoo.client import KazooClient
@@ -35,6 +36,17 @@ def version(config):
                     if line.startswith("version="))[len("version="):], 16)
 
 
+def published_config(client, deadline_s=10):
+    """/zookeeper/config once the leader has written its membership there
+    (just after an election it may not have yet)."""
+    end = time.time() + deadline_s
+    while True:
+        config, _ = client.get("/zookeeper/config")
+        if b"version=" in config or time.time() > end:
+            return config
+        time.sleep(0.05)
+
+
 def scenario(ensemble):
     """What a sequence of reconfigs gives: each step's outcome."""
     steps = []
@@ -49,7 +61,7 @@ def scenario(ensemble):
     admin = KazooClient(hosts=at, timeout=10, auth_data=[("digest", SUPER)])
     admin.start(timeout=20)
     try:
-        config, _ = admin.get("/zookeeper/config")
+        config = published_config(admin)
         before = servers(config)
         steps.append(("members", sorted(before)))
         with pytest.raises(NoAuthError):

@@ -316,31 +316,53 @@ pub fn compact(
 ) -> Result<(SnapshotMeta, PathBuf), FilesError> {
     let loaded = load(disk, dirs, config, Some(upto))?;
     let path = write_tree(disk, dirs, &loaded.applied, &loaded.tree)?;
-    for (_, old) in list_snapshots(disk, &dirs.snapshots)?
-        .iter()
+    let old = list_snapshots(disk, &dirs.snapshots)?
+        .into_iter()
         .skip(retain.max(1))
-    {
-        disk.remove(old).map_err(io(old))?;
-    }
+        .map(|(_, path)| path);
+    remove_slowly(disk, &dirs.snapshots, old.collect())?;
     Ok((loaded.applied, path))
 }
 
-/// Deletes log segments whose every entry is at or below `index` and
+/// Retires `doomed` (nothing reads them from then on) and removes every
+/// retired file of `dir`, slowly: see [`Disk::remove_slowly`]. Retired
+/// files a crash left behind are removed too.
+fn remove_slowly(disk: &dyn Disk, dir: &Path, doomed: Vec<PathBuf>) -> Result<(), FilesError> {
+    retire(disk, doomed)?;
+    free_retired(disk, dir)
+}
+
+fn retire(disk: &dyn Disk, doomed: Vec<PathBuf>) -> Result<(), FilesError> {
+    doomed
+        .iter()
+        .try_for_each(|path| disk.retire(path).map_err(io(path)))
+}
+
+/// Removes, slowly, the retired files of `dir`.
+pub fn free_retired(disk: &dyn Disk, dir: &Path) -> Result<(), FilesError> {
+    for path in disk.list(dir).map_err(io(dir))? {
+        if path == paddock_storage::retiring_name(&path) {
+            disk.remove_slowly(&path).map_err(io(&path))?;
+        }
+    }
+    Ok(())
+}
+
+/// Retires log segments whose every entry is at or below `index` and
 /// older than the oldest snapshot kept (a segment ends where the next one
-/// is named; the newest segment is never deleted).
+/// is named; the newest segment is never retired); [`free_retired`]
+/// removes them.
 pub fn purge_log(disk: &dyn Disk, dirs: &Dirs, index: u64) -> Result<(), FilesError> {
     let oldest_kept = list_snapshots(disk, &dirs.snapshots)?
         .last()
         .map_or(0, |(pos, _)| *pos);
     let bound = (index as i64 + 1).min(oldest_kept);
     let segments = list_segments(disk, &dirs.log)?;
-    for pair in segments.windows(2) {
-        let (next_name, _) = pair[1];
-        if next_name <= bound {
-            disk.remove(&pair[0].1).map_err(io(&pair[0].1))?;
-        }
-    }
-    Ok(())
+    let doomed = segments
+        .windows(2)
+        .filter(|pair| pair[1].0 <= bound)
+        .map(|pair| pair[0].1.clone());
+    retire(disk, doomed.collect())
 }
 
 /// Seeds a new data directory with `tree` as its only snapshot (`paddock

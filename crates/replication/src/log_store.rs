@@ -18,7 +18,7 @@ use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// Bytes of log records the writer puts into one frame at most.
 const MAX_FRAME_BYTES: usize = 8 << 20;
@@ -44,6 +44,10 @@ struct Inner {
     dirs: Dirs,
     jobs: std::sync::mpsc::Sender<Job>,
 }
+
+/// Held while purged segments are removed, so that two purges do not
+/// free the same files at once.
+static FREEING: Mutex<()> = Mutex::new(());
 
 /// The log store; clones share it (the reader openraft asks for is one).
 #[derive(Clone)]
@@ -306,6 +310,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         })
         .await
         .map_err(io::Error::other)?
-        .map_err(io::Error::other)
+        .map_err(io::Error::other)?;
+        // Freeing the space takes seconds, and consensus waits for purge.
+        let (disk, dir) = (self.inner.disk.clone(), self.inner.dirs.log.clone());
+        std::thread::spawn(move || {
+            let _one_at_a_time = FREEING.lock();
+            if let Err(e) = files::free_retired(&*disk, &dir) {
+                warn!("removing purged log segments: {e}");
+            }
+        });
+        Ok(())
     }
 }

@@ -5,5 +5,5 @@ pub mod disk;
 pub mod snapshot;
 pub mod wal;
 
-pub use disk::{Disk, FsDisk};
+pub use disk::{retiring_name, Disk, FsDisk};
 pub use wal::{list_segments, read_log, read_log_from, recover, Record, Recovered, Wal, WalError};

@@ -334,7 +334,11 @@ impl Wal {
         let result = list_segments(&*self.disk, &self.dir).and_then(|segments| {
             segments
                 .iter()
-                .try_for_each(|(_, path)| self.disk.remove(path).map_err(io_err(path)))
+                .try_for_each(|(_, path)| match self.disk.remove(path) {
+                    // Already gone: a purge of old segments got there first.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    removed => removed.map_err(io_err(path)),
+                })
         });
         if result.is_err() {
             self.failed = true;

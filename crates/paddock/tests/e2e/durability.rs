@@ -436,6 +436,7 @@ fn files(dir: &std::path::Path, prefix: &str) -> Vec<std::path::PathBuf> {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(prefix))
+        .filter(|p| *p != paddock_storage::retiring_name(p))
         .collect();
     out.sort();
     out
