@@ -254,7 +254,8 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     for w in warnings {
         tracing::warn!("{w}");
     }
-    runtime()?.block_on(async {
+    let runtime = runtime()?;
+    let result = runtime.block_on(async {
         // Listened for before the server says it is serving, so a signal
         // sent as soon as it does is never the default (fatal) one.
         let signals = Signals::listen();
@@ -273,7 +274,11 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         });
         server.run(shutdown).await?;
         Ok(())
-    })
+    });
+    // Dropping the runtime would wait for a blocking task however long it
+    // takes, which would undo the bound on stopping.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
