@@ -306,7 +306,8 @@ pub fn write_tree(
 }
 
 /// Writes a snapshot at index `upto` (durable in the log) rebuilt from
-/// disk, then deletes snapshots beyond the newest `retain`.
+/// disk, then retires and slowly removes snapshots beyond the newest
+/// `retain`.
 pub fn compact(
     disk: &dyn Disk,
     dirs: &Dirs,
@@ -320,25 +321,21 @@ pub fn compact(
         .into_iter()
         .skip(retain.max(1))
         .map(|(_, path)| path);
-    remove_slowly(disk, &dirs.snapshots, old.collect())?;
+    retire(disk, old.collect())?;
+    free_retired(disk, &dirs.snapshots)?;
     Ok((loaded.applied, path))
 }
 
-/// Retires `doomed` (nothing reads them from then on) and removes every
-/// retired file of `dir`, slowly: see [`Disk::remove_slowly`]. Retired
-/// files a crash left behind are removed too.
-fn remove_slowly(disk: &dyn Disk, dir: &Path, doomed: Vec<PathBuf>) -> Result<(), FilesError> {
-    retire(disk, doomed)?;
-    free_retired(disk, dir)
-}
-
+/// Renames `doomed` to their retiring names: nothing reads them from then
+/// on, and [`free_retired`] removes them.
 fn retire(disk: &dyn Disk, doomed: Vec<PathBuf>) -> Result<(), FilesError> {
     doomed
         .iter()
         .try_for_each(|path| disk.retire(path).map_err(io(path)))
 }
 
-/// Removes, slowly, the retired files of `dir`.
+/// Removes, slowly (see [`Disk::remove_slowly`]), the retired files of
+/// `dir`, including any a crash left behind.
 pub fn free_retired(disk: &dyn Disk, dir: &Path) -> Result<(), FilesError> {
     for path in disk.list(dir).map_err(io(dir))? {
         if path == paddock_storage::retiring_name(&path) {

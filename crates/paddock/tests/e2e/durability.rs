@@ -513,6 +513,21 @@ async fn snapshots_bound_the_log_and_a_restart_starts_from_them() {
         first > 1,
         "segments below the oldest snapshot were purged: {segments:?}"
     );
+    // Purged segments are freed in the background; none is left behind.
+    let retiring = || {
+        std::fs::read_dir(dir.path().join("wal"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| *p == paddock_storage::retiring_name(p))
+            .count()
+    };
+    for _ in 0..250 {
+        if retiring() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(retiring(), 0, "purged segments are removed");
     assert_eq!(count_children(dir.path()).await, 200);
 }
 

@@ -593,3 +593,22 @@ async fn random_garbage_frames_never_take_the_server_down() {
     assert_eq!(h.err, 0);
     assert_eq!(four_letter(s.addr, "ruok").await, "imok");
 }
+
+/// A connection that has sent nothing yet does not hold a stopping server
+/// for its handshake timeout (10 s).
+#[tokio::test]
+async fn a_silent_connection_does_not_delay_a_stop() {
+    let s = TestServer::start().await;
+    let silent = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    // The server has taken the connection once a four-letter word answers
+    // on another one behind it.
+    assert_eq!(four_letter(s.addr, "ruok").await, "imok");
+    let started = std::time::Instant::now();
+    s.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stopping took {:?}",
+        started.elapsed()
+    );
+    drop(silent);
+}
