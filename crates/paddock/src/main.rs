@@ -1,6 +1,7 @@
 //! The `paddock` binary: one executable, one subcommand per tool.
 
 mod inspect;
+mod memory;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -11,7 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 /// mimalloc hands freed memory back to the system (glibc's malloc kept the
 /// second tree of a background snapshot rebuild, or of recovery, in the
-/// process for good) and fragments less under many small nodes.
+/// process for good) and fragments less under many small nodes. It is
+/// built without asking for transparent huge pages (`no_thp`): a 2 MiB page
+/// counts whole however little of it is used, which cost an empty server
+/// 23 MiB and one holding a million znodes 38 MiB.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -259,13 +263,10 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         // Listened for before the server says it is serving, so a signal
         // sent as soon as it does is never the default (fatal) one.
         let signals = Signals::listen();
-        let server = Server::bind(config).await?;
-        // Recovery ran on this thread, which does little from here on, and
-        // mimalloc purges what a thread freed only when that thread next
-        // allocates: hand the decompressed snapshot and the replayed log
-        // back to the system now.
-        // SAFETY: mi_collect only walks this thread's heap and the arenas.
-        unsafe { libmimalloc_sys::mi_collect(true) };
+        let server = {
+            let _recovering = memory::PurgeAtOnce::begin();
+            Server::bind(config).await?
+        };
         let shutdown = CancellationToken::new();
         let signal = shutdown.clone();
         tokio::spawn(async move {

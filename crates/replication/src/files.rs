@@ -205,9 +205,11 @@ pub fn load(
         None => (SnapshotMeta::default(), DataTree::new(config), None),
     };
     let base = codec::snapshot_position(applied.last_log_id.as_ref());
+    // Only what follows the snapshot is replayed: segments wholly before
+    // it are not read (a whole log of them would cost seconds and hundreds
+    // of MiB at start-up).
     let log = match upto {
-        None => recover(disk, &dirs.log)?,
-        // Compaction needs only what follows the snapshot it starts from.
+        None => recover(disk, &dirs.log, base)?,
         Some(_) => read_log_from(disk, &dirs.log, base)?,
     };
     if let (Some((path, offset)), None) = (&log.truncated, upto) {

@@ -82,11 +82,12 @@ pub fn list_segments(disk: &dyn Disk, dir: &Path) -> Result<Vec<(i64, PathBuf)>,
         .collect())
 }
 
-/// Reads every segment in `dir`, cuts a torn tail off the last one, and
+/// Reads the segments in `dir` that hold records from index `from` on
+/// (as `read_log_from` picks them), cuts a torn tail off the last one, and
 /// returns the records. Damage anywhere else is an error naming the file
 /// and offset: the log is never silently shortened.
-pub fn recover(disk: &dyn Disk, dir: &Path) -> Result<Recovered, WalError> {
-    scan(disk, dir, true, i64::MIN)
+pub fn recover(disk: &dyn Disk, dir: &Path, from: i64) -> Result<Recovered, WalError> {
+    scan(disk, dir, true, from)
 }
 
 /// Reads the log like `recover` but changes nothing on disk (for

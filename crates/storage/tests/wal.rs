@@ -45,7 +45,7 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
 fn appended_records_come_back_in_order_across_segments() {
     let dir = write_batches(50, 256);
     assert!(segments(dir.path()).len() > 5, "small segments rotate");
-    let r = recover(&FsDisk, dir.path()).unwrap();
+    let r = recover(&FsDisk, dir.path(), i64::MIN).unwrap();
     assert_eq!(indexes(&r), (1..=150).collect::<Vec<_>>());
     assert_eq!(r.records[9].body.as_ref(), b"txn-10");
     assert!(r.truncated.is_none());
@@ -71,7 +71,8 @@ fn a_crash_at_any_byte_of_the_last_batch_loses_only_that_batch() {
         let mut torn = full.clone();
         torn[cut..].iter_mut().for_each(|b| *b = 0);
         std::fs::write(&seg, &torn).unwrap();
-        let r = recover(&FsDisk, dir.path()).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+        let r =
+            recover(&FsDisk, dir.path(), i64::MIN).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
         assert_eq!(indexes(&r), (1..=9).collect::<Vec<_>>(), "cut at {cut}");
         // A prefix of only zero bytes looks like (and is) no frame at all.
         let want = full[last_start..cut]
@@ -94,7 +95,7 @@ fn a_flipped_byte_in_a_finished_batch_is_reported_with_file_and_offset() {
         let mut bad = full.clone();
         bad[8 + frame * frame_len + byte] ^= 0x10;
         std::fs::write(&seg, &bad).unwrap();
-        match recover(&FsDisk, dir.path()) {
+        match recover(&FsDisk, dir.path(), i64::MIN) {
             Err(WalError::Corrupt { path, offset, .. }) => {
                 assert_eq!(path, seg);
                 assert_eq!(offset, (8 + frame * frame_len) as u64);
@@ -113,7 +114,7 @@ fn damage_in_a_closed_segment_is_never_truncated_away() {
     bytes[n - 2] ^= 0xff;
     std::fs::write(&first, &bytes).unwrap();
     assert!(matches!(
-        recover(&FsDisk, dir.path()),
+        recover(&FsDisk, dir.path(), i64::MIN),
         Err(WalError::Corrupt { .. })
     ));
 }
@@ -121,10 +122,10 @@ fn damage_in_a_closed_segment_is_never_truncated_away() {
 #[test]
 fn appends_continue_in_a_new_segment_after_recovery() {
     let dir = write_batches(2, 1 << 20);
-    let r = recover(&FsDisk, dir.path()).unwrap();
+    let r = recover(&FsDisk, dir.path(), i64::MIN).unwrap();
     let mut wal = Wal::new(Arc::new(FsDisk), dir.path(), 1 << 20).unwrap();
     append(&mut wal, &batch(r.records.len() as i64 + 1, 2)).unwrap();
-    let r = recover(&FsDisk, dir.path()).unwrap();
+    let r = recover(&FsDisk, dir.path(), i64::MIN).unwrap();
     assert_eq!(indexes(&r), (1..=8).collect::<Vec<_>>());
 }
 
@@ -157,10 +158,10 @@ fn a_torn_write_is_cut_off_at_recovery() {
     append(&mut wal, &batch(4, 3)).unwrap();
     assert!(append(&mut wal, &batch(7, 3)).is_err());
     drop(wal);
-    let r = recover(&FsDisk, dir.path()).unwrap();
+    let r = recover(&FsDisk, dir.path(), i64::MIN).unwrap();
     assert_eq!(indexes(&r), (1..=6).collect::<Vec<_>>());
     assert!(r.truncated.is_some());
-    let again = recover(&FsDisk, dir.path()).unwrap();
+    let again = recover(&FsDisk, dir.path(), i64::MIN).unwrap();
     assert_eq!(indexes(&again), (1..=6).collect::<Vec<_>>());
     assert!(again.truncated.is_none(), "the cut was made durable");
 }
@@ -172,7 +173,7 @@ fn a_record_may_go_back_to_an_earlier_index_but_never_skip_one() {
     append(&mut wal, &batch(10, 6)).unwrap();
     // Back to 5 (below the first segment's name), in a new small segment.
     append(&mut wal, &batch(5, 6)).unwrap();
-    let r = recover(&FsDisk, dir.path()).unwrap();
+    let r = recover(&FsDisk, dir.path(), i64::MIN).unwrap();
     assert_eq!(
         indexes(&r),
         [10, 11, 12, 13, 14, 15, 5, 6, 7, 8, 9, 10].to_vec()
@@ -188,7 +189,9 @@ fn a_record_may_go_back_to_an_earlier_index_but_never_skip_one() {
     );
     let mut wal = Wal::new(Arc::new(FsDisk), dir.path(), 128).unwrap();
     append(&mut wal, &batch(12, 1)).unwrap();
-    let err = recover(&FsDisk, dir.path()).unwrap_err().to_string();
+    let err = recover(&FsDisk, dir.path(), i64::MIN)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("index 12 follows 10: a gap"), "{err}");
 }
 
@@ -226,7 +229,27 @@ fn a_cleared_log_may_restart_at_any_index_in_a_newer_segment() {
         "{after:?} not after {before:?}"
     );
     assert_eq!(
-        indexes(&recover(&FsDisk, dir.path()).unwrap()),
+        indexes(&recover(&FsDisk, dir.path(), i64::MIN).unwrap()),
         vec![100, 101]
     );
+}
+
+#[test]
+fn recovering_from_an_index_reads_only_its_segments_and_still_cuts_a_torn_tail() {
+    let dir = write_batches(50, 256);
+    let last = segments(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&last).unwrap();
+    let data_end = bytes.len() - bytes.iter().rev().take_while(|&&b| b == 0).count();
+    // Tear the last batch: its final byte never reached the disk.
+    bytes[data_end - 1] = 0;
+    std::fs::write(&last, &bytes).unwrap();
+    let r = recover(&FsDisk, dir.path(), 100).unwrap();
+    let got = indexes(&r);
+    assert!(got[0] <= 100 && got[0] > 90, "starts at {}", got[0]);
+    assert_eq!(got.last(), Some(&147), "the torn batch 148..=150 is cut");
+    assert!(r.truncated.is_some());
+    // The cut was made on disk: reading again finds nothing torn.
+    let again = read_log(&FsDisk, dir.path()).unwrap();
+    assert_eq!(again.records.last().map(|r| r.index), Some(147));
+    assert!(again.truncated.is_none());
 }
