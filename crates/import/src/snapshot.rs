@@ -70,7 +70,7 @@ pub fn read_snapshot(file: &[u8], zxid: i64) -> Result<ZkState, (usize, String)>
             .get(&acl_ref)
             .cloned()
             .ok_or_else(|| (offset, format!("{path} refers to unknown ACL {acl_ref}")))?;
-        let node = Node::read_persisted(&mut r, data, acl)
+        let node = Node::read_persisted(&mut r, data.as_deref(), acl)
             .map_err(|e| (offset, format!("{path}: {e}")))?;
         nodes.insert(path, node);
     }

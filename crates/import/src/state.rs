@@ -93,7 +93,7 @@ impl ZkState {
                 let data = r.read_buffer().map_err(bad)?;
                 let version = r.read_i32().map_err(bad)?;
                 if let Some(node) = self.nodes.get_mut(&path) {
-                    node.data = paddock_tree::node::owned(&data);
+                    node.set_data(data.as_deref());
                     node.version = version;
                     node.mzxid = ctx.zxid;
                     node.mtime = ctx.time_ms;
@@ -165,13 +165,7 @@ impl ZkState {
             up.child_creates = cversion;
             up.pzxid = ctx.zxid;
         }
-        let node = Node::new(
-            paddock_tree::node::owned(&data),
-            Arc::new(acl),
-            ctx.zxid,
-            ctx.time_ms,
-            kind,
-        );
+        let node = Node::new(data.as_deref(), Arc::new(acl), ctx.zxid, ctx.time_ms, kind);
         self.nodes.insert(path, node);
     }
 

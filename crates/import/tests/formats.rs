@@ -142,10 +142,7 @@ fn creates_deletes_and_session_close_follow_zookeeper() {
     );
     assert!(!state.nodes.contains_key("/m1"));
     let a = &state.nodes["/a"];
-    assert_eq!(
-        (a.czxid, a.mzxid, a.version, a.data.as_deref()),
-        (1, 4, 3, None)
-    );
+    assert_eq!((a.czxid, a.mzxid, a.version, a.data()), (1, 4, 3, None));
     assert_eq!(a.ctime, 1001);
     let root = &state.nodes["/"];
     assert_eq!(
@@ -211,7 +208,7 @@ fn a_damaged_newest_snapshot_falls_back_to_an_older_one() {
         paddock_import::import_dir(dir.path(), None, Default::default()).expect("import");
     assert!(imported.snapshot.ends_with("snapshot.0"));
     assert_eq!(
-        imported.tree.node("/").and_then(|n| n.data.as_deref()),
+        imported.tree.node("/").and_then(Node::data),
         Some(&b"old"[..])
     );
     assert!(imported.tree.session_exists(SESSION));

@@ -268,7 +268,7 @@ fn snapshot(target: &Target, at: Option<i64>, out: &mut impl Write) -> anyhow::R
             .iter()
             .map(|a| format!("{}:{}:{}", a.id.scheme, a.id.id, a.perms))
             .collect();
-        let data = node.data.as_deref();
+        let data = node.data();
         if target.json {
             let mut line = serde_json::json!({
                 "path": p,

@@ -1,6 +1,5 @@
 //! One znode and how its stored fields become the Stat clients see.
 
-use bytes::Bytes;
 use paddock_proto::{Acl, Stat};
 use std::sync::Arc;
 
@@ -44,19 +43,72 @@ impl NodeKind {
     }
 }
 
-/// A node's data: None is null, distinct from empty.
-pub type Data = Option<Box<[u8]>>;
+/// A node's name and data in one allocation, so a node with a short name
+/// and a small value costs one heap block. The bytes are a LEB128 header
+/// holding `name length × 2 + 1 if the data is null`, the name, then the
+/// data. Null data is distinct from empty data. The bytes are always a
+/// copy, never a view into the request frame or snapshot they came from (a
+/// 100-byte value could otherwise keep kilobytes alive).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Text(Box<[u8]>);
 
-/// Data as a node keeps it: in an allocation of its own, so that it does
-/// not hold on to the whole request frame or snapshot it was decoded from
-/// (a 100-byte value could otherwise keep kilobytes alive).
-pub fn owned(data: &Option<Bytes>) -> Data {
-    data.as_deref().map(Box::from)
+impl Text {
+    fn new(name: &str, data: Option<&[u8]>) -> Text {
+        let head = (name.len() as u64) << 1 | u64::from(data.is_none());
+        let data = data.unwrap_or_default();
+        let head_len = (u64::BITS - head.leading_zeros()).max(1).div_ceil(7) as usize;
+        let mut bytes = Vec::with_capacity(head_len + name.len() + data.len());
+        let mut rest = head;
+        loop {
+            let low = (rest & 0x7f) as u8;
+            rest >>= 7;
+            if rest == 0 {
+                bytes.push(low);
+                break;
+            }
+            bytes.push(low | 0x80);
+        }
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.extend_from_slice(data);
+        Text(bytes.into_boxed_slice())
+    }
+
+    /// (header length, name length, data is null).
+    fn head(&self) -> (usize, usize, bool) {
+        let mut value = 0u64;
+        for (i, b) in self.0.iter().take(10).enumerate() {
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return (i + 1, (value >> 1) as usize, value & 1 == 1);
+            }
+        }
+        (self.0.len(), 0, true)
+    }
+
+    fn name_bytes(&self) -> &[u8] {
+        let (at, len, _) = self.head();
+        self.0.get(at..at + len).unwrap_or_default()
+    }
+
+    fn data(&self) -> Option<&[u8]> {
+        let (at, len, null) = self.head();
+        (!null).then(|| self.0.get(at + len..).unwrap_or_default())
+    }
+}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Text")
+            .field("name", &String::from_utf8_lossy(self.name_bytes()))
+            .field("data", &self.data())
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
-    pub data: Data,
+    /// Its name (set when the node is placed in a tree) and data.
+    text: Text,
     pub acl: Arc<Vec<Acl>>,
     pub czxid: i64,
     pub mzxid: i64,
@@ -75,9 +127,15 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn new(data: Data, acl: Arc<Vec<Acl>>, zxid: i64, time_ms: i64, kind: NodeKind) -> Node {
+    pub fn new(
+        data: Option<&[u8]>,
+        acl: Arc<Vec<Acl>>,
+        zxid: i64,
+        time_ms: i64,
+        kind: NodeKind,
+    ) -> Node {
         Node {
-            data,
+            text: Text::new("", data),
             acl,
             czxid: zxid,
             mzxid: zxid,
@@ -89,6 +147,37 @@ impl Node {
             owner: kind.owner(),
             pzxid: zxid,
             num_children: 0,
+        }
+    }
+
+    /// The data: None is null, distinct from empty.
+    pub fn data(&self) -> Option<&[u8]> {
+        self.text.data()
+    }
+
+    /// Replaces the data, handing back the text it had (for `restore_text`).
+    pub fn set_data(&mut self, data: Option<&[u8]>) -> Text {
+        let text = Text::new(self.name(), data);
+        std::mem::replace(&mut self.text, text)
+    }
+
+    /// Puts back a text `set_data` handed out.
+    pub fn restore_text(&mut self, text: Text) {
+        self.text = text;
+    }
+
+    /// The node's own name ("" for the root, or outside a tree).
+    pub fn name(&self) -> &str {
+        std::str::from_utf8(self.text.name_bytes()).unwrap_or_default()
+    }
+
+    pub(crate) fn name_bytes(&self) -> &[u8] {
+        self.text.name_bytes()
+    }
+
+    pub(crate) fn set_name(&mut self, name: &str) {
+        if self.name_bytes() != name.as_bytes() {
+            self.text = Text::new(name, self.data());
         }
     }
 
@@ -115,7 +204,7 @@ impl Node {
                 NodeKind::Ephemeral { session_id } => session_id,
                 _ => 0,
             },
-            data_length: self.data.as_ref().map_or(0, |d| d.len() as i32),
+            data_length: self.data().map_or(0, |d| d.len() as i32),
             num_children,
             pzxid: self.pzxid,
         }
@@ -127,14 +216,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kept_data_does_not_share_the_buffer_it_came_from() {
-        let frame = Bytes::from(vec![7u8; 4096]);
-        let kept = owned(&Some(frame.slice(100..200))).unwrap();
-        assert_eq!(&kept[..], &frame[100..200]);
-        let range = frame.as_ptr() as usize..frame.as_ptr() as usize + frame.len();
-        assert!(!range.contains(&(kept.as_ptr() as usize)));
-        assert_eq!(owned(&None), None, "null stays null");
-        assert_eq!(owned(&Some(Bytes::new())).as_deref(), Some(&[][..]));
+    fn name_and_data_share_one_copied_allocation() {
+        let frame = vec![7u8; 4096];
+        let acl = Arc::new(vec![]);
+        let mut n = Node::new(Some(&frame[100..200]), acl, 1, 0, NodeKind::Persistent);
+        let range = frame.as_ptr_range();
+        assert!(!range.contains(&n.data().unwrap().as_ptr()), "a copy");
+        assert_eq!(n.name(), "");
+        n.set_name("a-name");
+        assert_eq!((n.name(), n.data()), ("a-name", Some(&frame[100..200])));
+        assert_eq!(n.stat().data_length, 100);
+        assert_eq!(n.text.0.len(), 1 + 6 + 100, "a one-byte header");
+        let old = n.set_data(None);
+        assert_eq!((n.name(), n.data()), ("a-name", None), "null data");
+        n.set_data(Some(&[]));
+        assert_eq!(n.data(), Some(&[][..]), "empty is not null");
+        n.restore_text(old);
+        assert_eq!(n.data(), Some(&frame[100..200]));
+    }
+
+    #[test]
+    fn long_names_take_a_longer_header() {
+        for len in [0, 63, 64, 8191, 8192, 70_000] {
+            let name = "x".repeat(len);
+            for data in [None, Some(&b"value"[..]), Some(&[][..])] {
+                let t = Text::new(&name, data);
+                assert_eq!(t.name_bytes(), name.as_bytes(), "{len}");
+                assert_eq!(t.data(), data, "{len}");
+            }
+        }
     }
 
     #[test]

@@ -1,12 +1,11 @@
 //! The node table. Every node sits in a numbered slot; slots come in
 //! fixed-size chunks, so the table never moves what it holds as it grows
 //! (no pause to copy a million nodes). A node knows its parent, its first
-//! child and its siblings by number, and keeps only its own name: a path
-//! is never stored whole. One hash index, keyed by (parent, name), finds a
+//! child and its siblings by number, and keeps only its own name (in the
+//! node's one allocation, with its data): a path is never stored whole. One hash index, keyed by (parent, name), finds a
 //! child; a path is found one segment at a time from the root.
 
 use crate::node::Node;
-use compact_str::CompactString;
 use hashbrown::{DefaultHashBuilder, HashTable};
 use std::hash::BuildHasher;
 
@@ -21,8 +20,6 @@ const CHUNK: usize = 4096;
 
 struct Slot {
     node: Node,
-    /// Names up to 24 bytes are kept inline, with no allocation of their own.
-    name: CompactString,
     parent: NodeId,
     first_child: NodeId,
     next_sibling: NodeId,
@@ -76,7 +73,7 @@ impl Nodes {
 
     /// The node's own name ("" for the root).
     pub fn name(&self, id: NodeId) -> &str {
-        self.slot(id).map_or("", |s| s.name.as_str())
+        self.slot(id).map_or("", |s| s.node.name())
     }
 
     /// The node at `path`, an absolute path ("/" is the root).
@@ -92,11 +89,11 @@ impl Nodes {
 
     /// The child of `parent` called `name`.
     pub fn child(&self, parent: NodeId, name: &str) -> Option<NodeId> {
-        let hash = self.hasher.hash_one((parent, name));
+        let hash = self.hasher.hash_one((parent, name.as_bytes()));
         self.index
             .find(hash, |&id| {
                 self.slot(id)
-                    .is_some_and(|s| s.parent == parent && s.name == name)
+                    .is_some_and(|s| s.parent == parent && s.node.name_bytes() == name.as_bytes())
             })
             .copied()
     }
@@ -112,14 +109,15 @@ impl Nodes {
     /// Places the root. The table must be empty.
     pub fn insert_root(&mut self, node: Node) -> NodeId {
         debug_assert_eq!(self.len, 0, "the root is placed first");
-        self.place(node, CompactString::default(), NIL)
+        self.place(node, NIL)
     }
 
     /// Places `node` as the child `name` of `parent`, which must exist and
     /// must not have such a child yet; the parent's child count goes up.
-    pub fn insert(&mut self, parent: NodeId, name: &str, node: Node) -> NodeId {
+    pub fn insert(&mut self, parent: NodeId, name: &str, mut node: Node) -> NodeId {
+        node.set_name(name);
         let first = self.slot(parent).map_or(NIL, |s| s.first_child);
-        let id = self.place(node, CompactString::new(name), parent);
+        let id = self.place(node, parent);
         if let Some(s) = self.slot_mut(id) {
             s.next_sibling = first;
         }
@@ -130,17 +128,16 @@ impl Nodes {
             p.first_child = id;
             p.node.num_children += 1;
         }
-        let hash = self.hasher.hash_one((parent, name));
+        let hash = self.hasher.hash_one((parent, name.as_bytes()));
         let (chunks, hasher) = (&self.chunks, &self.hasher);
         self.index
             .insert_unique(hash, id, |&i| key_hash(hasher, chunks, i));
         id
     }
 
-    fn place(&mut self, node: Node, name: CompactString, parent: NodeId) -> NodeId {
+    fn place(&mut self, node: Node, parent: NodeId) -> NodeId {
         let slot = Slot {
             node,
-            name,
             parent,
             first_child: NIL,
             next_sibling: NIL,
@@ -168,7 +165,7 @@ impl Nodes {
         let slot = self.slot(id)?;
         debug_assert_eq!(slot.first_child, NIL, "only a leaf is removed");
         let (parent, prev, next) = (slot.parent, slot.prev_sibling, slot.next_sibling);
-        let hash = self.hasher.hash_one((parent, slot.name.as_str()));
+        let hash = self.hasher.hash_one((parent, slot.node.name_bytes()));
         if let Ok(entry) = self.index.find_entry(hash, |&i| i == id) {
             entry.remove();
         }
@@ -224,7 +221,7 @@ fn slot_in(chunks: &[Vec<Option<Slot>>], id: NodeId) -> Option<&Slot> {
 /// The index hash of a placed node: that of its (parent, name). A free
 /// function, so the index can rehash while the table lends it the slots.
 fn key_hash(hasher: &DefaultHashBuilder, chunks: &[Vec<Option<Slot>>], id: NodeId) -> u64 {
-    slot_in(chunks, id).map_or(0, |s| hasher.hash_one((s.parent, s.name.as_str())))
+    slot_in(chunks, id).map_or(0, |s| hasher.hash_one((s.parent, s.node.name_bytes())))
 }
 
 #[cfg(test)]
@@ -241,8 +238,8 @@ mod tests {
 
     #[test]
     #[cfg(target_pointer_width = "64")]
-    fn a_slot_takes_128_bytes() {
-        assert_eq!(std::mem::size_of::<Option<Slot>>(), 128);
+    fn a_slot_takes_104_bytes() {
+        assert_eq!(std::mem::size_of::<Option<Slot>>(), 104);
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! encoding is canonical (each parent before its children, siblings in name
 //! order), so equal trees encode to equal bytes.
 
-use crate::node::{self, Node};
+use crate::node::{Node, NodeKind};
 use crate::tree::{DataTree, SessionEntry, TreeConfig};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use paddock_proto::{jute, Acl, DecodeError, Jute, Reader};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,23 +32,20 @@ impl Node {
     /// i64 ephemeralOwner, i64 pzxid`.
     pub fn read_persisted(
         r: &mut Reader,
-        data: Option<Bytes>,
+        data: Option<&[u8]>,
         acl: Arc<Vec<Acl>>,
     ) -> Result<Node, DecodeError> {
-        Ok(Node {
-            data: node::owned(&data),
-            acl,
-            czxid: r.read_i64()?,
-            mzxid: r.read_i64()?,
-            ctime: r.read_i64()?,
-            mtime: r.read_i64()?,
-            version: r.read_i32()?,
-            child_creates: r.read_i32()?,
-            aversion: r.read_i32()?,
-            owner: r.read_i64()?,
-            pzxid: r.read_i64()?,
-            num_children: 0,
-        })
+        let czxid = r.read_i64()?;
+        let mut node = Node::new(data, acl, czxid, 0, NodeKind::Persistent);
+        node.mzxid = r.read_i64()?;
+        node.ctime = r.read_i64()?;
+        node.mtime = r.read_i64()?;
+        node.version = r.read_i32()?;
+        node.child_creates = r.read_i32()?;
+        node.aversion = r.read_i32()?;
+        node.owner = r.read_i64()?;
+        node.pzxid = r.read_i64()?;
+        Ok(node)
     }
 }
 
@@ -82,7 +79,7 @@ impl DataTree {
         out.put_i32((self.node_count() - 1) as i32);
         self.walk(|p, n| {
             jute::write_string(out, p);
-            jute::write_buffer(out, n.data.as_deref());
+            jute::write_buffer(out, n.data());
             n.acl.as_ref().write(out);
             for v in [n.czxid, n.mzxid, n.ctime, n.mtime] {
                 out.put_i64(v);
@@ -124,7 +121,7 @@ impl DataTree {
             let p = r.read_string()?;
             let data = r.read_buffer()?;
             let acl: Vec<Acl> = r.read_vec()?;
-            let node = Node::read_persisted(r, data, tree.intern_acl(&acl))?;
+            let node = Node::read_persisted(r, data.as_deref(), tree.intern_acl(&acl))?;
             tree.restore_node(&p, node).map_err(SnapshotError::Shape)?;
         }
         r.finish()?;

@@ -2,7 +2,7 @@
 //! where transactions change them. No I/O, no clocks.
 
 use crate::acl;
-use crate::node::{self, Data, Node, NodeKind};
+use crate::node::{Node, NodeKind, Text};
 use crate::nodes::{NodeId, Nodes, ROOT};
 use crate::path;
 use crate::txn::{Applied, Event, Txn, TxnOp, SYSTEM_SESSION};
@@ -40,7 +40,7 @@ enum Undo {
     Deleted(String, Node, i64),
     Data {
         path: String,
-        data: Data,
+        text: Text,
         version: i32,
         mzxid: i64,
         mtime: i64,
@@ -111,15 +111,8 @@ impl DataTree {
             perms: perms::READ,
             id: acl::id(acl::WORLD, acl::ANYONE),
         }]);
-        let system = |acl: &Arc<Vec<Acl>>| {
-            Node::new(
-                Some(Box::default()),
-                acl.clone(),
-                0,
-                0,
-                NodeKind::Persistent,
-            )
-        };
+        let system =
+            |acl: &Arc<Vec<Acl>>| Node::new(Some(&[]), acl.clone(), 0, 0, NodeKind::Persistent);
         let mut config_node = system(&read_only);
         config_node.aversion = -1;
         let nodes = [
@@ -140,7 +133,7 @@ impl DataTree {
     /// membership it knows, as ZooKeeper does for a static config.
     pub fn set_config_data(&mut self, data: Bytes) {
         if let Ok(node) = self.get_mut("/zookeeper/config") {
-            node.data = Some(Box::from(&data[..]));
+            node.set_data(Some(&data));
         }
     }
 
@@ -245,7 +238,7 @@ impl DataTree {
                 return;
             }
             path.hash(&mut h);
-            n.data.as_deref().hash(&mut h);
+            n.data().hash(&mut h);
             (n.czxid, n.mzxid, n.ctime, n.mtime, n.pzxid, n.owner).hash(&mut h);
             (n.version, n.child_creates, n.aversion).hash(&mut h);
             for acl in n.acl.iter() {
@@ -298,7 +291,7 @@ impl DataTree {
                 + self
                     .nodes
                     .get(id)
-                    .and_then(|n| n.data.as_ref())
+                    .and_then(Node::data)
                     .map_or(0, |d| d.len());
             let prefix = if id == ROOT { 1 } else { len + 1 };
             stack.extend(
@@ -463,14 +456,14 @@ impl DataTree {
                 self.check_perm(ctx, &r.path, perms::WRITE)?;
                 check_version(node.version, r.version)?;
                 let node = self.get_mut(&r.path)?;
+                let text = node.set_data(r.data.as_deref());
                 undo.push(Undo::Data {
                     path: r.path.clone(),
-                    data: node.data.take(),
+                    text,
                     version: node.version,
                     mzxid: node.mzxid,
                     mtime: node.mtime,
                 });
-                node.data = node::owned(&r.data);
                 node.version = node.version.wrapping_add(1);
                 node.mzxid = ctx.zxid;
                 node.mtime = ctx.time_ms;
@@ -575,7 +568,7 @@ impl DataTree {
         };
         let acl = self.acls.intern(new_acl);
         let node = Node::new(
-            node::owned(&req.data),
+            req.data.as_deref(),
             acl.clone(),
             ctx.zxid,
             ctx.time_ms,
@@ -636,13 +629,13 @@ impl DataTree {
                 }
                 Undo::Data {
                     path,
-                    data,
+                    text,
                     version,
                     mzxid,
                     mtime,
                 } => {
                     if let Ok(n) = self.get_mut(&path) {
-                        n.data = data;
+                        n.restore_text(text);
                         n.version = version;
                         n.mzxid = mzxid;
                         n.mtime = mtime;
@@ -764,7 +757,7 @@ impl DataTree {
                 let id = self.readable(&r.path, ids)?;
                 let n = self.nodes.get(id).ok_or(ErrorCode::NoNode)?;
                 Ok(Response::GetData {
-                    data: n.data.as_deref().map(Bytes::copy_from_slice),
+                    data: n.data().map(Bytes::copy_from_slice),
                     stat: n.stat(),
                 })
             }
