@@ -7,6 +7,7 @@ import random
 import re
 import shutil
 import subprocess
+import time
 
 from kazoo.client import KazooClient
 from kazoo.security import make_digest_acl
@@ -80,12 +81,26 @@ def write_history(port, rng):
     return main, raw
 
 
+def leave_a_log_tail(client, data_dir):
+    """Writes until ZooKeeper's newest snapshot is older than its last write,
+    so the import has log entries to replay after it: with snapCount=10 and
+    ZooKeeper's random roll point, a history can end exactly on a snapshot."""
+    for i in range(10):
+        zxid = client.set("/app", f"tail {i}".encode()).mzxid
+        time.sleep(0.5)  # ZooKeeper writes a snapshot on a thread of its own
+        snapshots = (data_dir / "version-2").glob("snapshot.*")
+        if max(int(p.suffix[1:], 16) for p in snapshots) < zxid:
+            return
+    raise AssertionError("ZooKeeper took a snapshot after each of 10 writes")
+
+
 def test_import_reproduces_a_zookeeper_tree(tmp_path):
     zk_dir = tmp_path / "zk"
     zk_dir.mkdir()
     zookeeper = start_zookeeper(zk_dir, "snapCount=10\nextendedTypesEnabled=true\n")
     try:
         main, raw = write_history(zookeeper.port, random.Random(4))
+        leave_a_log_tail(main, zk_dir / "zk-data")
         before = dump(main)
         eph_owner = main.exists("/app/eph").ephemeralOwner
         # A crash, not a clean stop: sessions stay open in ZooKeeper's files.

@@ -87,6 +87,11 @@ LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d|log4j|SLF4J|\s+at |WatchedEvent|WATCHE
 
 
 def normalize(text):
+    # zkCli.sh prints its connection event ("\nWATCHER::" and
+    # "\nWatchedEvent ...", each on a line of its own) from another thread,
+    # and it can land in the middle of a command's output ("[" ... "a, b]"):
+    # it is cut out before the text is split into lines.
+    text = re.sub(r"\nWATCHER::\n|\nWatchedEvent [^\n]*\n", "", text)
     out = []
     for line in text.splitlines():
         if not line.strip() or LOG_LINE.match(line):
