@@ -53,7 +53,7 @@ impl NodeKind {
 pub struct Text(Box<[u8]>);
 
 impl Text {
-    fn new(name: &str, data: Option<&[u8]>) -> Text {
+    fn new(name: &[u8], data: Option<&[u8]>) -> Text {
         let head = (name.len() as u64) << 1 | u64::from(data.is_none());
         let data = data.unwrap_or_default();
         let head_len = (u64::BITS - head.leading_zeros()).max(1).div_ceil(7) as usize;
@@ -68,7 +68,7 @@ impl Text {
             }
             bytes.push(low | 0x80);
         }
-        bytes.extend_from_slice(name.as_bytes());
+        bytes.extend_from_slice(name);
         bytes.extend_from_slice(data);
         Text(bytes.into_boxed_slice())
     }
@@ -135,7 +135,7 @@ impl Node {
         kind: NodeKind,
     ) -> Node {
         Node {
-            text: Text::new("", data),
+            text: Text::new(b"", data),
             acl,
             czxid: zxid,
             mzxid: zxid,
@@ -157,7 +157,7 @@ impl Node {
 
     /// Replaces the data, handing back the text it had (for `restore_text`).
     pub fn set_data(&mut self, data: Option<&[u8]>) -> Text {
-        let text = Text::new(self.name(), data);
+        let text = Text::new(self.name_bytes(), data);
         std::mem::replace(&mut self.text, text)
     }
 
@@ -177,7 +177,7 @@ impl Node {
 
     pub(crate) fn set_name(&mut self, name: &str) {
         if self.name_bytes() != name.as_bytes() {
-            self.text = Text::new(name, self.data());
+            self.text = Text::new(name.as_bytes(), self.data());
         }
     }
 
@@ -240,7 +240,7 @@ mod tests {
         for len in [0, 63, 64, 8191, 8192, 70_000] {
             let name = "x".repeat(len);
             for data in [None, Some(&b"value"[..]), Some(&[][..])] {
-                let t = Text::new(&name, data);
+                let t = Text::new(name.as_bytes(), data);
                 assert_eq!(t.name_bytes(), name.as_bytes(), "{len}");
                 assert_eq!(t.data(), data, "{len}");
             }
