@@ -22,8 +22,11 @@ pub struct PurgeAtOnce {
 impl PurgeAtOnce {
     pub fn begin() -> PurgeAtOnce {
         // SAFETY: reading and setting an option is allowed at any time.
-        let delay = unsafe { mi_option_get(PURGE_DELAY) };
-        unsafe { mi_option_set(PURGE_DELAY, 0) };
+        let delay = unsafe {
+            let delay = mi_option_get(PURGE_DELAY);
+            mi_option_set(PURGE_DELAY, 0);
+            delay
+        };
         PurgeAtOnce { delay }
     }
 }
