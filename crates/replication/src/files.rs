@@ -101,15 +101,24 @@ pub(crate) fn standing_entries(
         let index = u64::try_from(record.index).map_err(|_| bad("negative index".into()))?;
         match codec::decode_record(index, record.body.clone()).map_err(|e| bad(e.to_string()))? {
             Record::Entry(e) => {
-                out.split_off(&index);
+                cut_from(&mut out, index);
                 out.insert(index, e);
             }
-            Record::TruncateFrom(i) => {
-                out.split_off(&i);
-            }
+            Record::TruncateFrom(i) => cut_from(&mut out, i),
         }
     }
     Ok(out)
+}
+
+/// Drops the entries from `index` on. Almost every record follows the last
+/// one, and `split_off` would rebuild the tree's right edge even then.
+fn cut_from(entries: &mut BTreeMap<u64, Entry>, index: u64) {
+    if entries
+        .last_key_value()
+        .is_some_and(|(&last, _)| last >= index)
+    {
+        entries.split_off(&index);
+    }
 }
 
 /// What applying one command gave.
@@ -373,4 +382,45 @@ pub fn seed(disk: &dyn Disk, dirs: &Dirs, tree: &DataTree) -> Result<PathBuf, Fi
         return Err(FilesError::NotEmpty(dirs.snapshots.clone()));
     }
     write_tree(disk, dirs, &SnapshotMeta::default(), tree)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::LogId;
+
+    /// A log record at `index`: an entry of `term`, or with no term a
+    /// truncation marker.
+    fn record(index: u64, term: Option<u64>) -> paddock_storage::Record {
+        let mut body = BytesMut::new();
+        match term {
+            Some(term) => codec::encode_entry(
+                &Entry {
+                    log_id: LogId::new_term_index(term, index),
+                    payload: Payload::Blank,
+                },
+                &mut body,
+            ),
+            None => codec::encode_truncate(&mut body),
+        }
+        paddock_storage::Record {
+            index: index as i64,
+            body: body.freeze(),
+        }
+    }
+
+    #[test]
+    fn a_later_record_at_an_earlier_index_replaces_what_followed() {
+        let records = [(1, 1), (2, 1), (3, 1), (4, 1), (2, 2), (3, 2)]
+            .map(|(i, t)| record(i, Some(t)))
+            .into_iter()
+            .chain([record(3, None), record(4, Some(3))])
+            .collect();
+        let standing = standing_entries(records).expect("decodes");
+        let terms: Vec<(u64, u64)> = standing
+            .values()
+            .map(|e| (e.log_id.index, e.log_id.leader_id.term))
+            .collect();
+        assert_eq!(terms, [(1, 1), (2, 2), (4, 3)]);
+    }
 }

@@ -452,10 +452,9 @@ impl DataTree {
                 if !path::is_valid(&r.path) {
                     return Err(ErrorCode::BadArguments);
                 }
-                let node = self.get(&r.path)?;
-                self.check_perm(ctx, &r.path, perms::WRITE)?;
+                let (id, node) = self.check_perm(ctx, &r.path, perms::WRITE)?;
                 check_version(node.version, r.version)?;
-                let node = self.get_mut(&r.path)?;
+                let node = self.nodes.get_mut(id).ok_or(ErrorCode::NoNode)?;
                 let text = node.set_data(r.data.as_deref());
                 undo.push(Undo::Data {
                     path: r.path.clone(),
@@ -480,11 +479,10 @@ impl DataTree {
                     return Err(ErrorCode::BadArguments);
                 }
                 let new_acl = acl::fixup(&r.acl, ctx.ids).ok_or(ErrorCode::InvalidAcl)?;
-                let node = self.get(&r.path)?;
-                self.check_perm(ctx, &r.path, perms::ADMIN)?;
+                let (id, node) = self.check_perm(ctx, &r.path, perms::ADMIN)?;
                 check_version(node.aversion, r.version)?;
                 let new_acl = self.acls.intern(new_acl);
-                let node = self.get_mut(&r.path)?;
+                let node = self.nodes.get_mut(id).ok_or(ErrorCode::NoNode)?;
                 undo.push(Undo::Acl {
                     path: r.path.clone(),
                     acl: std::mem::replace(&mut node.acl, new_acl),
@@ -497,8 +495,7 @@ impl DataTree {
                 if !path::is_valid(p) {
                     return Err(ErrorCode::BadArguments);
                 }
-                let node = self.get(p)?;
-                self.check_perm(ctx, p, perms::READ)?;
+                let (_, node) = self.check_perm(ctx, p, perms::READ)?;
                 check_version(node.version, *version)?;
                 Ok(MultiResult::Check)
             }
@@ -737,8 +734,12 @@ impl DataTree {
         self.nodes.get_mut(id).ok_or(ErrorCode::NoNode)
     }
 
-    fn check_perm(&self, ctx: &Ctx, p: &str, wanted: i32) -> OpResult<()> {
-        permitted(ctx, self.get(p)?, wanted)
+    /// The node at `p`, once `ctx` may do `wanted` to it.
+    fn check_perm(&self, ctx: &Ctx, p: &str, wanted: i32) -> OpResult<(NodeId, &Node)> {
+        let id = self.find(p)?;
+        let node = self.nodes.get(id).ok_or(ErrorCode::NoNode)?;
+        permitted(ctx, node, wanted)?;
+        Ok((id, node))
     }
 
     // ----- reads -----
