@@ -70,8 +70,13 @@ pub fn read_snapshot(file: &[u8], zxid: i64) -> Result<ZkState, (usize, String)>
             .get(&acl_ref)
             .cloned()
             .ok_or_else(|| (offset, format!("{path} refers to unknown ACL {acl_ref}")))?;
-        let node = Node::read_persisted(&mut r, data.as_deref(), acl)
-            .map_err(|e| (offset, format!("{path}: {e}")))?;
+        let node = Node::read_persisted(
+            &mut r,
+            paddock_tree::path::name(&path),
+            data.as_deref(),
+            acl,
+        )
+        .map_err(|e| (offset, format!("{path}: {e}")))?;
         nodes.insert(path, node);
     }
     let summed = r.offset();

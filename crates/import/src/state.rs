@@ -165,7 +165,14 @@ impl ZkState {
             up.child_creates = cversion;
             up.pzxid = ctx.zxid;
         }
-        let node = Node::new(data.as_deref(), Arc::new(acl), ctx.zxid, ctx.time_ms, kind);
+        let node = Node::new(
+            paddock_tree::path::name(&path),
+            data.as_deref(),
+            Arc::new(acl),
+            ctx.zxid,
+            ctx.time_ms,
+            kind,
+        );
         self.nodes.insert(path, node);
     }
 

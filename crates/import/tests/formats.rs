@@ -64,9 +64,10 @@ fn log_file(records: &[(i64, i32, BytesMut)]) -> Vec<u8> {
 fn root_state() -> ZkState {
     let mut state = ZkState::new(0);
     let acl = Arc::new(paddock_tree::acl::open_acl_unsafe());
-    state
-        .nodes
-        .insert("/".into(), Node::new(None, acl, 0, 0, NodeKind::Persistent));
+    state.nodes.insert(
+        "/".into(),
+        Node::new("", None, acl, 0, 0, NodeKind::Persistent),
+    );
     state
 }
 

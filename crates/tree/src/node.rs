@@ -107,7 +107,7 @@ impl std::fmt::Debug for Text {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
-    /// Its name (set when the node is placed in a tree) and data.
+    /// Its name and data.
     text: Text,
     pub acl: Arc<Vec<Acl>>,
     pub czxid: i64,
@@ -127,7 +127,11 @@ pub struct Node {
 }
 
 impl Node {
+    /// A node called `name`: the last segment of its path, "" for the root.
+    /// A tree places a node under the name it was made with, so that the
+    /// name and data are copied once.
     pub fn new(
+        name: &str,
         data: Option<&[u8]>,
         acl: Arc<Vec<Acl>>,
         zxid: i64,
@@ -135,7 +139,7 @@ impl Node {
         kind: NodeKind,
     ) -> Node {
         Node {
-            text: Text::new(b"", data),
+            text: Text::new(name.as_bytes(), data),
             acl,
             czxid: zxid,
             mzxid: zxid,
@@ -166,7 +170,7 @@ impl Node {
         self.text = text;
     }
 
-    /// The node's own name ("" for the root, or outside a tree).
+    /// The node's own name ("" for the root).
     pub fn name(&self) -> &str {
         std::str::from_utf8(self.text.name_bytes()).unwrap_or_default()
     }
@@ -219,7 +223,7 @@ mod tests {
     fn name_and_data_share_one_copied_allocation() {
         let frame = vec![7u8; 4096];
         let acl = Arc::new(vec![]);
-        let mut n = Node::new(Some(&frame[100..200]), acl, 1, 0, NodeKind::Persistent);
+        let mut n = Node::new("", Some(&frame[100..200]), acl, 1, 0, NodeKind::Persistent);
         let range = frame.as_ptr_range();
         assert!(!range.contains(&n.data().unwrap().as_ptr()), "a copy");
         assert_eq!(n.name(), "");
@@ -269,13 +273,13 @@ mod tests {
         let acl = Arc::new(vec![]);
         for kind in [NodeKind::Container, NodeKind::Ttl { ttl_ms: 5 }] {
             assert_eq!(
-                Node::new(None, acl.clone(), 1, 0, kind)
+                Node::new("c", None, acl.clone(), 1, 0, kind)
                     .stat()
                     .ephemeral_owner,
                 0
             );
         }
-        let e = Node::new(None, acl, 1, 0, NodeKind::Ephemeral { session_id: 7 });
+        let e = Node::new("e", None, acl, 1, 0, NodeKind::Ephemeral { session_id: 7 });
         assert_eq!(e.stat().ephemeral_owner, 7);
     }
 }

@@ -1,9 +1,10 @@
 //! The node table. Every node sits in a numbered slot; slots come in
 //! fixed-size chunks, so the table never moves what it holds as it grows
 //! (no pause to copy a million nodes). A node knows its parent, its first
-//! child and its siblings by number, and keeps only its own name (in the
-//! node's one allocation, with its data): a path is never stored whole. One hash index, keyed by (parent, name), finds a
-//! child; a path is found one segment at a time from the root.
+//! child and its siblings by number, and keeps only its own name (in one
+//! allocation with its data): a path is never stored whole. One hash index,
+//! keyed by (parent, name), finds a child; a path is found one segment at a
+//! time from the root.
 
 use crate::node::Node;
 use hashbrown::{DefaultHashBuilder, HashTable};
@@ -113,7 +114,8 @@ impl Nodes {
     }
 
     /// Places `node` as the child `name` of `parent`, which must exist and
-    /// must not have such a child yet; the parent's child count goes up.
+    /// must not have such a child yet; the parent's child count goes up. A
+    /// node made under another name is renamed (a copy).
     pub fn insert(&mut self, parent: NodeId, name: &str, mut node: Node) -> NodeId {
         node.set_name(name);
         let first = self.slot(parent).map_or(NIL, |s| s.first_child);
@@ -233,7 +235,7 @@ mod tests {
     use std::sync::Arc;
 
     fn node(version: i32) -> Node {
-        let mut n = Node::new(None, Arc::default(), 0, 0, NodeKind::Persistent);
+        let mut n = Node::new("", None, Arc::default(), 0, 0, NodeKind::Persistent);
         n.version = version;
         n
     }
@@ -259,6 +261,21 @@ mod tests {
         }
         assert_eq!(t.get(b).map(|n| n.version), Some(2));
         assert_eq!(t.get(a).map(|n| n.num_children), Some(1));
+    }
+
+    #[test]
+    fn a_node_made_under_its_name_is_placed_without_a_copy() {
+        let mut t = Nodes::default();
+        let root = t.insert_root(node(0));
+        let acl = Arc::default();
+        let named = Node::new("a", Some(b"data"), acl, 0, 0, NodeKind::Persistent);
+        let other = named.clone();
+        let at = named.data().map(<[u8]>::as_ptr);
+        let a = t.insert(root, "a", named);
+        assert_eq!(t.get(a).and_then(Node::data).map(<[u8]>::as_ptr), at);
+        let b = t.insert(root, "b", other);
+        assert_eq!(t.name(b), "b", "renamed");
+        assert_eq!(t.get(b).and_then(Node::data), Some(&b"data"[..]));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! order), so equal trees encode to equal bytes.
 
 use crate::node::{Node, NodeKind};
+use crate::path;
 use crate::tree::{DataTree, SessionEntry, TreeConfig};
 use bytes::{BufMut, BytesMut};
 use paddock_proto::{jute, Acl, DecodeError, Jute, Reader};
@@ -32,11 +33,12 @@ impl Node {
     /// i64 ephemeralOwner, i64 pzxid`.
     pub fn read_persisted(
         r: &mut Reader,
+        name: &str,
         data: Option<&[u8]>,
         acl: Arc<Vec<Acl>>,
     ) -> Result<Node, DecodeError> {
         let czxid = r.read_i64()?;
-        let mut node = Node::new(data, acl, czxid, 0, NodeKind::Persistent);
+        let mut node = Node::new(name, data, acl, czxid, 0, NodeKind::Persistent);
         node.mzxid = r.read_i64()?;
         node.ctime = r.read_i64()?;
         node.mtime = r.read_i64()?;
@@ -121,7 +123,8 @@ impl DataTree {
             let p = r.read_string()?;
             let data = r.read_buffer()?;
             let acl: Vec<Acl> = r.read_vec()?;
-            let node = Node::read_persisted(r, data.as_deref(), tree.intern_acl(&acl))?;
+            let acl = tree.intern_acl(&acl);
+            let node = Node::read_persisted(r, path::name(&p), data.as_deref(), acl)?;
             tree.restore_node(&p, node).map_err(SnapshotError::Shape)?;
         }
         r.finish()?;

@@ -111,15 +111,24 @@ impl DataTree {
             perms: perms::READ,
             id: acl::id(acl::WORLD, acl::ANYONE),
         }]);
-        let system =
-            |acl: &Arc<Vec<Acl>>| Node::new(Some(&[]), acl.clone(), 0, 0, NodeKind::Persistent);
-        let mut config_node = system(&read_only);
-        config_node.aversion = -1;
+        let system = |p: &'static str, acl: &Arc<Vec<Acl>>| {
+            let node = Node::new(
+                path::name(p),
+                Some(&[]),
+                acl.clone(),
+                0,
+                0,
+                NodeKind::Persistent,
+            );
+            (p, node)
+        };
+        let mut config = system("/zookeeper/config", &read_only);
+        config.1.aversion = -1;
         let nodes = [
-            ("/", system(&open)),
-            ("/zookeeper", system(&open)),
-            ("/zookeeper/quota", system(&open)),
-            ("/zookeeper/config", config_node),
+            system("/", &open),
+            system("/zookeeper", &open),
+            system("/zookeeper/quota", &open),
+            config,
         ];
         for (p, node) in nodes {
             // Each parent is placed before its children.
@@ -565,6 +574,7 @@ impl DataTree {
         };
         let acl = self.acls.intern(new_acl);
         let node = Node::new(
+            path::name(&full),
             req.data.as_deref(),
             acl.clone(),
             ctx.zxid,
