@@ -88,9 +88,12 @@ pub fn write_state(disk: &dyn Disk, dirs: &Dirs, state: &RaftState) -> std::io::
     disk.write_atomic(&dirs.state_file(), &json)
 }
 
-/// Decodes the log's records into the entries that stand.
+/// Decodes the log's records into the entries that stand, from index
+/// `from` on. A record below `from` is not decoded; it only drops what it
+/// replaces (everything from its index on).
 pub(crate) fn standing_entries(
     records: Vec<paddock_storage::Record>,
+    from: u64,
 ) -> Result<BTreeMap<u64, Entry>, FilesError> {
     let mut out = BTreeMap::new();
     for record in records {
@@ -99,6 +102,10 @@ pub(crate) fn standing_entries(
             reason,
         };
         let index = u64::try_from(record.index).map_err(|_| bad("negative index".into()))?;
+        if index < from {
+            cut_from(&mut out, index);
+            continue;
+        }
         match codec::decode_record(index, record.body.clone()).map_err(|e| bad(e.to_string()))? {
             Record::Entry(e) => {
                 cut_from(&mut out, index);
@@ -224,7 +231,9 @@ pub fn load(
     if let (Some((path, offset)), None) = (&log.truncated, upto) {
         warn!(file = %path.display(), offset, "cut an unfinished write off the end of the log");
     }
-    let entries = standing_entries(log.records)?;
+    // Compaction needs only what follows the snapshot; start-up hands the
+    // whole log to the log store.
+    let entries = standing_entries(log.records, upto.map_or(0, |_| base as u64))?;
     let state = read_state(disk, dirs)?;
     let base = base as u64;
     if let Some(&first) = entries.keys().next() {
@@ -409,18 +418,33 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_later_record_at_an_earlier_index_replaces_what_followed() {
-        let records = [(1, 1), (2, 1), (3, 1), (4, 1), (2, 2), (3, 2)]
-            .map(|(i, t)| record(i, Some(t)))
-            .into_iter()
-            .chain([record(3, None), record(4, Some(3))])
-            .collect();
-        let standing = standing_entries(records).expect("decodes");
-        let terms: Vec<(u64, u64)> = standing
+    fn standing_terms(records: &[(u64, Option<u64>)], from: u64) -> Vec<(u64, u64)> {
+        let records = records.iter().map(|&(i, t)| record(i, t)).collect();
+        standing_entries(records, from)
+            .expect("decodes")
             .values()
             .map(|e| (e.log_id.index, e.log_id.leader_id.term))
-            .collect();
-        assert_eq!(terms, [(1, 1), (2, 2), (4, 3)]);
+            .collect()
+    }
+
+    #[test]
+    fn a_later_record_at_an_earlier_index_replaces_what_followed() {
+        let log = [(1, 1), (2, 1), (3, 1), (4, 1), (2, 2), (3, 2)]
+            .map(|(i, t)| (i, Some(t)))
+            .into_iter()
+            .chain([(3, None), (4, Some(3))])
+            .collect::<Vec<_>>();
+        assert_eq!(standing_terms(&log, 0), [(1, 1), (2, 2), (4, 3)]);
+        assert_eq!(standing_terms(&log, 2), [(2, 2), (4, 3)]);
+        assert_eq!(standing_terms(&log, 4), [(4, 3)]);
+    }
+
+    #[test]
+    fn a_record_before_the_start_still_drops_what_it_replaces() {
+        let log = [(1, Some(1)), (2, Some(1)), (3, Some(1)), (2, Some(2))];
+        assert_eq!(standing_terms(&log, 2), [(2, 2)]);
+        assert_eq!(standing_terms(&log, 3), []);
+        let truncated = [(3, Some(1)), (4, Some(1)), (2, None), (3, Some(2))];
+        assert_eq!(standing_terms(&truncated, 3), [(3, 2)]);
     }
 }

@@ -215,13 +215,13 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
         tokio::task::spawn_blocking(move || {
             let from = match bounds.0 {
-                Bound::Included(i) => i as i64,
-                Bound::Excluded(i) => i as i64 + 1,
-                Bound::Unbounded => i64::MIN,
+                Bound::Included(i) => i,
+                Bound::Excluded(i) => i + 1,
+                Bound::Unbounded => 0,
             };
-            let log =
-                read_log_from(&*inner.disk, &inner.dirs.log, from).map_err(io::Error::other)?;
-            let entries = files::standing_entries(log.records).map_err(io::Error::other)?;
+            let log = read_log_from(&*inner.disk, &inner.dirs.log, from as i64)
+                .map_err(io::Error::other)?;
+            let entries = files::standing_entries(log.records, from).map_err(io::Error::other)?;
             Ok(entries.range(bounds).map(|(_, e)| e.clone()).collect())
         })
         .await

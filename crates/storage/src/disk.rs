@@ -2,7 +2,7 @@
 //! inject torn writes and fsync failures.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -18,6 +18,8 @@ pub trait Disk: Send + Sync {
     /// Creates a new file, reserving `reserve_bytes` of zeroed space.
     fn create(&self, path: &Path, reserve_bytes: u64) -> io::Result<Box<dyn AppendFile>>;
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Opens a file for reading a piece at a time.
+    fn open(&self, path: &Path) -> io::Result<Box<dyn Read + Send>>;
     /// Cuts a file to `len` bytes and makes that durable.
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
     /// The files of a directory, sorted by name.
@@ -75,6 +77,10 @@ impl Disk for FsDisk {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         std::fs::read(path)
+    }
+
+    fn open(&self, path: &Path) -> io::Result<Box<dyn Read + Send>> {
+        Ok(Box::new(File::open(path)?))
     }
 
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
@@ -214,6 +220,10 @@ impl Disk for FaultyDisk {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         FsDisk.read(path)
+    }
+
+    fn open(&self, path: &Path) -> io::Result<Box<dyn Read + Send>> {
+        FsDisk.open(path)
     }
 
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {

@@ -14,6 +14,7 @@
 
 use crate::disk::{AppendFile, Disk};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -87,95 +88,211 @@ pub fn list_segments(disk: &dyn Disk, dir: &Path) -> Result<Vec<(i64, PathBuf)>,
 /// returns the records. Damage anywhere else is an error naming the file
 /// and offset: the log is never silently shortened.
 pub fn recover(disk: &dyn Disk, dir: &Path, from: i64) -> Result<Recovered, WalError> {
-    scan(disk, dir, true, from)
+    Scan {
+        repair: true,
+        from,
+        ..Scan::ALL
+    }
+    .run(disk, dir)
 }
 
 /// Reads the log like `recover` but changes nothing on disk (for
 /// inspection while a server may be running).
 pub fn read_log(disk: &dyn Disk, dir: &Path) -> Result<Recovered, WalError> {
-    scan(disk, dir, false, i64::MIN)
+    Scan::ALL.run(disk, dir)
 }
 
 /// Like `read_log`, but skips the segments that hold only records below
-/// index `from` (a segment's records precede the next segment's name).
+/// index `from` (a segment's records precede the next segment's name), and
+/// the records read that are below `from` come with an empty body: they
+/// only tell a reader what a later record replaces.
 pub fn read_log_from(disk: &dyn Disk, dir: &Path, from: i64) -> Result<Recovered, WalError> {
-    scan(disk, dir, false, from)
+    Scan {
+        from,
+        bodies_from: from,
+        ..Scan::ALL
+    }
+    .run(disk, dir)
 }
 
-fn scan(disk: &dyn Disk, dir: &Path, repair: bool, from: i64) -> Result<Recovered, WalError> {
-    let listed = list_segments(disk, dir)?;
-    let skip = listed
-        .windows(2)
-        .take_while(|pair| pair[1].0 <= from)
-        .count();
-    let segments: Vec<PathBuf> = listed.into_iter().skip(skip).map(|(_, p)| p).collect();
-    let mut out = Recovered::default();
-    for (i, path) in segments.iter().enumerate() {
-        let last = i + 1 == segments.len();
-        let bytes = disk.read(path).map_err(io_err(path))?;
-        let corrupt = |offset: usize, reason: &str| WalError::Corrupt {
-            path: path.clone(),
-            offset: offset as u64,
-            reason: reason.to_owned(),
-        };
-        if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
-            if last && bytes.iter().all(|&b| b == 0) {
-                // Created but never written: nothing was acknowledged from it.
-                if repair {
-                    disk.remove(path).map_err(io_err(path))?;
-                }
-                out.truncated = Some((path.clone(), 0));
-                continue;
-            }
-            return Err(corrupt(0, "not a Paddock log segment (bad magic)"));
-        }
-        let mut at = MAGIC.len();
-        while at < bytes.len() {
-            match read_frame(&bytes, at) {
-                Frame::End => {
-                    if !last && bytes[at..].iter().any(|&b| b != 0) {
-                        return Err(corrupt(at, "data after the end of a closed segment"));
-                    }
-                    if last && repair {
-                        // Give back the reserved space: appends go to a new
-                        // segment, and this one is closed from now on.
-                        trim(disk, path, at)?;
-                    }
-                    break;
-                }
-                Frame::Torn if last => {
+/// How the log is read.
+#[derive(Debug, Clone, Copy)]
+struct Scan {
+    /// Cut a torn tail off (and give back the newest segment's reserve).
+    repair: bool,
+    /// Skip the segments that hold only records below this index.
+    from: i64,
+    /// Records below this index come without their body.
+    bodies_from: i64,
+    /// How much of a segment is read at once.
+    piece: usize,
+}
+
+/// How much of a segment is read at once. The newest segment is mostly
+/// reserved zeros; reading stops a piece past the end of its data.
+const READ_PIECE: usize = 1 << 20;
+
+impl Scan {
+    /// Everything, changing nothing.
+    const ALL: Scan = Scan {
+        repair: false,
+        from: i64::MIN,
+        bodies_from: i64::MIN,
+        piece: READ_PIECE,
+    };
+
+    fn run(self, disk: &dyn Disk, dir: &Path) -> Result<Recovered, WalError> {
+        let Scan {
+            repair,
+            from,
+            bodies_from,
+            piece,
+        } = self;
+        let listed = list_segments(disk, dir)?;
+        let skip = listed
+            .windows(2)
+            .take_while(|pair| pair[1].0 <= from)
+            .count();
+        let segments: Vec<PathBuf> = listed.into_iter().skip(skip).map(|(_, p)| p).collect();
+        let mut out = Recovered::default();
+        for (i, path) in segments.iter().enumerate() {
+            let last = i + 1 == segments.len();
+            let file = disk.open(path).map_err(io_err(path))?;
+            let mut seg = Pieces::new(file, piece);
+            let corrupt = |offset: usize, reason: &str| WalError::Corrupt {
+                path: path.clone(),
+                offset: offset as u64,
+                reason: reason.to_owned(),
+            };
+            if seg.peek(MAGIC.len()).map_err(io_err(path))? != MAGIC {
+                if last && seg.rest_is_zero().map_err(io_err(path))? {
+                    // Created but never written: nothing was acknowledged from it.
                     if repair {
-                        trim(disk, path, at)?;
+                        disk.remove(path).map_err(io_err(path))?;
                     }
-                    out.truncated = Some((path.clone(), at as u64));
-                    break;
+                    out.truncated = Some((path.clone(), 0));
+                    continue;
                 }
-                Frame::Torn => return Err(corrupt(at, "incomplete frame in a closed segment")),
-                Frame::Corrupt(reason) => return Err(corrupt(at, reason)),
-                Frame::Ok { payload, next } => {
-                    for record in records(payload).map_err(|r| corrupt(at, r))? {
-                        if let Some(prev) = out.records.last() {
-                            if record.index > prev.index + 1 {
-                                return Err(corrupt(
-                                    at,
-                                    &format!(
-                                        "index {} follows {}: a gap in the log",
-                                        record.index, prev.index
-                                    ),
-                                ));
-                            }
+                return Err(corrupt(0, "not a Paddock log segment (bad magic)"));
+            }
+            seg.consume(MAGIC.len());
+            while !seg.peek(1).map_err(io_err(path))?.is_empty() {
+                let at = seg.offset();
+                match read_frame(&mut seg).map_err(io_err(path))? {
+                    Frame::End => {
+                        if !last && !seg.rest_is_zero().map_err(io_err(path))? {
+                            return Err(corrupt(at, "data after the end of a closed segment"));
                         }
-                        out.records.push(record);
+                        if last && repair {
+                            // Give back the reserved space: appends go to a new
+                            // segment, and this one is closed from now on.
+                            trim(disk, path, at)?;
+                        }
+                        break;
                     }
-                    at = next;
+                    Frame::Torn if last => {
+                        if repair {
+                            trim(disk, path, at)?;
+                        }
+                        out.truncated = Some((path.clone(), at as u64));
+                        break;
+                    }
+                    Frame::Torn => return Err(corrupt(at, "incomplete frame in a closed segment")),
+                    Frame::Corrupt(reason) => return Err(corrupt(at, reason)),
+                    Frame::Ok { payload } => {
+                        let size = FRAME_HEADER + payload.len() + 1;
+                        let records = records(payload, bodies_from).map_err(|r| corrupt(at, r))?;
+                        seg.consume(size);
+                        for record in records {
+                            if let Some(prev) = out.records.last() {
+                                if record.index > prev.index + 1 {
+                                    return Err(corrupt(
+                                        at,
+                                        &format!(
+                                            "index {} follows {}: a gap in the log",
+                                            record.index, prev.index
+                                        ),
+                                    ));
+                                }
+                            }
+                            out.records.push(record);
+                        }
+                    }
                 }
             }
+        }
+        Ok(out)
+    }
+}
+
+/// A segment read a piece at a time: what is buffered is at most one frame
+/// and one piece, and nothing is allocated for a length until the bytes
+/// are there.
+struct Pieces {
+    file: Box<dyn Read + Send>,
+    buf: Vec<u8>,
+    /// Where in `buf` the unread bytes start.
+    pos: usize,
+    /// The file offset of `buf[0]`.
+    base: usize,
+    eof: bool,
+    piece: usize,
+}
+
+impl Pieces {
+    fn new(file: Box<dyn Read + Send>, piece: usize) -> Pieces {
+        Pieces {
+            file,
+            buf: Vec::new(),
+            pos: 0,
+            base: 0,
+            eof: false,
+            piece,
         }
     }
-    Ok(out)
+
+    /// The next `want` unread bytes, fewer only where the file ends.
+    fn peek(&mut self, want: usize) -> std::io::Result<&[u8]> {
+        while self.buf.len() - self.pos < want && !self.eof {
+            self.buf.drain(..self.pos);
+            self.base += self.pos;
+            self.pos = 0;
+            let more = (want - self.buf.len()).max(self.piece) as u64;
+            if (&mut self.file).take(more).read_to_end(&mut self.buf)? == 0 {
+                self.eof = true;
+            }
+        }
+        let end = self.buf.len().min(self.pos + want);
+        Ok(&self.buf[self.pos..end])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
+    }
+
+    /// The file offset of the next unread byte.
+    fn offset(&self) -> usize {
+        self.base + self.pos
+    }
+
+    /// Reads the rest of the file: whether it is all zeros.
+    fn rest_is_zero(&mut self) -> std::io::Result<bool> {
+        loop {
+            let piece = self.piece;
+            let bytes = self.peek(piece)?;
+            if bytes.is_empty() {
+                return Ok(true);
+            }
+            if bytes.iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            let n = bytes.len();
+            self.consume(n);
+        }
+    }
 }
 
-/// Cuts a segment to its first `len` bytes, or removes it if that leaves no
+/// Trims a segment to its first `len` bytes, or removes it if that leaves no
 /// frame at all.
 fn trim(disk: &dyn Disk, path: &Path, len: usize) -> Result<(), WalError> {
     if len <= MAGIC.len() {
@@ -189,63 +306,72 @@ enum Frame<'a> {
     End,
     Torn,
     Corrupt(&'static str),
-    Ok { payload: &'a [u8], next: usize },
+    Ok { payload: &'a [u8] },
 }
 
-fn read_frame(bytes: &[u8], at: usize) -> Frame<'_> {
-    let rest = &bytes[at..];
-    if rest.len() < FRAME_HEADER {
-        return if rest.iter().all(|&b| b == 0) {
+/// The frame at the reader's position (not consumed).
+fn read_frame(seg: &mut Pieces) -> std::io::Result<Frame<'_>> {
+    let head = seg.peek(FRAME_HEADER)?;
+    if head.len() < FRAME_HEADER {
+        return Ok(if head.iter().all(|&b| b == 0) {
             Frame::End
         } else {
             Frame::Torn
-        };
+        });
     }
-    let mut h = &rest[..FRAME_HEADER];
+    let mut h = head;
     let len = h.get_u32() as usize;
     let crc = h.get_u32();
     if len == 0 {
-        return if crc == 0 { Frame::End } else { Frame::Torn };
+        return Ok(if crc == 0 { Frame::End } else { Frame::Torn });
     }
     if len > MAX_FRAME_BYTES {
-        return Frame::Torn;
+        return Ok(Frame::Torn);
     }
     let end = FRAME_HEADER + len;
-    if rest.len() <= end {
-        return Frame::Torn;
+    let frame = seg.peek(end + 1)?;
+    if frame.len() <= end {
+        return Ok(Frame::Torn);
     }
-    match rest[end] {
+    match frame[end] {
         // A crash leaves the reserved zeros where the end marker goes.
-        0 => return Frame::Torn,
+        0 => return Ok(Frame::Torn),
         FRAME_END => {}
-        _ => return Frame::Corrupt("damaged frame end marker"),
+        _ => return Ok(Frame::Corrupt("damaged frame end marker")),
     }
-    let payload = &rest[FRAME_HEADER..end];
+    let payload = &frame[FRAME_HEADER..end];
     if crc32c::crc32c(payload) != crc {
-        return Frame::Corrupt("checksum mismatch in a complete frame");
+        return Ok(Frame::Corrupt("checksum mismatch in a complete frame"));
     }
-    Frame::Ok {
-        payload,
-        next: at + end + 1,
-    }
+    Ok(Frame::Ok { payload })
 }
 
-fn records(mut payload: &[u8]) -> Result<Vec<Record>, &'static str> {
+/// The records of a frame; those below `bodies_from` with an empty body.
+/// The other bodies share one copy of the payload.
+fn records(payload: &[u8], bodies_from: i64) -> Result<Vec<Record>, &'static str> {
     let mut out = Vec::new();
-    while !payload.is_empty() {
-        if payload.len() < RECORD_HEADER {
+    let mut copied: Option<(usize, Bytes)> = None;
+    let mut at = 0;
+    while at < payload.len() {
+        if payload.len() - at < RECORD_HEADER {
             return Err("truncated record header inside a frame");
         }
-        let len = payload.get_u32() as usize;
-        let index = payload.get_i64();
-        if len > payload.len() {
+        let mut header = &payload[at..at + RECORD_HEADER];
+        let len = header.get_u32() as usize;
+        let index = header.get_i64();
+        let start = at + RECORD_HEADER;
+        if len > payload.len() - start {
             return Err("record longer than its frame");
         }
-        out.push(Record {
-            index,
-            body: Bytes::copy_from_slice(&payload[..len]),
-        });
-        payload = &payload[len..];
+        let body = if index < bodies_from {
+            Bytes::new()
+        } else {
+            let (from, copy) =
+                copied.get_or_insert_with(|| (start, Bytes::copy_from_slice(&payload[start..])));
+            copy.slice(start - *from..start - *from + len)
+        };
+        out.push(Record { index, body });
+        at = start + len;
     }
     Ok(out)
 }
@@ -360,5 +486,137 @@ impl Wal {
         file.write_all(MAGIC).map_err(io_err(&path))?;
         self.current = Some((file, path, MAGIC.len() as u64));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::{AppendFile, FsDisk};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The real file system, counting the bytes read through `open`.
+    #[derive(Default)]
+    struct Counting(Arc<AtomicUsize>);
+
+    struct CountingFile(std::fs::File, Arc<AtomicUsize>);
+
+    impl Read for CountingFile {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.read(buf)?;
+            self.1.fetch_add(n, Ordering::SeqCst);
+            Ok(n)
+        }
+    }
+
+    impl Disk for Counting {
+        fn create(&self, path: &Path, reserve: u64) -> std::io::Result<Box<dyn AppendFile>> {
+            FsDisk.create(path, reserve)
+        }
+        fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+            FsDisk.read(path)
+        }
+        fn open(&self, path: &Path) -> std::io::Result<Box<dyn Read + Send>> {
+            let file = std::fs::File::open(path)?;
+            Ok(Box::new(CountingFile(file, self.0.clone())))
+        }
+        fn truncate(&self, path: &Path, len: u64) -> std::io::Result<()> {
+            FsDisk.truncate(path, len)
+        }
+        fn list(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+            FsDisk.list(dir)
+        }
+        fn remove(&self, path: &Path) -> std::io::Result<()> {
+            FsDisk.remove(path)
+        }
+        fn retire(&self, path: &Path) -> std::io::Result<()> {
+            FsDisk.retire(path)
+        }
+        fn remove_slowly(&self, path: &Path) -> std::io::Result<()> {
+            FsDisk.remove_slowly(path)
+        }
+        fn write_atomic(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+            FsDisk.write_atomic(path, bytes)
+        }
+    }
+
+    /// Appends `batches` frames of 3 records each (indexes from 1) to
+    /// segments of `segment_bytes`.
+    fn write_log(dir: &Path, batches: i64, segment_bytes: u64) {
+        let mut wal = Wal::new(Arc::new(FsDisk), dir, segment_bytes).unwrap();
+        for b in 0..batches {
+            let bodies: Vec<Vec<u8>> = (0..3).map(|i| vec![b as u8; 10 + i]).collect();
+            let records: Vec<(i64, &[u8])> = (0..3)
+                .map(|i| (1 + 3 * b + i as i64, bodies[i].as_slice()))
+                .collect();
+            wal.append(&records).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_newest_segment_is_read_only_a_piece_past_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        write_log(dir.path(), 100, 8 << 20);
+        let disk = Counting::default();
+        let log = read_log(&disk, dir.path()).unwrap();
+        assert_eq!(log.records.len(), 300);
+        let data = 8 + 100 * (8 + 3 * 12 + 10 + 11 + 12 + 1);
+        let read = disk.0.load(Ordering::SeqCst);
+        assert!(
+            read >= data && read <= data + READ_PIECE,
+            "read {read} bytes of a segment holding {data} in 8 MiB"
+        );
+    }
+
+    #[test]
+    fn any_piece_size_reads_the_same_log_and_finds_the_same_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        // Closed segments of a few frames, then the newest one, reserved.
+        write_log(dir.path(), 12, 300);
+        let newest = list_segments(&FsDisk, dir.path()).unwrap().pop().unwrap().1;
+        let full = std::fs::read(&newest).unwrap();
+        let data_end = full.len() - full.iter().rev().take_while(|&&b| b == 0).count();
+        let expected = |log: &Recovered| (log.records.clone(), log.truncated.clone());
+        for cut in [data_end, data_end - 1, data_end - 20, 13] {
+            let mut torn = full.clone();
+            torn[cut..].iter_mut().for_each(|b| *b = 0);
+            std::fs::write(&newest, &torn).unwrap();
+            let whole = expected(
+                &Scan {
+                    piece: 1 << 30,
+                    ..Scan::ALL
+                }
+                .run(&FsDisk, dir.path())
+                .unwrap(),
+            );
+            for piece in [1, 2, 7, 8, 9, 64] {
+                let log = Scan { piece, ..Scan::ALL }
+                    .run(&FsDisk, dir.path())
+                    .unwrap();
+                assert_eq!(expected(&log), whole, "cut at {cut}, pieces of {piece}");
+            }
+            if cut < data_end {
+                assert!(whole.1.is_some(), "cut at {cut} is a torn tail");
+            }
+        }
+    }
+
+    #[test]
+    fn data_after_the_end_of_a_closed_segment_is_found_in_any_piece_size() {
+        let dir = tempfile::tempdir().unwrap();
+        write_log(dir.path(), 12, 300);
+        let oldest = list_segments(&FsDisk, dir.path()).unwrap()[0].1.clone();
+        let mut bytes = std::fs::read(&oldest).unwrap();
+        bytes.extend_from_slice(&[0; 40]);
+        bytes.push(1);
+        std::fs::write(&oldest, &bytes).unwrap();
+        for piece in [1, 8, 64, READ_PIECE] {
+            match (Scan { piece, ..Scan::ALL }).run(&FsDisk, dir.path()) {
+                Err(WalError::Corrupt { reason, .. }) => {
+                    assert!(reason.contains("after the end"), "{reason}")
+                }
+                other => panic!("pieces of {piece}: {other:?}"),
+            }
+        }
     }
 }
