@@ -95,8 +95,13 @@ pub(crate) struct Monitor {
 }
 
 impl Monitor {
+    /// Recomputes the status when the role, leader or membership changes
+    /// and every `POLL` (contact, quorum and catching up are measured in
+    /// time). Not on every write: the full metrics change with each one,
+    /// and waking for them would cost every write a task switch.
     pub async fn run(self) {
-        let mut metrics = self.raft.metrics();
+        let metrics = self.raft.metrics();
+        let mut changes = self.raft.server_metrics();
         let mut last_try: Option<Instant> = None;
         loop {
             let m = metrics.borrow_watched().clone();
@@ -110,8 +115,14 @@ impl Monitor {
             if m.state == ServerState::Leader {
                 self.add_observers(&m, &mut last_try);
             }
+            // openraft's clock (every 4 ms) only times elections and
+            // heartbeats; the one voter of a standalone server, once it
+            // leads, needs neither.
+            self.raft
+                .runtime_config()
+                .tick(!(self.standalone && m.state == ServerState::Leader));
             tokio::select! {
-                changed = metrics.changed() => if changed.is_err() { return },
+                changed = changes.changed() => if changed.is_err() { return },
                 _ = tokio::time::sleep(POLL) => {}
             }
         }
