@@ -295,15 +295,11 @@ pub fn write_tree(
 ) -> Result<PathBuf, FilesError> {
     let mut head = BytesMut::new();
     codec::encode_snapshot_meta(meta, &mut head);
-    // The tree is encoded twice, a part at a time: once to learn its
-    // length (which the compressed frame records), once into the
-    // compressor. Neither pass holds the whole encoding.
+    // The compressed frame records its length, which is counted first;
+    // the tree is then encoded into the compressor a part at a time,
+    // never whole.
     let mut buf = BytesMut::new();
-    let mut tree_len = 0;
-    tree.encode_snapshot_in_parts(&mut buf, SNAPSHOT_PART, |part| {
-        tree_len += part.len();
-        part.clear();
-    });
+    let tree_len = tree.snapshot_len();
     let position = codec::snapshot_position(meta.last_log_id.as_ref());
     let payload_len = (head.len() + tree_len) as u64;
     Ok(write_snapshot(

@@ -11,9 +11,11 @@ use paddock_proto::{jute, Acl, DecodeError, Jute, Reader};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// The stored Stat fields of a node: six i64 and three i32.
+const STAT_BYTES: usize = 6 * 8 + 3 * 4;
 /// The fewest bytes one node takes in a snapshot: path and data lengths,
 /// an empty ACL vector, and the Stat fields.
-const MIN_NODE_BYTES: usize = 4 + 4 + 4 + 6 * 8 + 3 * 4;
+const MIN_NODE_BYTES: usize = 4 + 4 + 4 + STAT_BYTES;
 
 /// Why snapshot bytes do not make a tree.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,21 @@ impl DataTree {
     /// reads back).
     pub fn encode_snapshot(&self, out: &mut BytesMut) {
         self.encode_snapshot_in_parts(out, usize::MAX, |_| {});
+    }
+
+    /// How many bytes `encode_snapshot` writes, counted without writing
+    /// them.
+    pub fn snapshot_len(&self) -> usize {
+        let mut len = 8 + 4 + 12 * self.sessions().len() + 4;
+        self.walk(|p, n| {
+            let acl: usize = n
+                .acl
+                .iter()
+                .map(|a| 4 + 4 + a.id.scheme.len() + 4 + a.id.id.len())
+                .sum();
+            len += 4 + p.len() + 4 + n.data().map_or(0, <[u8]>::len) + 4 + acl + STAT_BYTES;
+        });
+        len
     }
 
     /// The same bytes, handed to `emit` whenever `out` holds at least

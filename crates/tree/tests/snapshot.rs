@@ -79,6 +79,7 @@ fn a_snapshot_round_trips_nodes_sessions_and_indexes() {
         })),
     ));
     let bytes = encode(&t);
+    assert_eq!(t.snapshot_len(), bytes.len(), "counted as written");
     let back = DataTree::decode_snapshot(&mut Reader::new(bytes.clone()), config).unwrap();
     assert_eq!(encode(&back), bytes, "canonical: the same bytes again");
     let mut paths = Vec::new();
@@ -182,11 +183,23 @@ fn a_snapshot_with_a_node_before_its_parent_or_a_path_twice_is_an_error() {
     };
     let tree = snapshot(&["/", "/a", "/a/b"]).expect("parents first");
     assert_eq!(tree.children("/a"), Some(vec!["b".to_string()]));
+    // Sorted by path, as older snapshots are: a node's parent is not
+    // always the previous node's.
+    let sorted = ["/", "/a", "/a-c", "/a-c/d", "/a/b", "/a/b/e", "/a/f", "/g"];
+    let tree = snapshot(&sorted).expect("sorted paths have parents first");
+    assert_eq!(
+        tree.children("/a"),
+        Some(vec!["b".to_string(), "f".to_string()])
+    );
+    assert_eq!(tree.children("/a-c"), Some(vec!["d".to_string()]));
+    assert_eq!(tree.children("/a/b"), Some(vec!["e".to_string()]));
     for bad in [
         &["/", "/a/b", "/a"][..],
         &["/a", "/"],
         &["/", "/a", "/a"],
         &["/", "/"],
+        &["/", "/a", "/a/b", "/a/c", "/x/y"],
+        &["/", "/a", "/a/b", "/a/b"],
     ] {
         let err = snapshot(bad).err().map(|e| e.to_string());
         assert!(
