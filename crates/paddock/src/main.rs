@@ -259,22 +259,30 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         tracing::warn!("{w}");
     }
     let runtime = runtime()?;
+    // The server runs on a worker thread rather than this one, so each
+    // connection it accepts starts on the thread that accepted it instead
+    // of being handed to another.
     let result = runtime.block_on(async {
-        // Listened for before the server says it is serving, so a signal
-        // sent as soon as it does is never the default (fatal) one.
-        let signals = Signals::listen();
-        let server = {
-            let _recovering = memory::PurgeAtOnce::begin();
-            Server::bind(config).await?
-        };
-        let shutdown = CancellationToken::new();
-        let signal = shutdown.clone();
-        tokio::spawn(async move {
-            signals.recv().await;
-            signal.cancel();
-        });
-        server.run(shutdown).await?;
-        Ok(())
+        tokio::spawn(async {
+            // Listened for before the server says it is serving, so a signal
+            // sent as soon as it does is never the default (fatal) one.
+            let signals = Signals::listen();
+            let server = {
+                let _recovering = memory::PurgeAtOnce::begin();
+                Server::bind(config).await?
+            };
+            let collecting = tokio::spawn(memory::collect_now_and_then());
+            let shutdown = CancellationToken::new();
+            let signal = shutdown.clone();
+            tokio::spawn(async move {
+                signals.recv().await;
+                signal.cancel();
+            });
+            let served = server.run(shutdown).await;
+            collecting.abort();
+            Ok(served?)
+        })
+        .await?
     });
     // Dropping the runtime would wait for a blocking task however long it
     // takes, which would undo the bound on stopping.
