@@ -110,17 +110,19 @@ impl Monitor {
             }
             let now_ms = self.started.elapsed().as_millis() as u64;
             let contact_ms = now_ms.saturating_sub(self.leader_contact_ms.load(Ordering::Relaxed));
-            self.status
+            let changed = self
+                .status
                 .send_if_modified(|s| update(s, &m, self.me, self.standalone, contact_ms));
+            if changed {
+                // openraft's clock (every 4 ms) only times elections and
+                // heartbeats; a standalone server's one voter, once it
+                // leads, needs neither.
+                let standalone = self.status.borrow().role == Role::Standalone;
+                self.raft.runtime_config().tick(!standalone);
+            }
             if m.state == ServerState::Leader {
                 self.add_observers(&m, &mut last_try);
             }
-            // openraft's clock (every 4 ms) only times elections and
-            // heartbeats; the one voter of a standalone server, once it
-            // leads, needs neither.
-            self.raft
-                .runtime_config()
-                .tick(!(self.standalone && m.state == ServerState::Leader));
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { return },
                 _ = tokio::time::sleep(POLL) => {}

@@ -595,8 +595,15 @@ mod tests {
                     .unwrap();
                 assert_eq!(expected(&log), whole, "cut at {cut}, pieces of {piece}");
             }
+            // Whole batches, in order: all 12, or all but the torn one(s).
+            let indexes: Vec<i64> = whole.0.iter().map(|r| r.index).collect();
+            let kept = indexes.len() as i64;
+            assert_eq!(indexes, (1..=kept).collect::<Vec<_>>(), "cut at {cut}");
             if cut < data_end {
                 assert!(whole.1.is_some(), "cut at {cut} is a torn tail");
+                assert!(kept < 36 && kept % 3 == 0, "cut at {cut}: {kept} records");
+            } else {
+                assert_eq!((kept, &whole.1), (36, &None), "nothing cut");
             }
         }
     }

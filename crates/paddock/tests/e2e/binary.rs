@@ -1,7 +1,8 @@
 //! The `paddock` binary itself: start-up, zoo.cfg, clear errors.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use crate::common::four_letter;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ struct Running {
 impl Running {
     /// Starts `paddock server` with `args` and waits for the line naming
     /// its client address; returns it with every line logged before it.
-    fn start(args: &[&str]) -> (Running, String, Vec<String>) {
+    fn start(args: &[&str]) -> (Running, SocketAddr, Vec<String>) {
         let mut child = paddock()
             .arg("server")
             .args(args)
@@ -43,8 +44,8 @@ impl Running {
                 panic!("no 'serving' log line within 20 s");
             };
             if let Some(i) = line.find("addr=") {
-                let addr = line[i + 5..].split_whitespace().next().unwrap().to_string();
-                return (running, addr, before);
+                let addr = line[i + 5..].split_whitespace().next().unwrap();
+                return (running, addr.parse().unwrap(), before);
             }
             before.push(line);
         }
@@ -64,17 +65,8 @@ impl Drop for Running {
     }
 }
 
-fn four_letter_word(addr: &str, word: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s.write_all(word.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
-#[test]
-fn the_server_starts_from_a_zoo_cfg_answers_and_stops_on_sigterm() {
+#[tokio::test]
+async fn the_server_starts_from_a_zoo_cfg_answers_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("zoo.cfg");
     std::fs::write(
@@ -92,7 +84,7 @@ fn the_server_starts_from_a_zoo_cfg_answers_and_stops_on_sigterm() {
             .any(|l| l.contains("unknown key 'someFutureKey' ignored")),
         "unknown keys are warned about"
     );
-    assert_eq!(four_letter_word(&addr, "ruok"), "imok");
+    assert_eq!(four_letter(addr, "ruok").await, "imok");
     assert!(dir.path().join("data").is_dir(), "data directory created");
     unsafe_kill(server.child.id(), 15);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -128,12 +120,12 @@ fn context_switches(pid: u32) -> u64 {
         .sum()
 }
 
-#[test]
-fn an_idle_standalone_server_hardly_wakes_up() {
+#[tokio::test]
+async fn an_idle_standalone_server_hardly_wakes_up() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (server, addr, _) = Running::start(&["--port", "0", "--data-dir", data.to_str().unwrap()]);
-    assert_eq!(four_letter_word(&addr, "ruok"), "imok");
+    assert_eq!(four_letter(addr, "ruok").await, "imok");
     std::thread::sleep(Duration::from_millis(300));
     let pid = server.child.id();
     let before = context_switches(pid);
