@@ -56,10 +56,11 @@ def from_reports(workloads, prefix):
 
 def main():
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from compare import TREE_LOAD, WORKLOADS
+    from compare import TREE_LOAD, WATCH_ROUND, WORKLOADS
     from ensemble import WORKLOADS as ENSEMBLE
 
-    draw(from_reports(WORKLOADS + [TREE_LOAD], "standalone"), "Standalone, fsync on",
+    rows = from_reports(WORKLOADS + [WATCH_ROUND, TREE_LOAD], "standalone")
+    draw([r for r in rows if r[0] != WATCH_ROUND[0]], "Standalone, fsync on",
          RESULTS / "standalone.png")
     draw(from_reports(ENSEMBLE, "ensemble"), "3-server ensemble, through a follower",
          RESULTS / "ensemble.png")

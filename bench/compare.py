@@ -35,6 +35,9 @@ WORKLOADS = [
     # Connecting 10 000 sessions takes seconds: a longer run.
     ("watch fan-out: 1 writer, 10 000 watchers", ["-w", "watch-fanout", "-c", "10000", "-d", "20"]),
 ]
+# Fan-out latency: one setData at a time, each timed from its send to the
+# last of the watchers' notifications. A latency, so a table of its own.
+WATCH_ROUND = ("watch round", ["-w", "watch-round", "-c", "10000", "-d", "20"])
 # Sessions held open, idle, to weigh what one costs the server: measured
 # over the last IDLE_SESSIONS, once IDLE_WARMUP are open, so what a server
 # sets up once (thread caches, the first pages of its tables) is left out.
@@ -148,7 +151,7 @@ def main():
             idle[system] = idle_session_kib(port, proc.pid)
             print(f"idle session {system:10} {idle[system]:.1f} KiB", flush=True)
         rows = []
-        for i, (name, args) in enumerate(WORKLOADS + [TREE_LOAD]):
+        for i, (name, args) in enumerate(WORKLOADS + [WATCH_ROUND, TREE_LOAD]):
             got = {}
             for system in ("zookeeper", "paddock"):
                 proc, port = servers[system]
@@ -156,12 +159,13 @@ def main():
                 got[system] = bench(port, proc.pid, args, seconds, out)
                 print(f"{name:28} {system:10} {got[system]['ops_per_s']:>10.0f} ops/s", flush=True)
             rows.append((name, got))
+        round_row = rows.pop(len(WORKLOADS))
         restart = {}
         for system in ("zookeeper", "paddock"):
             restart[system] = restarted(system, tmp, servers)
             print(f"restart with 1M znodes {system:10} {restart[system][0]:.1f} s, "
                   f"{restart[system][1] / 1024:.0f} MiB", flush=True)
-        write_table(rows, seconds, restart, idle)
+        write_table(rows, round_row[1], seconds, restart, idle)
     finally:
         for proc, _ in servers.values():
             proc.kill()
@@ -207,7 +211,7 @@ def ms(us):
     return f"{us / 1000:.2f}"
 
 
-def write_table(rows, seconds, restart, idle):
+def write_table(rows, rounds, seconds, restart, idle):
     lines = [
         "# Paddock vs Apache ZooKeeper 3.8.0, standalone",
         "",
@@ -261,6 +265,21 @@ def write_table(rows, seconds, restart, idle):
         "|---|---|---|---|",
         f"| memory per idle session | {idle['zookeeper']:.1f} KiB | {idle['paddock']:.1f} KiB "
         f"| {idle['paddock'] / idle['zookeeper']:.2f}× |",
+    ]
+    zl, pl = rounds["zookeeper"]["latency"], rounds["paddock"]["latency"]
+    lines += [
+        "",
+        "## Watch fan-out latency",
+        "",
+        "10 000 sessions hold a persistent watch on one znode; another sets it, one setData at",
+        "a time, and waits until every watcher has been notified. Each round is timed from the",
+        "setData's send to the last notification's arrival (`paddock bench -w watch-round`).",
+        "",
+        "| round latency | ZooKeeper ms | Paddock ms | ratio |",
+        "|---|---|---|---|",
+    ] + [
+        f"| {key[:-3]} | {ms(zl[key])} | {ms(pl[key])} | {pl[key] / max(zl[key], 1):.2f}× |"
+        for key in ("p50_us", "p99_us", "max_us")
     ]
     lines += [
         "",

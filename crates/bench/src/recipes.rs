@@ -3,13 +3,14 @@
 
 use crate::conn::Conn;
 use crate::run::{create, Op, Plan, Tally, ROOT};
+use crate::spec::Kind;
 use anyhow::Context;
 use paddock_proto::{
     AddWatchRequest, DeleteRequest, PathWatchRequest, Request, Response, SetDataRequest,
 };
 use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The znode every fan-out watcher watches.
@@ -40,12 +41,20 @@ pub struct Fanout {
     sent: Mutex<Vec<Instant>>,
     /// The writer has stopped and `sent` is final.
     done: AtomicBool,
+    /// In a watch round: watchers that have heard of the latest change,
+    /// the time from its send to the last of them, in µs, and a wake-up
+    /// for the writer once all have.
+    heard: AtomicUsize,
+    last_heard_us: AtomicU64,
+    all_heard: tokio::sync::Notify,
 }
 
-/// One watcher: a persistent watch on the fan-out znode; every
-/// notification is an op, timed from the send of the setData behind it.
+/// One watcher: a persistent watch on the fan-out znode. In a fan-out
+/// every notification is an op, timed from the send of the setData behind
+/// it; in a watch round the last watcher to hear of a change tells the
+/// writer how long that took.
 pub async fn watcher(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Tally> {
-    let (mut conn, _) = Conn::open(plan.addr, plan.spec.session_timeout_ms).await?;
+    let mut conn = plan.session().await?;
     let (h, _) = conn
         .call(&Request::AddWatch(AddWatchRequest {
             path: fanout_path(),
@@ -82,25 +91,49 @@ pub async fn watcher(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Tally> {
         let at = at.context("a notification for a change nobody made")?;
         seen += 1;
         let us = at.elapsed().as_micros() as u64;
-        tally.record(Op::Notify, us, 0, at >= plan.measure_from, &plan.live);
+        if plan.spec.kind == Kind::WatchRound {
+            if fanout.heard.fetch_add(1, Ordering::SeqCst) + 1 == plan.spec.connections {
+                fanout.last_heard_us.store(us, Ordering::SeqCst);
+                fanout.all_heard.notify_one();
+            }
+        } else {
+            tally.record(Op::Notify, us, 0, at >= plan.measure_from, &plan.live);
+        }
     }
 }
 
 /// The fan-out writer: once every watcher is ready, setData on the watched
 /// znode with `inflight` requests outstanding until the end.
 pub async fn writer(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Tally> {
-    let result = write_changes(plan, fanout).await;
+    let result = match plan.spec.kind {
+        Kind::WatchRound => write_rounds(plan, fanout).await,
+        _ => write_changes(plan, fanout).await,
+    };
     fanout.done.store(true, Ordering::SeqCst);
     result
 }
 
-async fn write_changes(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Tally> {
-    let (mut conn, _) = Conn::open(plan.addr, plan.spec.session_timeout_ms).await?;
-    let mut tally = Tally::default();
+/// The writer's session, opened once every watcher is ready.
+async fn writer_session(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Conn> {
+    let conn = plan.session().await?;
     while fanout.ready.load(Ordering::SeqCst) < plan.spec.connections {
         anyhow::ensure!(Instant::now() < plan.end, "the watchers never got ready");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    Ok(conn)
+}
+
+fn set_watched(plan: &Plan) -> Request {
+    Request::SetData(SetDataRequest {
+        path: fanout_path(),
+        data: Some(plan.payload.clone()),
+        version: -1,
+    })
+}
+
+async fn write_changes(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Tally> {
+    let mut conn = writer_session(plan, fanout).await?;
+    let mut tally = Tally::default();
     let mut waiting: VecDeque<Instant> = VecDeque::new();
     loop {
         while waiting.len() < plan.spec.inflight && Instant::now() < plan.end {
@@ -108,11 +141,7 @@ async fn write_changes(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Tally> {
             // Recorded before it can be sent, so no notification can come
             // before its time is known.
             fanout.sent.lock().push(at);
-            conn.queue(&Request::SetData(SetDataRequest {
-                path: fanout_path(),
-                data: Some(plan.payload.clone()),
-                version: -1,
-            }));
+            conn.queue(&set_watched(plan));
             waiting.push_back(at);
         }
         if waiting.is_empty() {
@@ -127,11 +156,34 @@ async fn write_changes(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Tally> {
     }
 }
 
+/// The watch-round writer: one setData at a time, each waited for until
+/// every watcher has heard of it; an op is one round, from the send to
+/// the last watcher's notification.
+async fn write_rounds(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Tally> {
+    let mut conn = writer_session(plan, fanout).await?;
+    let mut tally = Tally::default();
+    while Instant::now() < plan.end {
+        // Every watcher counted the previous change before it was woken,
+        // so the count starts again from nobody.
+        fanout.heard.store(0, Ordering::SeqCst);
+        let at = Instant::now();
+        fanout.sent.lock().push(at);
+        let (h, _) = conn.call(&set_watched(plan)).await?;
+        anyhow::ensure!(h.err == 0, "setData failed with error {}", h.err);
+        tokio::time::timeout(GRACE, fanout.all_heard.notified())
+            .await
+            .context("not every watcher heard of a change")?;
+        let us = fanout.last_heard_us.load(Ordering::SeqCst);
+        tally.record(Op::Round, us, 0, at >= plan.measure_from, &plan.live);
+    }
+    Ok(tally)
+}
+
 /// One lock contender, as the lock recipe does it: queue an ephemeral
 /// sequential znode, wait (watching only the one just ahead) until it is
 /// the lowest, release it. One op is one acquire and release.
 pub async fn contender(plan: &Plan) -> anyhow::Result<Tally> {
-    let (mut conn, _) = Conn::open(plan.addr, plan.spec.session_timeout_ms).await?;
+    let mut conn = plan.session().await?;
     let mut tally = Tally::default();
     while Instant::now() < plan.end {
         let at = Instant::now();

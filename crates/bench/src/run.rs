@@ -35,6 +35,8 @@ pub(crate) enum Op {
     Notify,
     /// A lock acquired and released.
     Lock,
+    /// One change, from its send until every watcher has heard of it.
+    Round,
 }
 
 impl Op {
@@ -50,6 +52,7 @@ impl Op {
             Op::Session => "session",
             Op::Notify => "notify",
             Op::Lock => "lock",
+            Op::Round => "round",
         }
     }
 }
@@ -102,6 +105,23 @@ pub(crate) struct Plan {
     pub remaining: AtomicU64,
     pub live: Live,
     pub keys: Arc<Vec<String>>,
+    /// Sessions being set up at once. Ten thousand connects at once
+    /// overflow a server's listen backlog and queue of unread requests:
+    /// ZooKeeper then stops reading some new connections and closes them
+    /// as sessionless 10 s later.
+    opening: tokio::sync::Semaphore,
+}
+
+/// Sessions a run sets up at once.
+const OPENING_AT_ONCE: usize = 64;
+
+impl Plan {
+    /// A new session, set up while fewer than `OPENING_AT_ONCE` others are.
+    pub(crate) async fn session(&self) -> anyhow::Result<Conn> {
+        let _turn = self.opening.acquire().await?;
+        let (conn, _) = Conn::open(self.addr, self.spec.session_timeout_ms).await?;
+        Ok(conn)
+    }
 }
 
 fn key(i: usize) -> String {
@@ -216,7 +236,7 @@ impl Chooser {
 /// One connection of a mix or tree-load run.
 async fn requests(plan: Arc<Plan>, id: usize) -> anyhow::Result<Tally> {
     let spec = &plan.spec;
-    let (mut conn, _) = Conn::open(plan.addr, spec.session_timeout_ms).await?;
+    let mut conn = plan.session().await?;
     let mut choose = Chooser::new(spec, plan.keys.clone(), id as u64 + 1)?;
     let mut tally = Tally::default();
     let mut created: VecDeque<String> = VecDeque::new();
@@ -334,7 +354,7 @@ fn next_request(
             path: created.pop_front().unwrap_or_default(),
             version: -1,
         }),
-        Op::Multi | Op::Session | Op::Notify | Op::Lock => {
+        Op::Multi | Op::Session | Op::Notify | Op::Lock | Op::Round => {
             let set = |path| {
                 Request::SetData(SetDataRequest {
                     path,
@@ -353,7 +373,7 @@ async fn sessions(plan: Arc<Plan>) -> anyhow::Result<Tally> {
     let mut tally = Tally::default();
     while Instant::now() < plan.end {
         let at = Instant::now();
-        let (mut conn, _) = Conn::open(plan.addr, plan.spec.session_timeout_ms).await?;
+        let mut conn = plan.session().await?;
         conn.queue(&Request::CloseSession);
         conn.flush().await?;
         let h = conn.reply().await.context("closing the session")?;
@@ -410,6 +430,7 @@ pub async fn run(spec: Spec, addr: SocketAddr, server_pid: Option<u32>) -> anyho
         remaining: AtomicU64::new(spec.total),
         live: Live::default(),
         keys: Arc::new((0..spec.keys).map(key).collect()),
+        opening: tokio::sync::Semaphore::new(OPENING_AT_ONCE),
         spec: spec.clone(),
     });
     let ticker = tokio::spawn(progress(plan.clone()));
@@ -420,14 +441,14 @@ pub async fn run(spec: Spec, addr: SocketAddr, server_pid: Option<u32>) -> anyho
             tokio::spawn(async move {
                 match plan.spec.kind {
                     Kind::SessionStorm => sessions(plan).await,
-                    Kind::WatchFanout => recipes::watcher(&plan, &fanout).await,
+                    Kind::WatchFanout | Kind::WatchRound => recipes::watcher(&plan, &fanout).await,
                     Kind::LockChurn => recipes::contender(&plan).await,
                     Kind::Mix | Kind::TreeLoad => requests(plan, id).await,
                 }
             })
         })
         .collect();
-    if spec.kind == Kind::WatchFanout {
+    if matches!(spec.kind, Kind::WatchFanout | Kind::WatchRound) {
         let plan = plan.clone();
         workers.push(tokio::spawn(async move {
             recipes::writer(&plan, &fanout).await

@@ -16,6 +16,10 @@ pub enum Kind {
     /// one more session changes (`inflight` setData outstanding); an op is
     /// a notification delivered, timed from the setData's send.
     WatchFanout,
+    /// As `WatchFanout`, but one setData at a time, each waited for until
+    /// every watcher has heard of it; an op is such a round, timed from the
+    /// setData's send to the last notification.
+    WatchRound,
     /// `connections` sessions take and release one lock the way the lock
     /// recipe does (ephemeral sequential znodes, each watching the one
     /// ahead); an op is one acquire and release.
@@ -109,6 +113,7 @@ pub const NAMES: &[&str] = &[
     "tree-load",
     "session-storm",
     "watch-fanout",
+    "watch-round",
     "lock-churn",
 ];
 
@@ -164,6 +169,13 @@ pub fn named(name: &str) -> Option<Spec> {
         "watch-fanout" => Spec {
             name: name.into(),
             kind: Kind::WatchFanout,
+            connections: 100,
+            inflight: 1,
+            ..Spec::default()
+        },
+        "watch-round" => Spec {
+            name: name.into(),
+            kind: Kind::WatchRound,
             connections: 100,
             inflight: 1,
             ..Spec::default()

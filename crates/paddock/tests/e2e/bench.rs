@@ -21,6 +21,21 @@ async fn children(addr: std::net::SocketAddr, path: &str) -> usize {
     }
 }
 
+async fn data_version(addr: std::net::SocketAddr, path: &str) -> u32 {
+    let (mut raw, _) = Raw::session(addr, 30_000).await;
+    let (h, r) = raw
+        .call(&Request::Exists(PathWatchRequest {
+            path: path.into(),
+            watch: false,
+        }))
+        .await;
+    assert_eq!(h.err, 0, "{path}");
+    match r {
+        Some(Response::Stat(stat)) => u32::try_from(stat.version).unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_read_write_mix_reports_every_op_it_made_and_no_errors() {
     let s = TestServer::start().await;
@@ -108,6 +123,28 @@ async fn every_watcher_hears_of_every_change_in_a_watch_fanout() {
         report.per_op["notify"].ops,
         5 * sets,
         "each of 5 watchers is notified once per setData: {}",
+        report.table()
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_watch_round_waits_for_every_watcher_before_the_next_change() {
+    let s = TestServer::start().await;
+    let mut spec = named("watch-round").unwrap();
+    assert_eq!(spec.kind, Kind::WatchRound);
+    spec.connections = 5;
+    spec.duration_s = 0.5;
+    spec.warmup_s = 0.0;
+    let report = paddock_bench::run(spec, s.addr, None).await.unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.per_op.len(), 1, "{}", report.table());
+    let rounds = report.per_op["round"].ops;
+    assert!(rounds > 10, "{}", report.table());
+    assert_eq!(
+        u64::from(data_version(s.addr, "/paddock-bench/w").await),
+        rounds,
+        "one setData per round: {}",
         report.table()
     );
     s.stop().await;
