@@ -243,9 +243,15 @@ async fn requests(plan: Arc<Plan>, id: usize) -> anyhow::Result<Tally> {
     let mut made = 0u64;
     let mut waiting: VecDeque<(Op, Instant)> = VecDeque::new();
     // Open loop: this connection's share of the rate, on a fixed schedule.
+    // A request is timed from its send, but from when it was due if the
+    // in-flight limit held it back: a server that stalls is charged for
+    // every request it kept waiting, and the client's own lateness (its
+    // timer wakes it up to 1 ms late) is not charged to the server.
     let interval = (spec.rate > 0)
         .then(|| Duration::from_secs_f64(spec.connections as f64 / spec.rate as f64));
     let mut next_send = plan.start;
+    // When replies last made room under a full in-flight limit.
+    let mut room_at = plan.start;
     loop {
         let now = Instant::now();
         let mut sent = false;
@@ -273,9 +279,13 @@ async fn requests(plan: Arc<Plan>, id: usize) -> anyhow::Result<Tally> {
             conn.queue(&req);
             let at = match interval {
                 Some(i) => {
-                    let at = next_send;
+                    let due = next_send;
                     next_send += i;
-                    at
+                    if room_at > due {
+                        due
+                    } else {
+                        Instant::now()
+                    }
                 }
                 None => Instant::now(),
             };
@@ -303,6 +313,9 @@ async fn requests(plan: Arc<Plan>, id: usize) -> anyhow::Result<Tally> {
         };
         let mut next = Some(reply?);
         let done = Instant::now();
+        if waiting.len() >= spec.inflight {
+            room_at = done;
+        }
         // Take every reply that has arrived before sending more.
         while let Some(h) = next {
             let Some((op, at)) = waiting.pop_front() else {

@@ -94,6 +94,29 @@ async fn a_tree_load_creates_exactly_the_nodes_asked_for() {
 }
 
 #[tokio::test]
+async fn an_open_loop_charges_requests_held_back_from_when_they_were_due() {
+    let s = TestServer::start().await;
+    // A schedule far faster than one request in flight can keep: each
+    // waits behind the one before, and the backlog grows through the run.
+    let mut spec = named("get").unwrap();
+    spec.connections = 1;
+    spec.inflight = 1;
+    spec.rate = 100_000;
+    spec.duration_s = 1.0;
+    spec.warmup_s = 0.0;
+    spec.keys = 10;
+    let report = paddock_bench::run(spec, s.addr, None).await.unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.ops > 10, "{}", report.table());
+    assert!(
+        report.latency.max_us >= 300_000,
+        "the last requests were due long before they could be sent: {}",
+        report.table()
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn a_session_storm_opens_and_closes_sessions() {
     let s = TestServer::start().await;
     let mut spec = named("session-storm").unwrap();
