@@ -97,12 +97,15 @@ def start_command(system, cfg):
     return [str(PADDOCK), "server", "--config", str(cfg)]
 
 
-def bench(port, pid, args, seconds, out):
+def bench(port, pid, args, seconds, out, progress=None):
+    """Runs `paddock bench`; its per-second progress lines go to the file
+    `progress` if given."""
     cmd = [str(PADDOCK), "bench", "--server", f"127.0.0.1:{port}", "--server-pid", str(pid),
            "--json", str(out)] + args
     if "-d" not in args:
         cmd += ["-d", str(seconds)]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(progress or os.devnull, "w") as err:
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=err)
     return json.loads(out.read_text())
 
 

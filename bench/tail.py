@@ -2,6 +2,7 @@
 Started by bench/tail.sh; shares compare.py's server set-up."""
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -21,7 +22,11 @@ def run(seconds):
         proc, port = compare.start(system, tmp)
         try:
             out = compare.RESULTS / f"tail-{system}.json"
-            got[system] = compare.bench(port, proc.pid, ["--spec", str(SPEC)], seconds, out)
+            progress = tmp / "progress.txt"
+            got[system] = compare.bench(port, proc.pid, ["--spec", str(SPEC)], seconds, out,
+                                        progress)
+            got[system]["stalls"] = stalls(progress.read_text())
+            got[system]["slow_writes"] = slow_writes((tmp / f"{system}.log").read_text())
             print(f"{system:10} {got[system]['ops_per_s']:.0f} ops/s, "
                   f"p99.9 {got[system]['latency']['p999_us'] / 1000:.2f} ms, "
                   f"max {got[system]['latency']['max_us'] / 1000:.2f} ms", flush=True)
@@ -30,6 +35,22 @@ def run(seconds):
             proc.wait()
             shutil.rmtree(tmp, ignore_errors=True)
     return got
+
+
+def stalls(progress):
+    """(second, ms) of each progress line whose slowest request took over
+    MAX_MS."""
+    found = []
+    for line in progress.splitlines():
+        m = re.search(r"\[\s*([\d.]+)s\].*slowest ([\d.]+) ms", line)
+        if m and float(m.group(2)) > MAX_MS:
+            found.append((float(m.group(1)), float(m.group(2))))
+    return found
+
+
+def slow_writes(server_log):
+    """The durations (ms) of the log writes Paddock reported as slow."""
+    return [int(m.group(1)) for m in re.finditer(r"a slow log write.*? ms=(\d+)", server_log)]
 
 
 def row(name, zk, pd):
@@ -62,10 +83,20 @@ def write_table(got, seconds):
     for op in ("get", "set"):
         lines.append(row(op, zk["per_op"][op]["latency"], pd["per_op"][op]["latency"]))
     worst = pd["latency"]["max_us"] / 1000
+
+    def seconds_over(r):
+        return ", ".join(f"{at:.0f} s ({ms:.0f} ms)" for at, ms in r["stalls"]) or "none"
+
+    writes = pd["slow_writes"]
     lines += [
         "",
         f"Target: p99.9 ≤ 0.33× ZooKeeper's and max < {MAX_MS} ms. Paddock's slowest request took "
         f"{worst:.1f} ms.",
+        "",
+        f"Seconds of the run (from its start) with a request slower than {MAX_MS} ms:",
+        f"ZooKeeper {seconds_over(zk)}; Paddock {seconds_over(pd)}.",
+        f"Paddock's log writes (write and fdatasync of one frame) over 100 ms: {len(writes)}"
+        + (f", the slowest {max(writes)} ms." if writes else "."),
         "",
     ]
     path = compare.RESULTS / "tail.md"

@@ -22,6 +22,9 @@ use tracing::{error, info, warn};
 
 /// Bytes of log records the writer puts into one frame at most.
 const MAX_FRAME_BYTES: usize = 8 << 20;
+/// A frame whose write and fdatasync take longer than this is logged: every
+/// write waiting behind it waited as long (the disk, not the server).
+const SLOW_WRITE: std::time::Duration = std::time::Duration::from_millis(100);
 /// Applied entries kept in memory for followers that are slightly behind.
 const KEEP_APPLIED: u64 = 1024;
 
@@ -168,7 +171,16 @@ fn write_loop(
             }
         }
         let last = records.last().map(|(i, _)| *i as u64);
+        let started = std::time::Instant::now();
         let result = result.and_then(|_| wal.append(&records));
+        let took = started.elapsed();
+        if took > SLOW_WRITE {
+            warn!(
+                ms = took.as_millis() as u64,
+                records = records.len(),
+                "a slow log write (write and fdatasync)"
+            );
+        }
         if let Err(e) = &result {
             error!("writing the log failed ({e}); no more writes are accepted until restart");
         }
