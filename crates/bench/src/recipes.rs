@@ -39,8 +39,10 @@ pub struct Fanout {
     /// When each setData was sent, in order: a watcher's k-th
     /// notification is for the k-th one.
     sent: Mutex<Vec<Instant>>,
-    /// The writer has stopped and `sent` is final.
+    /// The writer has stopped and `sent` is final; `finished` wakes the
+    /// watchers then.
     done: AtomicBool,
+    finished: tokio::sync::Notify,
     /// In a watch round: watchers that have heard of the latest change,
     /// the time from its send to the last of them, in µs, and a wake-up
     /// for the writer once all have.
@@ -65,20 +67,28 @@ pub async fn watcher(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Tally> {
     fanout.ready.fetch_add(1, Ordering::SeqCst);
     let mut tally = Tally::default();
     let mut seen = 0usize;
-    let give_up = plan.end + GRACE;
+    // Set up once, not per notification: a timer per wait costs the
+    // client more than reading the notification.
+    let give_up = tokio::time::sleep_until((plan.end + GRACE).into());
+    let finished = fanout.finished.notified();
+    tokio::pin!(give_up, finished);
+    finished.as_mut().enable();
+    let mut woken_by_finish = false;
     loop {
         if fanout.done.load(Ordering::SeqCst) && seen >= fanout.sent.lock().len() {
             return Ok(tally);
         }
-        anyhow::ensure!(
-            Instant::now() < give_up,
-            "a watcher saw {seen} of {} notifications",
-            fanout.sent.lock().len()
-        );
-        let Ok(frame) = tokio::time::timeout(Duration::from_millis(50), conn.next()).await else {
-            continue;
+        let (h, mut body) = tokio::select! {
+            frame = conn.next() => frame?,
+            _ = &mut finished, if !woken_by_finish => {
+                woken_by_finish = true;
+                continue;
+            }
+            _ = &mut give_up => anyhow::bail!(
+                "a watcher saw {seen} of {} notifications",
+                fanout.sent.lock().len()
+            ),
         };
-        let (h, mut body) = frame?;
         if h.xid != -1 {
             continue;
         }
@@ -110,6 +120,7 @@ pub async fn writer(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Tally> {
         _ => write_changes(plan, fanout).await,
     };
     fanout.done.store(true, Ordering::SeqCst);
+    fanout.finished.notify_waiters();
     result
 }
 
