@@ -112,8 +112,9 @@ pub async fn watcher(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Tally> {
     }
 }
 
-/// The fan-out writer: once every watcher is ready, setData on the watched
-/// znode with `inflight` requests outstanding until the end.
+/// The fan-out writer: once every watcher is ready, changes the watched
+/// znode until the end, as a fan-out (`inflight` setData outstanding) or
+/// in watch rounds; then lets the watchers know.
 pub async fn writer(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Tally> {
     let result = match plan.spec.kind {
         Kind::WatchRound => write_rounds(plan, fanout).await,
@@ -142,6 +143,8 @@ fn set_watched(plan: &Plan) -> Request {
     })
 }
 
+/// A fan-out's changes: `inflight` setData outstanding, each timed to its
+/// reply (the watchers time the notifications).
 async fn write_changes(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Tally> {
     let mut conn = writer_session(plan, fanout).await?;
     let mut tally = Tally::default();
