@@ -6,32 +6,31 @@ use paddock_bench::spec::{named, Kind};
 use paddock_proto::{PathWatchRequest, Request, Response};
 use std::process::Command;
 
-async fn children(addr: std::net::SocketAddr, path: &str) -> usize {
+/// The reply to one read by a new session; the read must succeed.
+async fn read(addr: std::net::SocketAddr, req: Request) -> Response {
     let (mut raw, _) = Raw::session(addr, 30_000).await;
-    let (h, r) = raw
-        .call(&Request::GetChildren(PathWatchRequest {
-            path: path.into(),
-            watch: false,
-        }))
-        .await;
-    assert_eq!(h.err, 0, "{path}");
-    match r {
-        Some(Response::GetChildren { children }) => children.len(),
+    let (h, r) = raw.call(&req).await;
+    assert_eq!(h.err, 0, "{req:?}");
+    r.expect("a reply body")
+}
+
+fn at(path: &str) -> PathWatchRequest {
+    PathWatchRequest {
+        path: path.into(),
+        watch: false,
+    }
+}
+
+async fn children(addr: std::net::SocketAddr, path: &str) -> usize {
+    match read(addr, Request::GetChildren(at(path))).await {
+        Response::GetChildren { children } => children.len(),
         other => panic!("{other:?}"),
     }
 }
 
 async fn data_version(addr: std::net::SocketAddr, path: &str) -> u32 {
-    let (mut raw, _) = Raw::session(addr, 30_000).await;
-    let (h, r) = raw
-        .call(&Request::Exists(PathWatchRequest {
-            path: path.into(),
-            watch: false,
-        }))
-        .await;
-    assert_eq!(h.err, 0, "{path}");
-    match r {
-        Some(Response::Stat(stat)) => u32::try_from(stat.version).unwrap(),
+    match read(addr, Request::Exists(at(path))).await {
+        Response::Stat(stat) => u32::try_from(stat.version).unwrap(),
         other => panic!("{other:?}"),
     }
 }
