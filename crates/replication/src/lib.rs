@@ -57,6 +57,9 @@ pub trait Applier: Send + Sync + 'static {
     /// A session's client reattached to a server (this one if `here`):
     /// any other server's connection of it is stale ("session moved").
     fn claimed(&self, session_id: i64, here: bool);
+    /// A batch of entries has been applied and the tree unlocked: time for
+    /// what should not be done under the lock (writing to sockets).
+    fn settled(&self);
 }
 
 /// The other servers of an ensemble, as zoo.cfg lists them.

@@ -88,6 +88,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 r.send(());
             }
         }
+        self.applier.settled();
         Ok(())
     }
 

@@ -4,7 +4,8 @@
 
 use crate::fourlw;
 use crate::frames::{FrameReader, Next};
-use crate::pipeline::{Committed, Outbound, Outbox, Proposal, Proposed, ReplyTo, CONFIG_NODE};
+use crate::outbox::{Outbound, Outbox};
+use crate::pipeline::{Committed, Proposal, Proposed, ReplyTo, CONFIG_NODE};
 use crate::server::IpSlot;
 use crate::session::{password, Holder, Liveness};
 use crate::shared::{ConnectionInfo, Shared, TRACE_CLIENT_PINGS, TRACE_CLIENT_REQUESTS};
@@ -96,7 +97,6 @@ struct Connection {
     /// Accepted in read-only mode: updates are refused with NotReadOnly.
     read_only: bool,
     frames: FrameReader,
-    wr: OwnedWriteHalf,
     /// Cancelled when the session is taken over or expires, the service
     /// epoch ends, or the server stops.
     close: CancellationToken,
@@ -230,13 +230,12 @@ async fn open(
         liveness,
         ids: Arc::new(ids),
         queue: VecDeque::new(),
-        outbox: Arc::default(),
+        outbox: Arc::new(Outbox::new(wr)),
         out: BytesMut::new(),
         closing: false,
         unproposed: 0,
         read_only,
         frames,
-        wr,
         close,
     })
 }
@@ -372,6 +371,7 @@ impl Connection {
             .watches
             .connect(self.id, self.outbox.clone(), self.ids.clone());
         let _ = self.serve().await;
+        self.outbox.close();
         self.shared.watches.disconnect(self.id);
         self.shared.sessions.detach(self.session_id, self.id);
     }
@@ -383,7 +383,7 @@ impl Connection {
             let done = self.answer_ready();
             self.propose_released().await?;
             if !self.out.is_empty() {
-                self.wr
+                self.outbox
                     .write_all(&self.out)
                     .await
                     .map_err(|_| Stop::Closed)?;
@@ -396,8 +396,11 @@ impl Connection {
                 }
             }
             if done || (self.closing && self.queue.is_empty()) {
-                let _ = self.wr.shutdown().await;
                 return Ok(());
+            }
+            if !self.outbox.rest() {
+                // Sent to since the last take: take it in first.
+                continue;
             }
             let can_read = !self.closing && self.queue.len() < max_outstanding;
             tokio::select! {
@@ -439,6 +442,7 @@ impl Connection {
                 put_frame(&mut self.out, &bytes);
                 Stats::bump(&self.shared.stats.packets_sent);
             }
+            Outbound::Rest(bytes) => self.out.extend_from_slice(&bytes),
             Outbound::Committed(c) => {
                 let slot = self.queue.iter_mut().find_map(|q| match &mut q.slot {
                     Slot::Write {

@@ -7,6 +7,7 @@ pub mod config;
 mod conn;
 pub mod fourlw;
 mod frames;
+pub mod outbox;
 pub mod pipeline;
 mod reconfig;
 pub mod recovery;

@@ -4,16 +4,14 @@
 //! and answers the connection that asked. Nothing is applied or answered
 //! before consensus has made it durable.
 
+use crate::outbox::{Outbound, Outbox};
 use crate::shared::{Shared, Waiting};
 use bytes::Bytes;
 use paddock_proto::{ErrorCode, Response};
 use paddock_replication::{Applier, ProposeError, Reconfig, ReconfigError, Replica, Work};
 use paddock_tree::{Applied, DataTree, Txn, TxnOp};
-use parking_lot::Mutex;
-use std::collections::VecDeque;
 use std::sync::Arc;
-use tokio::sync::futures::Notified;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
@@ -60,45 +58,6 @@ pub enum Proposed {
     /// A session reattached here: a barrier that has every other server
     /// close its connection of the session.
     Claim(i64),
-}
-
-/// What the write path sends to a connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outbound {
-    /// The outcome of this connection's oldest uncommitted write.
-    Committed(Committed),
-    /// An encoded watch notification, written before any later reply.
-    Notification(bytes::Bytes),
-}
-
-/// A connection's mailbox from the write path and the watches: messages
-/// in the order they were sent. It holds no buffer while empty, so an
-/// idle connection costs a few dozen bytes here (a channel would keep a
-/// block of slots per connection for good).
-#[derive(Default)]
-pub struct Outbox {
-    queue: Mutex<VecDeque<Outbound>>,
-    sent: Notify,
-}
-
-impl Outbox {
-    /// Queues a message; a connection that has gone never reads it, and
-    /// it is freed with the last handle to the outbox.
-    pub fn send(&self, m: Outbound) {
-        self.queue.lock().push_back(m);
-        self.sent.notify_one();
-    }
-
-    /// Everything sent so far, oldest first.
-    pub fn take(&self) -> VecDeque<Outbound> {
-        std::mem::take(&mut *self.queue.lock())
-    }
-
-    /// Resolves once something may have been sent since the last `take`
-    /// (at once if a send came after the last wait).
-    pub fn sent(&self) -> Notified<'_> {
-        self.sent.notified()
-    }
 }
 
 /// The outcome of one applied transaction, for its reply.
@@ -252,6 +211,15 @@ impl Applier for Shared {
         }
     }
 
+    fn settled(&self) {
+        let written = self.watches.deliver() as u64;
+        if written > 0 {
+            self.stats
+                .packets_sent
+                .fetch_add(written, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     fn replaced(&self, tree: &DataTree) {
         self.publish_last_zxid(tree.last_zxid());
         let live: Vec<(i64, i32)> = tree
@@ -269,47 +237,6 @@ impl Applier for Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    fn note(n: u8) -> Outbound {
-        Outbound::Notification(Bytes::from(vec![n]))
-    }
-
-    #[tokio::test]
-    async fn an_outbox_gives_messages_in_order_and_wakes_for_a_send_before_the_wait() {
-        let outbox = Outbox::default();
-        outbox.send(note(1));
-        outbox.send(note(2));
-        // Sent before anyone waited: the wait still ends at once.
-        tokio::time::timeout(Duration::from_secs(5), outbox.sent())
-            .await
-            .expect("woken");
-        assert_eq!(outbox.take(), [note(1), note(2)]);
-        assert!(outbox.take().is_empty());
-        assert!(
-            tokio::time::timeout(Duration::from_millis(50), outbox.sent())
-                .await
-                .is_err(),
-            "nothing new was sent"
-        );
-    }
-
-    #[tokio::test]
-    async fn an_outbox_wakes_its_waiting_reader() {
-        let outbox = Arc::new(Outbox::default());
-        let sender = outbox.clone();
-        let waiting = tokio::spawn(async move {
-            outbox.sent().await;
-            outbox.take()
-        });
-        tokio::task::yield_now().await;
-        sender.send(note(3));
-        let got = tokio::time::timeout(Duration::from_secs(5), waiting)
-            .await
-            .expect("woken")
-            .unwrap();
-        assert_eq!(got, [note(3)]);
-    }
 
     #[tokio::test]
     async fn a_single_waiter_learns_the_outcome_or_that_it_was_dropped() {

@@ -1,7 +1,7 @@
 //! Watch delivery: the registry (in `paddock-tree`) says who watches what;
 //! this keeps each watcher's outbox and identities and sends notifications.
 
-use crate::pipeline::{Outbound, Outbox};
+use crate::outbox::{Outbound, Outbox};
 use paddock_proto::consts::perms;
 use paddock_proto::{encode_notification, Id};
 use paddock_tree::{acl, Event, WatchRegistry, WatcherId};
@@ -29,6 +29,9 @@ struct Inner {
 #[derive(Default)]
 pub struct Watches {
     inner: Mutex<Inner>,
+    /// Outboxes given notifications under the tree's lock, to deliver
+    /// once it is released.
+    due: Mutex<Vec<Arc<Outbox>>>,
 }
 
 impl Watches {
@@ -65,9 +68,9 @@ impl Watches {
         self.inner.lock().registry.remove(watcher, path, bits)
     }
 
-    /// Sends the notifications for applied changes, in order. Each event is
-    /// encoded once and shared by every watcher it reaches; a watcher that
-    /// may not READ the changed node is not told.
+    /// Queues the notifications for applied changes, in order, to be sent
+    /// by `deliver`. Each event is encoded once and shared by every watcher
+    /// it reaches; a watcher that may not READ the changed node is not told.
     pub fn fire(&self, events: &[Event]) {
         if events.is_empty() {
             return;
@@ -77,6 +80,7 @@ impl Watches {
         if registry.is_empty() {
             return;
         }
+        let mut due = self.due.lock();
         for ev in events {
             let watchers = registry.trigger(ev);
             if watchers.is_empty() {
@@ -85,12 +89,22 @@ impl Watches {
             let frame = encode_notification(NOTIFICATION_ZXID, ev.event_type, &ev.path);
             for w in watchers {
                 if let Some(h) = handles.get(&w) {
-                    if acl::allowed(&ev.acl, perms::READ, &h.ids) {
-                        h.outbox.send(Outbound::Notification(frame.clone()));
+                    if acl::allowed(&ev.acl, perms::READ, &h.ids)
+                        && h.outbox.post(Outbound::Notification(frame.clone()))
+                    {
+                        due.push(h.outbox.clone());
                     }
                 }
             }
         }
+    }
+
+    /// Sends what `fire` queued; called once the tree's lock is released.
+    /// Returns how many notifications were written here rather than by
+    /// their connections' tasks.
+    pub fn deliver(&self) -> usize {
+        let due = std::mem::take(&mut *self.due.lock());
+        due.iter().map(|outbox| outbox.deliver()).sum()
     }
 
     /// Watched paths with their watchers, sorted.
