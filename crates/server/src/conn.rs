@@ -119,10 +119,11 @@ pub async fn serve(
         sent: Default::default(),
         queued: Default::default(),
     });
+    let ids = ip_slot.ids();
     let _listed = Listed::new(&shared, id, info.clone(), ip_slot);
     // Boxed: what setting up needs is freed once the session is set up;
     // inline, it would enlarge every connection's task for good.
-    let Some(mut conn) = Box::pin(open(&shared, stream, peer, id, info)).await else {
+    let Some(mut conn) = Box::pin(open(&shared, stream, peer, id, info, ids)).await else {
         return;
     };
     conn.run().await;
@@ -166,6 +167,7 @@ async fn open(
     peer: SocketAddr,
     id: u64,
     info: Arc<ConnectionInfo>,
+    ids: Arc<Vec<Id>>,
 ) -> Option<Connection> {
     let (rd, mut wr) = stream.into_split();
     let mut frames = FrameReader::new(rd, FrameCodec::server(shared.config.max_frame_bytes));
@@ -220,15 +222,13 @@ async fn open(
     let (session_id, liveness) = handshake(shared, connect, id, read_only, &close, &mut wr).await?;
     info.session_id
         .store(session_id, std::sync::atomic::Ordering::Relaxed);
-    let mut ids = vec![acl::id(acl::IP, &peer.ip().to_string())];
-    ids.shrink_to_fit();
     Some(Connection {
         shared: shared.clone(),
         id,
         info,
         session_id,
         liveness,
-        ids: Arc::new(ids),
+        ids,
         queue: VecDeque::new(),
         outbox: Arc::new(Outbox::new(wr)),
         out: BytesMut::new(),

@@ -8,10 +8,10 @@ use crate::recovery::{recover_state, DataLock, RecoveryError};
 use crate::session::{initial_session_id, SessionTracker};
 use crate::shared::Shared;
 use bytes::Bytes;
-use paddock_proto::{DeleteContainerRequest, Request};
+use paddock_proto::{DeleteContainerRequest, Id, Request};
 use paddock_replication::{Replica, ReplicationError, Role, Status};
 use paddock_storage::{Disk, FsDisk};
-use paddock_tree::{Txn, TxnOp, SYSTEM_SESSION};
+use paddock_tree::{acl, Txn, TxnOp, SYSTEM_SESSION};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -156,7 +156,7 @@ impl Server {
             tasks.spawn(crate::admin::serve(l, shared.clone(), shutdown.clone()));
         }
         info!(addr = %listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()), "serving");
-        let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+        let per_ip: PerIpMap = Arc::default();
         let mut next_id = 0u64;
         loop {
             let (stream, peer) = tokio::select! {
@@ -207,37 +207,55 @@ impl Server {
     }
 }
 
+/// What the connections from one address share: their count (for
+/// maxClientCnxns) and the identity they start with, `ip:<address>`
+/// (one copy for all of them; a connection that adds an identity gets
+/// its own).
+pub(crate) struct PerIp {
+    connections: usize,
+    ids: Arc<Vec<Id>>,
+}
+
+pub(crate) type PerIpMap = Arc<Mutex<HashMap<IpAddr, PerIp>>>;
+
 /// One connection's place in the per-IP count, given back on drop.
 pub(crate) struct IpSlot {
-    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    counts: PerIpMap,
     ip: IpAddr,
 }
 
 impl IpSlot {
-    pub(crate) fn take(
-        counts: &Arc<Mutex<HashMap<IpAddr, usize>>>,
-        ip: IpAddr,
-        limit: usize,
-    ) -> Option<IpSlot> {
+    pub(crate) fn take(counts: &PerIpMap, ip: IpAddr, limit: usize) -> Option<IpSlot> {
         let mut map = counts.lock();
-        let n = map.entry(ip).or_insert(0);
-        if limit != 0 && *n >= limit {
+        let per_ip = map.entry(ip).or_insert_with(|| PerIp {
+            connections: 0,
+            ids: Arc::new(vec![acl::id(acl::IP, &ip.to_string())]),
+        });
+        if limit != 0 && per_ip.connections >= limit {
             return None;
         }
-        *n += 1;
+        per_ip.connections += 1;
         Some(IpSlot {
             counts: counts.clone(),
             ip,
         })
+    }
+
+    /// The identities a connection from this address starts with.
+    pub(crate) fn ids(&self) -> Arc<Vec<Id>> {
+        match self.counts.lock().get(&self.ip) {
+            Some(per_ip) => per_ip.ids.clone(),
+            None => Arc::new(vec![acl::id(acl::IP, &self.ip.to_string())]),
+        }
     }
 }
 
 impl Drop for IpSlot {
     fn drop(&mut self) {
         let mut map = self.counts.lock();
-        if let Some(n) = map.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
+        if let Some(per_ip) = map.get_mut(&self.ip) {
+            per_ip.connections -= 1;
+            if per_ip.connections == 0 {
                 map.remove(&self.ip);
             }
         }
@@ -392,5 +410,28 @@ async fn reap_nodes(shared: Arc<Shared>, shutdown: CancellationToken) {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_from_one_address_share_its_identity_and_count_against_the_limit() {
+        let counts = PerIpMap::default();
+        let ip: IpAddr = "10.0.0.7".parse().unwrap();
+        let first = IpSlot::take(&counts, ip, 2).unwrap();
+        let second = IpSlot::take(&counts, ip, 2).unwrap();
+        assert!(IpSlot::take(&counts, ip, 2).is_none(), "maxClientCnxns");
+        assert!(Arc::ptr_eq(&first.ids(), &second.ids()));
+        assert_eq!(*first.ids(), [acl::id(acl::IP, "10.0.0.7")]);
+        let other = IpSlot::take(&counts, "10.0.0.8".parse().unwrap(), 2).unwrap();
+        assert_eq!(*other.ids(), [acl::id(acl::IP, "10.0.0.8")]);
+        drop(first);
+        let third = IpSlot::take(&counts, ip, 2).unwrap();
+        drop((second, third));
+        assert!(!counts.lock().contains_key(&ip), "the last one forgets it");
+        assert_eq!(counts.lock().len(), 1);
     }
 }

@@ -460,9 +460,12 @@ async fn auth_with_an_unknown_scheme_fails_and_closes() {
 }
 
 #[tokio::test]
-async fn who_am_i_lists_the_ip_then_digest_users() {
+async fn who_am_i_lists_the_ip_then_digest_users_of_that_connection_only() {
     let s = TestServer::start().await;
     let (mut raw, _) = Raw::session(s.addr, 10_000).await;
+    // Connections from one address start with one shared identity list:
+    // an identity added by one of them is its own.
+    let (mut before, _) = Raw::session(s.addr, 10_000).await;
     let (h, _) = raw
         .call(&Request::Auth(AuthPacket {
             auth_type: 0,
@@ -483,6 +486,11 @@ async fn who_am_i_lists_the_ip_then_digest_users() {
             info("digest", "user")
         ]))
     );
+    let (mut after, _) = Raw::session(s.addr, 10_000).await;
+    for other in [&mut before, &mut after] {
+        let (_, r) = other.call(&Request::WhoAmI).await;
+        assert_eq!(r, Some(Response::WhoAmI(vec![info("ip", "127.0.0.1")])));
+    }
 }
 
 #[tokio::test]
