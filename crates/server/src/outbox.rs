@@ -84,7 +84,10 @@ impl Outbox {
         } else {
             write_notifications(&self.socket, &mut state.queue)
         };
-        if !state.queue.is_empty() {
+        if state.queue.is_empty() {
+            // An idle connection keeps no buffer.
+            state.queue = VecDeque::new();
+        } else {
             self.sent.notify_one();
         }
         written
@@ -277,6 +280,7 @@ mod tests {
         assert_eq!(outbox.deliver(), 2);
         let got = read_exactly(&mut peer, 14).await;
         assert_eq!(got, [0, 0, 0, 3, 1, 1, 1, 0, 0, 0, 3, 2, 2, 2]);
+        assert_eq!(outbox.state.lock().queue.capacity(), 0, "no buffer kept");
         assert!(outbox.take().is_empty());
         assert!(!woken(&outbox).await, "the task had nothing to do");
     }
