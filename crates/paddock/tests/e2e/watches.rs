@@ -147,6 +147,70 @@ async fn the_writer_sees_its_own_notification_before_the_reply() {
     assert_eq!(reply.xid, 77);
 }
 
+/// Replies written by a connection's task and notifications written
+/// straight to its socket by the applying thread must not overtake each
+/// other: while this connection pipelines setData on a znode it watches
+/// and another session sets it too, every reply with version v comes
+/// after at least v notifications.
+#[tokio::test]
+async fn notifications_stay_ahead_of_the_replies_they_explain_under_concurrent_writes() {
+    const MINE: i32 = 300;
+    const THEIRS: i32 = 300;
+    let s = TestServer::start().await;
+    let (mut raw, _) = Raw::session(s.addr, 10_000).await;
+    raw.call(&create_request("/race", 0, b"")).await;
+    let (h, _) = raw
+        .call(&Request::AddWatch(AddWatchRequest {
+            path: "/race".into(),
+            mode: 0,
+        }))
+        .await;
+    assert_eq!(h.err, 0);
+    let set = || {
+        Request::SetData(SetDataRequest {
+            path: "/race".into(),
+            data: Some(bytes::Bytes::from_static(b"v")),
+            version: -1,
+        })
+    };
+    let (mut other, _) = Raw::session(s.addr, 10_000).await;
+    let theirs = tokio::spawn(async move {
+        for _ in 0..THEIRS {
+            let (h, _) = other.call(&set()).await;
+            assert_eq!(h.err, 0);
+        }
+    });
+    let first_xid = raw.xid();
+    for i in 0..MINE {
+        raw.send_frame(&set().encode_with_header(first_xid + 1 + i))
+            .await;
+        if i % 10 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let (mut notifications, mut replies) = (0, 0);
+    while replies < MINE || notifications < MINE + THEIRS {
+        let body = within(raw.read_frame()).await.expect("a frame");
+        let (h, resp) = crate::common::decode_reply(op::SET_DATA, body);
+        if h.xid == -1 {
+            notifications += 1;
+            continue;
+        }
+        replies += 1;
+        assert_eq!(h.xid, first_xid + replies, "replies in request order");
+        let Some(Response::Stat(stat)) = resp else {
+            panic!("setData failed: {h:?}");
+        };
+        assert!(
+            notifications >= stat.version,
+            "the reply for version {} came after only {notifications} notifications",
+            stat.version
+        );
+    }
+    theirs.await.unwrap();
+    assert_eq!(notifications, MINE + THEIRS);
+}
+
 #[tokio::test]
 async fn check_and_remove_watches_by_type() {
     let s = TestServer::start().await;
