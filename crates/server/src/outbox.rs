@@ -27,7 +27,7 @@ pub enum Outbound {
     /// An encoded watch notification (without its length prefix),
     /// written before any later reply.
     Notification(Bytes),
-    /// The unwritten rest of frames `deliver` began: written as they are,
+    /// The unwritten rest of a frame `deliver` began: written as it is,
     /// before anything else.
     Rest(Bytes),
 }
