@@ -140,15 +140,19 @@ impl Outbox {
 }
 
 /// Writes the leading notifications of `queue` (up to DIRECT_FRAMES of
-/// them) with one send, and takes off what was written; a frame written
-/// in part leaves its rest at the head. Returns the frames written whole.
+/// them) with one send, and takes off what was written. Returns the
+/// frames written whole.
 fn write_notifications(socket: &OwnedWriteHalf, queue: &mut VecDeque<Outbound>) -> usize {
+    let bodies = queue
+        .iter()
+        .map_while(|m| match m {
+            Outbound::Notification(body) => Some(body),
+            _ => None,
+        })
+        .take(DIRECT_FRAMES);
     let mut lengths = [[0u8; 4]; DIRECT_FRAMES];
     let mut frames = 0;
-    for (m, len) in queue.iter().zip(lengths.iter_mut()) {
-        let Outbound::Notification(body) = m else {
-            break;
-        };
+    for (len, body) in lengths.iter_mut().zip(bodies.clone()) {
         *len = (body.len() as u32).to_be_bytes();
         frames += 1;
     }
@@ -156,16 +160,21 @@ fn write_notifications(socket: &OwnedWriteHalf, queue: &mut VecDeque<Outbound>) 
         return 0;
     }
     let mut slices = [IoSlice::new(&[]); 2 * DIRECT_FRAMES];
-    for (i, m) in queue.iter().take(frames).enumerate() {
-        if let Outbound::Notification(body) = m {
-            slices[2 * i] = IoSlice::new(&lengths[i]);
-            slices[2 * i + 1] = IoSlice::new(body);
-        }
+    for (i, (len, body)) in lengths.iter().zip(bodies).enumerate() {
+        slices[2 * i] = IoSlice::new(len);
+        slices[2 * i + 1] = IoSlice::new(body);
     }
-    let Ok(mut written) = socket.try_write_vectored(&slices[..2 * frames]) else {
+    match socket.try_write_vectored(&slices[..2 * frames]) {
+        Ok(written) => take_written(queue, written),
         // Not writable now (or broken): the task finds out when it writes.
-        return 0;
-    };
+        Err(_) => 0,
+    }
+}
+
+/// Takes the first `written` bytes' worth of notification frames off the
+/// head of `queue`; a frame written in part leaves its rest at the head.
+/// Returns the frames written whole.
+fn take_written(queue: &mut VecDeque<Outbound>, mut written: usize) -> usize {
     let mut whole_frames = 0;
     while written > 0 {
         let Some(Outbound::Notification(body)) = queue.pop_front() else {
@@ -328,6 +337,38 @@ mod tests {
         nothing_more(&mut peer).await;
         assert!(woken(&outbox).await);
         assert_eq!(outbox.take(), [committed(7), note(2)]);
+    }
+
+    #[test]
+    fn a_frame_written_in_part_leaves_exactly_its_rest_first_in_line() {
+        let rest = |written| {
+            let mut queue = VecDeque::from([note(1), note(2), committed(3)]);
+            let whole = take_written(&mut queue, written);
+            (whole, queue)
+        };
+        let bytes = |b: &[u8]| Outbound::Rest(Bytes::copy_from_slice(b));
+        // Frames are 4 length bytes then 3 body bytes.
+        assert_eq!(
+            rest(0),
+            (0, VecDeque::from([note(1), note(2), committed(3)]))
+        );
+        assert_eq!(
+            rest(2),
+            (
+                0,
+                VecDeque::from([bytes(&[0, 3, 1, 1, 1]), note(2), committed(3)])
+            )
+        );
+        assert_eq!(
+            rest(5),
+            (0, VecDeque::from([bytes(&[1, 1]), note(2), committed(3)]))
+        );
+        assert_eq!(rest(7), (1, VecDeque::from([note(2), committed(3)])));
+        assert_eq!(
+            rest(11),
+            (1, VecDeque::from([bytes(&[2, 2, 2]), committed(3)]))
+        );
+        assert_eq!(rest(14), (2, VecDeque::from([committed(3)])));
     }
 
     #[tokio::test]

@@ -229,7 +229,7 @@ impl IpSlot {
         let mut map = counts.lock();
         let per_ip = map.entry(ip).or_insert_with(|| PerIp {
             connections: 0,
-            ids: Arc::new(vec![acl::id(acl::IP, &ip.to_string())]),
+            ids: ip_identity(ip),
         });
         if limit != 0 && per_ip.connections >= limit {
             return None;
@@ -245,9 +245,14 @@ impl IpSlot {
     pub(crate) fn ids(&self) -> Arc<Vec<Id>> {
         match self.counts.lock().get(&self.ip) {
             Some(per_ip) => per_ip.ids.clone(),
-            None => Arc::new(vec![acl::id(acl::IP, &self.ip.to_string())]),
+            None => ip_identity(self.ip),
         }
     }
+}
+
+/// `ip:<address>`, the identity every connection starts with.
+fn ip_identity(ip: IpAddr) -> Arc<Vec<Id>> {
+    Arc::new(vec![acl::id(acl::IP, &ip.to_string())])
 }
 
 impl Drop for IpSlot {

@@ -21,6 +21,9 @@ struct Handle {
 struct Inner {
     registry: WatchRegistry,
     handles: HashMap<WatcherId, Handle>,
+    /// Outboxes given notifications under the tree's lock, to deliver
+    /// once it is released.
+    due: Vec<Arc<Outbox>>,
 }
 
 /// Lock order: the tree lock first, then this one. Registering a watch
@@ -29,9 +32,6 @@ struct Inner {
 #[derive(Default)]
 pub struct Watches {
     inner: Mutex<Inner>,
-    /// Outboxes given notifications under the tree's lock, to deliver
-    /// once it is released.
-    due: Mutex<Vec<Arc<Outbox>>>,
 }
 
 impl Watches {
@@ -76,11 +76,14 @@ impl Watches {
             return;
         }
         let mut inner = self.inner.lock();
-        let Inner { registry, handles } = &mut *inner;
+        let Inner {
+            registry,
+            handles,
+            due,
+        } = &mut *inner;
         if registry.is_empty() {
             return;
         }
-        let mut due = self.due.lock();
         for ev in events {
             let watchers = registry.trigger(ev);
             if watchers.is_empty() {
@@ -103,7 +106,7 @@ impl Watches {
     /// Returns how many notifications were written here rather than by
     /// their connections' tasks.
     pub fn deliver(&self) -> usize {
-        let due = std::mem::take(&mut *self.due.lock());
+        let due = std::mem::take(&mut self.inner.lock().due);
         due.iter().map(|outbox| outbox.deliver()).sum()
     }
 
