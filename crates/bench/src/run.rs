@@ -249,7 +249,8 @@ async fn requests(plan: Arc<Plan>, id: usize) -> anyhow::Result<Tally> {
     // timer wakes it up to 1 ms late) is not charged to the server.
     let interval = (spec.rate > 0)
         .then(|| Duration::from_secs_f64(spec.connections as f64 / spec.rate as f64));
-    let mut next_send = plan.start;
+    let mut next_send =
+        plan.start + interval.map_or(Duration::ZERO, |i| stagger(i, id, spec.connections));
     // When replies last made room under a full in-flight limit.
     let mut room_at = plan.start;
     loop {
@@ -326,6 +327,17 @@ async fn requests(plan: Arc<Plan>, id: usize) -> anyhow::Result<Tally> {
             next = conn.buffered_reply()?;
         }
     }
+}
+
+/// Where connection `id` of `connections` starts its open-loop schedule,
+/// as an offset into the first interval: the connections' schedules are
+/// staggered evenly so that together they send at an even pace. Started
+/// together, every connection sent at the same instant (32 requests at
+/// once every 12.8 ms at 2 500/s), and each reply waited while this one
+/// thread sent the rest: getData p50 was 0.67 ms, and 0.10 ms once
+/// staggered.
+fn stagger(interval: Duration, id: usize, connections: usize) -> Duration {
+    interval.mul_f64(id as f64 / connections.max(1) as f64)
 }
 
 fn next_request(
@@ -534,4 +546,20 @@ pub async fn run(spec: Spec, addr: SocketAddr, server_pid: Option<u32>) -> anyho
         server_process,
         spec,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staggered_schedules_split_the_interval_evenly() {
+        let interval = Duration::from_micros(1280);
+        let starts: Vec<Duration> = (0..4).map(|id| stagger(interval, id, 4)).collect();
+        assert_eq!(
+            starts,
+            [0, 320, 640, 960].map(Duration::from_micros).to_vec()
+        );
+        assert_eq!(stagger(interval, 0, 1), Duration::ZERO);
+    }
 }
