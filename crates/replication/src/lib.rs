@@ -200,7 +200,6 @@ impl Opened {
             tree_config: options.tree_config,
             retain: options.snap_retain,
             current: Mutex::new(loaded.snapshot),
-            pace: Mutex::default(),
         });
         let machine = StateMachine {
             node_id,

@@ -17,8 +17,7 @@ use parking_lot::{Mutex, RwLock};
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
-use tracing::{debug, info};
+use tracing::info;
 
 /// A snapshot, as openraft hands it around: the file that holds it.
 #[derive(Debug, Clone)]
@@ -32,28 +31,6 @@ pub struct SnapshotFiles {
     pub retain: usize,
     /// The newest snapshot written or found, and what it covers.
     pub current: Mutex<Option<(SnapshotMeta, PathBuf)>>,
-    pub pace: Mutex<RebuildPace>,
-}
-
-/// When the next snapshot rebuild may start. Under sustained writes the
-/// next one is due as soon as the last ends, so rebuilds would take a core
-/// for good (half of the server's CPU in a 1M-znode load). A rebuild that
-/// is not forced (one openraft's policy asks for, not one a follower needs)
-/// waits after the last one as long as that one took: rebuilds then use at
-/// most half of one core, and the log between snapshots grows instead.
-#[derive(Debug, Default)]
-pub struct RebuildPace {
-    rest_until: Option<Instant>,
-}
-
-impl RebuildPace {
-    pub fn may_start(&self, now: Instant, force: bool) -> bool {
-        force || self.rest_until.is_none_or(|t| now >= t)
-    }
-
-    pub fn finished(&mut self, started: Instant, now: Instant) {
-        self.rest_until = Some(now + now.saturating_duration_since(started));
-    }
 }
 
 pub struct StateMachine {
@@ -113,14 +90,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         self.applier.settled();
         Ok(())
-    }
-
-    async fn try_create_snapshot_builder(&mut self, force: bool) -> Option<Builder> {
-        if !self.files.pace.lock().may_start(Instant::now(), force) {
-            debug!("a snapshot rebuild is put off: the last one ended too recently");
-            return None;
-        }
-        Some(self.get_snapshot_builder().await)
     }
 
     async fn get_snapshot_builder(&mut self) -> Builder {
@@ -205,7 +174,6 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
             .await
             .map_err(|_| io::Error::other("the log writer has stopped"))?;
         let files = self.files.clone();
-        let started = Instant::now();
         let (meta, path) = tokio::task::spawn_blocking(move || {
             files::compact(
                 &*files.disk,
@@ -220,33 +188,9 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
         .map_err(io::Error::other)?;
         info!(snapshot = %path.display(), "snapshot written");
         *self.files.current.lock() = Some((meta.clone(), path.clone()));
-        self.files.pace.lock().finished(started, Instant::now());
         Ok(Snapshot {
             meta,
             snapshot: SnapshotFile(path),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::RebuildPace;
-    use std::time::{Duration, Instant};
-
-    #[test]
-    fn a_rebuild_waits_as_long_as_the_last_one_took_unless_forced() {
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        let mut pace = RebuildPace::default();
-        assert!(pace.may_start(t0, false), "the first rebuild need not wait");
-        // A rebuild from t0 to t0+300ms: the next may start at t0+600ms.
-        pace.finished(t0, t0 + ms(300));
-        assert!(!pace.may_start(t0 + ms(301), false));
-        assert!(!pace.may_start(t0 + ms(599), false));
-        assert!(pace.may_start(t0 + ms(600), false));
-        assert!(
-            pace.may_start(t0 + ms(301), true),
-            "a forced rebuild never waits"
-        );
     }
 }
