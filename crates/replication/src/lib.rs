@@ -60,6 +60,9 @@ pub trait Applier: Send + Sync + 'static {
     /// A batch of entries has been applied and the tree unlocked: time for
     /// what should not be done under the lock (writing to sockets).
     fn settled(&self);
+    /// The log wrote and synced one frame (every entry waiting when it
+    /// began) in `took`.
+    fn log_written(&self, took: Duration);
 }
 
 /// The other servers of an ensemble, as zoo.cfg lists them.
@@ -193,6 +196,7 @@ impl Opened {
             wal,
             loaded.entries,
             loaded.state,
+            applier.clone(),
         );
         let files = Arc::new(SnapshotFiles {
             disk,

@@ -7,6 +7,7 @@
 use crate::codec::{self, RaftState};
 use crate::files::{self, Dirs};
 use crate::types::{Entry, LogId, TypeConfig, Vote};
+use crate::Applier;
 use bytes::BytesMut;
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::RaftLogReader;
@@ -69,6 +70,7 @@ impl LogStore {
         wal: Wal,
         entries: BTreeMap<u64, Entry>,
         state: RaftState,
+        applier: Arc<dyn Applier>,
     ) -> (LogStore, Flushed) {
         // Entries a snapshot covers are purged, even if a crash left them
         // on disk while the log was being cleared.
@@ -85,7 +87,7 @@ impl LogStore {
         let (jobs, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("paddock-wal".into())
-            .spawn(move || write_loop(wal, rx, flushed_tx))
+            .spawn(move || write_loop(wal, rx, flushed_tx, applier))
             .map_err(|e| error!("cannot start the log writer: {e}"))
             .ok();
         let inner = Inner {
@@ -137,6 +139,7 @@ fn write_loop(
     mut wal: Wal,
     jobs: std::sync::mpsc::Receiver<Job>,
     flushed: watch::Sender<Option<u64>>,
+    applier: Arc<dyn Applier>,
 ) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -174,6 +177,9 @@ fn write_loop(
         let started = std::time::Instant::now();
         let result = result.and_then(|_| wal.append(&records));
         let took = started.elapsed();
+        if result.is_ok() {
+            applier.log_written(took);
+        }
         if took > SLOW_WRITE {
             warn!(
                 ms = took.as_millis() as u64,

@@ -297,13 +297,26 @@ fn connections(shared: &Shared) -> Map<String, Value> {
     object(json!({"connections": list, "secure_connections": []}))
 }
 
-/// The Prometheus text: every numeric mntr row as a gauge, and read and
-/// update latency as summaries (in ms), as ZooKeeper's provider names them.
+/// The Prometheus text: every numeric mntr row as a gauge, and the
+/// summaries (mntr's cnt_/sum_/avg_/min_/max_ rows: read and update
+/// latency, fsync time) as summaries in ms, as ZooKeeper's provider names
+/// them.
 pub fn metrics_text(shared: &Shared) -> String {
     let mut out = String::new();
     let mut summaries: HashMap<&str, (String, String)> = HashMap::new();
-    for (name, value) in fourlw::monitor_rows(shared) {
-        let v = match value {
+    let rows = fourlw::monitor_rows(shared);
+    let summarised: Vec<&str> = rows
+        .iter()
+        .filter_map(|(name, _)| name.strip_prefix("cnt_"))
+        .collect();
+    let of_summary = |name: &str| {
+        ["avg_", "min_", "max_"].iter().any(|p| {
+            name.strip_prefix(p)
+                .is_some_and(|b| summarised.contains(&b))
+        })
+    };
+    for &(name, ref value) in &rows {
+        let v = match *value {
             Metric::Int(v) => v as f64,
             Metric::Float(v) => v,
             Metric::Text(_) => continue,
@@ -316,7 +329,7 @@ pub fn metrics_text(shared: &Shared) -> String {
             summaries.entry(base).or_default().1 = format!("{v}");
             continue;
         }
-        if name.starts_with("avg_") && name.ends_with("latency") && name != "avg_latency" {
+        if of_summary(name) {
             continue;
         }
         out.push_str(&format!(

@@ -293,20 +293,12 @@ pub fn monitor_rows(shared: &Shared) -> Vec<(&'static str, Metric)> {
     let status = shared.status();
     let n = |v: u64| Int(i64::try_from(v).unwrap_or(i64::MAX));
     let summary_ms = |sum: &Summary| {
-        let count = Stats::get(&sum.count);
-        let total_ms = Stats::get(&sum.total_us) as f64 / 1000.0;
-        (
-            n(count),
-            Float(total_ms),
-            Float(if count == 0 {
-                0.0
-            } else {
-                total_ms / count as f64
-            }),
-        )
+        let (count, total, min, avg, max) = sum.ms();
+        (n(count), Float(total), Float(min), Float(avg), Float(max))
     };
-    let (read_cnt, read_sum, read_avg) = summary_ms(&s.reads);
-    let (update_cnt, update_sum, update_avg) = summary_ms(&s.updates);
+    let (read_cnt, read_sum, _, read_avg, _) = summary_ms(&s.reads);
+    let (update_cnt, update_sum, _, update_avg, _) = summary_ms(&s.updates);
+    let (fsync_cnt, fsync_sum, fsync_min, fsync_avg, fsync_max) = summary_ms(&s.fsync);
     vec![
         ("version", Text(version())),
         ("server_state", Text(shared.mode_name().to_owned())),
@@ -337,6 +329,11 @@ pub fn monitor_rows(shared: &Shared) -> Vec<(&'static str, Metric)> {
         ("cnt_updatelatency", update_cnt),
         ("sum_updatelatency", update_sum),
         ("avg_updatelatency", update_avg),
+        ("avg_fsynctime", fsync_avg),
+        ("min_fsynctime", fsync_min),
+        ("max_fsynctime", fsync_max),
+        ("cnt_fsynctime", fsync_cnt),
+        ("sum_fsynctime", fsync_sum),
     ]
 }
 

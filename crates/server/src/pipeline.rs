@@ -220,6 +220,10 @@ impl Applier for Shared {
         }
     }
 
+    fn log_written(&self, took: std::time::Duration) {
+        self.stats.fsync.add(took.as_micros() as u64);
+    }
+
     fn replaced(&self, tree: &DataTree) {
         self.publish_last_zxid(tree.last_zxid());
         let live: Vec<(i64, i32)> = tree

@@ -198,4 +198,7 @@ async fn metrics_use_zookeeper_names_in_prometheus_format() {
     assert_eq!(value("watch_count"), 1.0);
     assert!(value("readlatency_count") >= 2.0);
     assert!(value("updatelatency_count") >= 1.0);
+    // Every write went through the log: one frame and fdatasync at least.
+    assert!(value("fsynctime_count") >= 1.0);
+    assert!(value("fsynctime_sum") > 0.0);
 }
