@@ -4,6 +4,7 @@ Started by bench/tail.sh; shares compare.py's server set-up."""
 import os
 import re
 import shutil
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -27,6 +28,7 @@ def run(seconds):
                                         progress)
             got[system]["stalls"] = stalls(progress.read_text())
             got[system]["slow_writes"] = slow_writes((tmp / f"{system}.log").read_text())
+            got[system]["fsync"] = fsync_times(port)
             print(f"{system:10} {got[system]['ops_per_s']:.0f} ops/s, "
                   f"p99.9 {got[system]['latency']['p999_us'] / 1000:.2f} ms, "
                   f"max {got[system]['latency']['max_us'] / 1000:.2f} ms", flush=True)
@@ -48,6 +50,18 @@ def stalls(progress):
     return found
 
 
+def fsync_times(port):
+    """mntr's fsynctime (ms) for the whole run: (count, mean, most)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"mntr")
+        text = b""
+        while chunk := s.recv(65536):
+            text += chunk
+    rows = dict(line.split("\t", 1) for line in text.decode().splitlines() if "\t" in line)
+    return (int(rows["zk_cnt_fsynctime"]), float(rows["zk_avg_fsynctime"]),
+            float(rows["zk_max_fsynctime"]))
+
+
 def slow_writes(server_log):
     """The durations (ms) of the log writes Paddock reported as slow."""
     return [int(m.group(1)) for m in re.finditer(r"a slow log write.*? ms=(\d+)", server_log)]
@@ -65,7 +79,8 @@ def write_table(got, seconds):
         "# Tail latency at a fixed rate, standalone",
         "",
         f"Machine: {compare.machine()}. `paddock bench --spec bench/tail.toml`: 20 000 getData/s",
-        "and 5 000 setData/s (100 bytes, 1000 keys) sent on a fixed schedule over 32 connections,",
+        "and 5 000 setData/s (100 bytes, 1000 keys) sent on a fixed schedule over 32 connections",
+        "(their schedules staggered, so that together they send at an even pace),",
         f"for {seconds:g} s (the first 10 s are warm-up, not counted). Latency is counted from each",
         "request's send, or from when it was due if the in-flight limit (64 per connection) held",
         "it back: a stall is not hidden by the load generator waiting, and the load generator's",
@@ -88,6 +103,11 @@ def write_table(got, seconds):
         return ", ".join(f"{at:.0f} s ({ms:.0f} ms)" for at, ms in r["stalls"]) or "none"
 
     writes = pd["slow_writes"]
+
+    def syncs(r):
+        count, mean, most = r["fsync"]
+        return f"{count} syncs, mean {mean:.2f} ms, slowest {most:.1f} ms"
+
     lines += [
         "",
         f"Target: p99.9 ≤ 0.33× ZooKeeper's and max < {MAX_MS} ms. Paddock's slowest request took "
@@ -97,6 +117,12 @@ def write_table(got, seconds):
         f"ZooKeeper {seconds_over(zk)}; Paddock {seconds_over(pd)}.",
         f"Paddock's log writes (write and fdatasync of one frame) over 100 ms: {len(writes)}"
         + (f", the slowest {max(writes)} ms." if writes else "."),
+        "",
+        "The log's syncs over the whole run (mntr `fsynctime`; ZooKeeper counts whole",
+        f"milliseconds): ZooKeeper {syncs(zk)};",
+        f"Paddock {syncs(pd)}. A write waits for",
+        "the sync in progress and then its own, and a read behind a write of its connection",
+        "waits for both, so the disk's slowest syncs set the tail of every request.",
         "",
     ]
     path = compare.RESULTS / "tail.md"
