@@ -19,6 +19,9 @@ use tracing::info;
 /// refused. It matters only when the servers joining are needed for a
 /// quorum of the new membership.
 const SYNC_LIMIT: Duration = Duration::from_secs(3);
+/// How long a reconfig waits for the membership change before it to be
+/// committed before it answers that a reconfig is in progress.
+const SETTLE_LIMIT: Duration = Duration::from_secs(1);
 
 /// What a `reconfig` asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,13 +127,20 @@ async fn change(
     me: u64,
     req: Reconfig,
 ) -> Result<u64, ReconfigError> {
-    let m = raft.metrics().borrow_watched().clone();
     if !raft.is_leader() {
         return Err(ReconfigError::NoLeader);
     }
-    if m.membership_config.log_id() != m.committed_membership_config.log_id() {
-        return Err(ReconfigError::InProgress);
-    }
+    // The answer to the last change can come back before openraft's
+    // metrics show it committed (they are published after), so a reconfig
+    // right behind another would be told one is still in progress.
+    let m = raft
+        .wait(Some(SETTLE_LIMIT))
+        .metrics(
+            |m| m.membership_config.log_id() == m.committed_membership_config.log_id(),
+            "the last membership change committed",
+        )
+        .await
+        .map_err(|_| ReconfigError::InProgress)?;
     let (current, version) = membership_of(&m);
     if req.expected_version.is_some_and(|v| v != version) {
         return Err(ReconfigError::BadVersion);
