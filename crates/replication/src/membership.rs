@@ -19,8 +19,8 @@ use tracing::info;
 /// refused. It matters only when the servers joining are needed for a
 /// quorum of the new membership.
 const SYNC_LIMIT: Duration = Duration::from_secs(3);
-/// How long a reconfig waits for the membership change before it to be
-/// committed before it answers that a reconfig is in progress.
+/// How long a reconfig waits for the previous membership change to be
+/// committed; after that it answers that a reconfig is in progress.
 const SETTLE_LIMIT: Duration = Duration::from_secs(1);
 
 /// What a `reconfig` asks for.

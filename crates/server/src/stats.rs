@@ -15,10 +15,10 @@ pub enum Served {
 /// (readlatency, fsynctime, ...) without quantiles.
 #[derive(Debug)]
 pub struct Summary {
-    pub count: AtomicU64,
-    pub total_us: AtomicU64,
-    pub min_us: AtomicU64,
-    pub max_us: AtomicU64,
+    count: AtomicU64,
+    total_us: AtomicU64,
+    min_us: AtomicU64,
+    max_us: AtomicU64,
 }
 
 impl Default for Summary {
