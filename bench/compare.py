@@ -59,17 +59,25 @@ def free_port():
         return s.getsockname()[1]
 
 
+def four_letter(port, word, timeout_s=10):
+    """The server's whole answer to a four-letter word."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as s:
+        s.sendall(word.encode())
+        text = b""
+        while chunk := s.recv(65536):
+            text += chunk
+    return text.decode()
+
+
 def wait_serving(port, proc, deadline_s=60):
     end = time.time() + deadline_s
     while time.time() < end:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"ruok")
-                # ZooKeeper answers imok a moment before it takes sessions.
-                if s.recv(4) == b"imok" and serves(port, "/"):
-                    return
+            # ZooKeeper answers imok a moment before it takes sessions.
+            if four_letter(port, "ruok", timeout_s=1) == "imok" and serves(port, "/"):
+                return
         except OSError:
             pass
         time.sleep(0.2)

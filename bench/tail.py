@@ -4,7 +4,6 @@ Started by bench/tail.sh; shares compare.py's server set-up."""
 import os
 import re
 import shutil
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -52,12 +51,8 @@ def stalls(progress):
 
 def fsync_times(port):
     """mntr's fsynctime (ms) for the whole run: (count, mean, most)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(b"mntr")
-        text = b""
-        while chunk := s.recv(65536):
-            text += chunk
-    rows = dict(line.split("\t", 1) for line in text.decode().splitlines() if "\t" in line)
+    text = compare.four_letter(port, "mntr")
+    rows = dict(line.split("\t", 1) for line in text.splitlines() if "\t" in line)
     return (int(rows["zk_cnt_fsynctime"]), float(rows["zk_avg_fsynctime"]),
             float(rows["zk_max_fsynctime"]))
 
