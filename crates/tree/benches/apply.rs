@@ -1,5 +1,6 @@
-//! Applying transactions and serving reads on a tree of 10 000 znodes, the
-//! work every replica does per committed write and per read.
+//! Applying transactions, serving reads and snapshotting a tree of 10 000
+//! znodes: the work every replica does per committed write, per read and
+//! per snapshot rebuild.
 //! `cargo bench -p paddock-tree`.
 
 use bytes::{Bytes, BytesMut};
@@ -117,6 +118,28 @@ fn apply(c: &mut Criterion) {
     let encoded = out.freeze();
     g.bench_function("decode setData", |b| {
         b.iter(|| Txn::decode(black_box(encoded.clone())))
+    });
+    g.finish();
+
+    // A snapshot rebuild counts the bytes, encodes them, and the next one
+    // decodes them again.
+    let mut g = c.benchmark_group("snapshot");
+    g.throughput(Throughput::Elements(tree.node_count() as u64));
+    g.bench_function("count and encode", |b| {
+        b.iter(|| {
+            let mut out = BytesMut::with_capacity(black_box(&tree).snapshot_len());
+            tree.encode_snapshot(&mut out);
+            out
+        })
+    });
+    let mut out = BytesMut::new();
+    tree.encode_snapshot(&mut out);
+    let encoded = out.freeze();
+    g.bench_function("decode", |b| {
+        b.iter(|| {
+            let mut r = paddock_proto::Reader::new(black_box(encoded.clone()));
+            DataTree::decode_snapshot(&mut r, TreeConfig::default())
+        })
     });
     g.finish();
 }

@@ -191,9 +191,17 @@ impl Nodes {
     }
 
     /// Visits every node under `from` (itself included) depth first, each
-    /// node before its children and siblings in name order, with its path.
-    /// The order depends only on the tree's content.
-    pub fn walk(&self, from: NodeId, from_path: &str, mut visit: impl FnMut(&str, NodeId)) {
+    /// node before its children, with its path. Siblings come in name
+    /// order with [`Siblings::ByName`], an order that depends only on the
+    /// tree's content; [`Siblings::AsLinked`] skips the sorting and takes
+    /// them oldest first.
+    pub fn walk(
+        &self,
+        from: NodeId,
+        from_path: &str,
+        siblings: Siblings,
+        mut visit: impl FnMut(&str, NodeId),
+    ) {
         let mut path = String::from(from_path);
         // (node, length of its parent's path)
         let mut stack = vec![(from, from_path.len())];
@@ -208,13 +216,23 @@ impl Nodes {
             }
             first = false;
             visit(&path, id);
-            let mut children: Vec<NodeId> = self.children(id).collect();
-            // Byte order is the names' order, without a UTF-8 check each.
-            let name = |id| self.slot(id).map_or(&[][..], |s| s.node.name_bytes());
-            children.sort_unstable_by(|a, b| name(*b).cmp(name(*a)));
-            stack.extend(children.into_iter().map(|c| (c, path.len())));
+            let start = stack.len();
+            stack.extend(self.children(id).map(|c| (c, path.len())));
+            if siblings == Siblings::ByName {
+                // Byte order is the names' order, without a UTF-8 check
+                // each; the stack pops the last first.
+                let name = |id| self.slot(id).map_or(&[][..], |s| s.node.name_bytes());
+                stack[start..].sort_unstable_by(|(a, _), (b, _)| name(*b).cmp(name(*a)));
+            }
         }
     }
+}
+
+/// The order of siblings in a [`Nodes::walk`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Siblings {
+    ByName,
+    AsLinked,
 }
 
 fn slot_in(chunks: &[Vec<Option<Slot>>], id: NodeId) -> Option<&Slot> {
@@ -346,7 +364,7 @@ mod tests {
             }
             proptest::prop_assert_eq!(t.len(), model.len() + 1);
             let mut walked = Vec::new();
-            t.walk(ROOT, "/", |p, id| {
+            t.walk(ROOT, "/", Siblings::ByName, |p, id| {
                 walked.push((p.to_owned(), t.get(id).map(|n| n.version)));
             });
             let mut expected: Vec<(String, Option<i32>)> =
@@ -373,7 +391,7 @@ mod tests {
     }
 
     #[test]
-    fn walk_visits_parents_first_and_siblings_by_name() {
+    fn a_sorted_walk_visits_parents_first_and_siblings_by_name() {
         let mut t = Nodes::default();
         let root = t.insert_root(node(0));
         let a = t.insert(root, "a", node(0));
@@ -381,10 +399,26 @@ mod tests {
         t.insert(a, "z", node(0));
         t.insert(a, "b", node(0));
         let mut seen = Vec::new();
-        t.walk(root, "/", |p, _| seen.push(p.to_owned()));
+        t.walk(root, "/", Siblings::ByName, |p, _| seen.push(p.to_owned()));
         assert_eq!(seen, ["/", "/a", "/a/b", "/a/z", "/a-b"]);
         let mut under = Vec::new();
-        t.walk(a, "/a", |p, _| under.push(p.to_owned()));
+        t.walk(a, "/a", Siblings::ByName, |p, _| under.push(p.to_owned()));
         assert_eq!(under, ["/a", "/a/b", "/a/z"]);
+    }
+
+    #[test]
+    fn an_unsorted_walk_visits_parents_first_and_siblings_oldest_first() {
+        let mut t = Nodes::default();
+        let root = t.insert_root(node(0));
+        let a = t.insert(root, "a", node(0));
+        t.insert(root, "a-b", node(0));
+        let z = t.insert(a, "z", node(0));
+        t.insert(a, "b", node(0));
+        t.insert(z, "y", node(0));
+        let mut seen = Vec::new();
+        t.walk(root, "/", Siblings::AsLinked, |p, _| {
+            seen.push(p.to_owned())
+        });
+        assert_eq!(seen, ["/", "/a", "/a/z", "/a/z/y", "/a/b", "/a-b"]);
     }
 }

@@ -1,9 +1,10 @@
 //! The snapshot encoding of a whole tree: every node and session, so a
-//! tree can be rebuilt without replaying the log from the start. The
-//! encoding is canonical (each parent before its children, siblings in name
-//! order), so equal trees encode to equal bytes.
+//! tree can be rebuilt without replaying the log from the start. Each
+//! parent comes before its children, siblings oldest first (as they are
+//! linked, not sorted), so a decoded tree encodes to the same bytes again.
 
 use crate::node::{Node, NodeKind};
+use crate::nodes::NodeId;
 use crate::path;
 use crate::tree::{DataTree, SessionEntry, TreeConfig};
 use bytes::{BufMut, BytesMut};
@@ -53,13 +54,52 @@ impl Node {
     }
 }
 
+/// Puts back nodes that come each after its parent, remembering where
+/// the last one went and its parent: the next node is most often a child
+/// or a sibling of the last, so its parent is found without a lookup from
+/// the root.
+#[derive(Default)]
+struct Restorer {
+    last: Option<(String, NodeId)>,
+    last_parent: Option<(String, NodeId)>,
+}
+
+impl Restorer {
+    fn restore(&mut self, tree: &mut DataTree, p: &str, node: Node) -> Result<(), String> {
+        let up = path::parent(p);
+        let known = |seen: &Option<(String, NodeId)>| {
+            seen.as_ref()
+                .filter(|(q, _)| Some(q.as_str()) == up)
+                .map(|(_, id)| *id)
+        };
+        let parent = match known(&self.last).or_else(|| known(&self.last_parent)) {
+            Some(id) => Some(id),
+            None => up.and_then(|up| tree.node_id(up)),
+        };
+        let id = tree.restore_node_under(parent, p, node)?;
+        if let (Some(up), Some(parent)) = (up, parent) {
+            remember(&mut self.last_parent, up, parent);
+        }
+        remember(&mut self.last, p, id);
+        Ok(())
+    }
+}
+
+/// Keeps `path` and `id` in `slot`, reusing its string.
+fn remember(slot: &mut Option<(String, NodeId)>, path: &str, id: NodeId) {
+    let (kept, kept_id) = slot.get_or_insert_with(|| (String::new(), id));
+    kept.clear();
+    kept.push_str(path);
+    *kept_id = id;
+}
+
 impl DataTree {
     /// `i64 last_zxid`, `i32 n` × `{i64 session, i32 timeout_ms}`, then
     /// `i32 n` × node: `ustring path, buffer data, vector<ACL>, i64 czxid,
     /// i64 mzxid, i64 ctime, i64 mtime, i32 version, i32 child_creates,
-    /// i32 aversion, i64 owner, i64 pzxid`, nodes in `walk` order (older
-    /// snapshots have them sorted by path; any order with parents first
-    /// reads back).
+    /// i32 aversion, i64 owner, i64 pzxid`, each node before its children,
+    /// siblings oldest first (older snapshots have them by name, which
+    /// reads back the same).
     pub fn encode_snapshot(&self, out: &mut BytesMut) {
         self.encode_snapshot_in_parts(out, usize::MAX, |_| {});
     }
@@ -68,7 +108,7 @@ impl DataTree {
     /// them.
     pub fn snapshot_len(&self) -> usize {
         let mut len = 8 + 4 + 12 * self.sessions().len() + 4;
-        self.walk(|p, n| {
+        self.walk_parents_first(|p, n| {
             let acl: usize = n
                 .acl
                 .iter()
@@ -96,7 +136,7 @@ impl DataTree {
             out.put_i32(s.timeout_ms);
         }
         out.put_i32((self.node_count() - 1) as i32);
-        self.walk(|p, n| {
+        self.walk_parents_first(|p, n| {
             jute::write_string(out, p);
             jute::write_buffer(out, n.data());
             n.acl.as_ref().write(out);
@@ -136,13 +176,16 @@ impl DataTree {
         // A node takes at least MIN_NODE_BYTES, so a damaged count cannot
         // make us reserve more than the input could hold.
         tree.reserve_nodes((n.max(0) as usize).min(r.remaining() / MIN_NODE_BYTES));
+        let mut restorer = Restorer::default();
         for _ in 0..n.max(0) {
             let p = r.read_string()?;
             let data = r.read_buffer()?;
             let acl: Vec<Acl> = r.read_vec()?;
             let acl = tree.intern_acl(&acl);
             let node = Node::read_persisted(r, path::name(&p), data.as_deref(), acl)?;
-            tree.restore_node(&p, node).map_err(SnapshotError::Shape)?;
+            restorer
+                .restore(&mut tree, &p, node)
+                .map_err(SnapshotError::Shape)?;
         }
         r.finish()?;
         Ok(tree)
@@ -158,10 +201,11 @@ impl DataTree {
         nodes: impl IntoIterator<Item = (String, Node)>,
     ) -> Result<DataTree, String> {
         let mut tree = DataTree::empty(config, last_zxid, sessions);
+        let mut restorer = Restorer::default();
         for (p, mut node) in nodes {
             node.acl = tree.intern_acl(&node.acl);
             node.num_children = 0;
-            tree.restore_node(&p, node)?;
+            restorer.restore(&mut tree, &p, node)?;
         }
         if tree.node("/").is_none() {
             return Err("there is no root node".into());

@@ -81,7 +81,7 @@ fn a_snapshot_round_trips_nodes_sessions_and_indexes() {
     let bytes = encode(&t);
     assert_eq!(t.snapshot_len(), bytes.len(), "counted as written");
     let back = DataTree::decode_snapshot(&mut Reader::new(bytes.clone()), config).unwrap();
-    assert_eq!(encode(&back), bytes, "canonical: the same bytes again");
+    assert_eq!(encode(&back), bytes, "the same bytes again");
     let mut paths = Vec::new();
     t.walk(|p, _| paths.push(p.to_owned()));
     for p in &paths {
