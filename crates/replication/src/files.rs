@@ -10,6 +10,7 @@ use paddock_storage::snapshot::{list_snapshots, read_snapshot, write_snapshot};
 use paddock_storage::{list_segments, read_log_from, recover, Disk, WalError};
 use paddock_tree::{Applied, DataTree, TreeConfig, Txn};
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use tracing::{error, warn};
 
@@ -293,13 +294,33 @@ pub fn write_tree(
     meta: &SnapshotMeta,
     tree: &DataTree,
 ) -> Result<PathBuf, FilesError> {
-    let mut head = BytesMut::new();
-    codec::encode_snapshot_meta(meta, &mut head);
     // The compressed frame records its length, which is counted first;
     // the tree is then encoded into the compressor a part at a time,
     // never whole.
     let mut buf = BytesMut::new();
-    let tree_len = tree.snapshot_len();
+    write_snapshot_of(disk, dirs, meta, tree.snapshot_len(), |out| {
+        let mut written = Ok(());
+        tree.encode_snapshot_in_parts(&mut buf, SNAPSHOT_PART, |part| {
+            if written.is_ok() {
+                written = out.write_all(part);
+            }
+            part.clear();
+        });
+        written
+    })
+}
+
+/// Writes a snapshot at `meta`'s position of a tree `tree_len` bytes
+/// long, which `write_tree` writes out after the meta.
+fn write_snapshot_of(
+    disk: &dyn Disk,
+    dirs: &Dirs,
+    meta: &SnapshotMeta,
+    tree_len: usize,
+    write_tree: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<PathBuf, FilesError> {
+    let mut head = BytesMut::new();
+    codec::encode_snapshot_meta(meta, &mut head);
     let position = codec::snapshot_position(meta.last_log_id.as_ref());
     let payload_len = (head.len() + tree_len) as u64;
     Ok(write_snapshot(
@@ -309,14 +330,7 @@ pub fn write_tree(
         payload_len,
         |out| {
             out.write_all(&head)?;
-            let mut written = Ok(());
-            tree.encode_snapshot_in_parts(&mut buf, SNAPSHOT_PART, |part| {
-                if written.is_ok() {
-                    written = out.write_all(part);
-                }
-                part.clear();
-            });
-            written
+            write_tree(out)
         },
     )?)
 }
@@ -333,13 +347,32 @@ pub fn compact(
 ) -> Result<(SnapshotMeta, PathBuf), FilesError> {
     let loaded = load(disk, dirs, config, Some(upto))?;
     let path = write_tree(disk, dirs, &loaded.applied, &loaded.tree)?;
+    retire_beyond(disk, dirs, retain)?;
+    Ok((loaded.applied, path))
+}
+
+/// Writes a snapshot at `meta`'s position of a tree already encoded
+/// (`DataTree::encode_snapshot` bytes), then retires and slowly removes
+/// snapshots beyond the newest `retain`.
+pub fn save_encoded(
+    disk: &dyn Disk,
+    dirs: &Dirs,
+    meta: &SnapshotMeta,
+    tree: &[u8],
+    retain: usize,
+) -> Result<PathBuf, FilesError> {
+    let path = write_snapshot_of(disk, dirs, meta, tree.len(), |out| out.write_all(tree))?;
+    retire_beyond(disk, dirs, retain)?;
+    Ok(path)
+}
+
+fn retire_beyond(disk: &dyn Disk, dirs: &Dirs, retain: usize) -> Result<(), FilesError> {
     let old = list_snapshots(disk, &dirs.snapshots)?
         .into_iter()
         .skip(retain.max(1))
         .map(|(_, path)| path);
     retire(disk, old.collect())?;
-    free_retired(disk, &dirs.snapshots)?;
-    Ok((loaded.applied, path))
+    free_retired(disk, &dirs.snapshots)
 }
 
 /// Renames `doomed` to their retiring names: nothing reads them from then

@@ -85,6 +85,9 @@ pub struct Options {
     pub snap_count: u64,
     /// Snapshots kept (with the log needed to recover from the oldest).
     pub snap_retain: usize,
+    /// Trees of at most this many znodes are snapshotted from the live
+    /// tree, bigger ones rebuilt from the files.
+    pub live_snapshot_nodes: usize,
     pub tree_config: TreeConfig,
     /// None: standalone, a group of one voter.
     pub ensemble: Option<Ensemble>,
@@ -203,6 +206,7 @@ impl Opened {
             dirs: options.dirs.clone(),
             tree_config: options.tree_config,
             retain: options.snap_retain,
+            live_nodes: options.live_snapshot_nodes,
             current: Mutex::new(loaded.snapshot),
         });
         let machine = StateMachine {

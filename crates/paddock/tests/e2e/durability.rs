@@ -443,20 +443,23 @@ fn files(dir: &std::path::Path, prefix: &str) -> Vec<std::path::PathBuf> {
 }
 
 /// Writes `n` nodes under /snap on a server with small segments and
-/// frequent snapshots, waits for the snapshots, and stops it.
-async fn write_with_snapshots(dir: &std::path::Path, n: usize) {
+/// frequent snapshots, waits for the snapshots, and stops it. Trees of up
+/// to `live_nodes` znodes are snapshotted from the live tree, bigger ones
+/// rebuilt from the files. Returns the zxid of the last write.
+async fn write_with_snapshots(dir: &std::path::Path, n: usize, live_nodes: usize) -> i64 {
     let small = |c: &mut paddock_server::ServerConfig| {
         c.snap_count = 25;
         c.wal_segment_bytes = 2048;
+        c.live_snapshot_nodes = live_nodes;
     };
     let s = TestServer::start_in(dir, small).await;
     let (mut raw, _) = Raw::session(s.addr, 30_000).await;
     raw.call(&create("/snap", 0)).await;
+    let mut zxid = 0;
     for i in 0..n {
-        assert_eq!(
-            raw.call(&create(&format!("/snap/n{i:04}"), 0)).await.0.err,
-            0
-        );
+        let (h, _) = raw.call(&create(&format!("/snap/n{i:04}"), 0)).await;
+        assert_eq!(h.err, 0);
+        zxid = h.zxid;
     }
     // Snapshots are built in the background every snapCount entries; on a
     // busy machine one may start a few entries late, so wait until the
@@ -483,24 +486,36 @@ async fn write_with_snapshots(dir: &std::path::Path, n: usize) {
     );
     drop(raw);
     s.stop().await;
+    zxid
 }
 
-async fn count_children(dir: &std::path::Path) -> usize {
+/// Restarts on `dir` and counts the children of /snap, with the zxid the
+/// server has reached (one past the writes: the new session).
+async fn count_children(dir: &std::path::Path) -> (usize, i64) {
     let s = TestServer::start_in(dir, |_| {}).await;
     let (mut raw, _) = Raw::session(s.addr, 30_000).await;
-    let (_, r) = raw.call(&children("/snap")).await;
+    let (h, r) = raw.call(&children("/snap")).await;
     drop(raw);
     s.stop().await;
     match r {
-        Some(Response::GetChildren { children }) => children.len(),
+        Some(Response::GetChildren { children }) => (children.len(), h.zxid),
         other => panic!("{other:?}"),
     }
 }
 
 #[tokio::test]
-async fn snapshots_bound_the_log_and_a_restart_starts_from_them() {
+async fn snapshots_of_the_live_tree_bound_the_log_and_a_restart_starts_from_them() {
+    snapshots_bound_the_log_and_a_restart_starts_from_them(usize::MAX).await;
+}
+
+#[tokio::test]
+async fn snapshots_rebuilt_from_the_files_bound_the_log_and_a_restart_starts_from_them() {
+    snapshots_bound_the_log_and_a_restart_starts_from_them(0).await;
+}
+
+async fn snapshots_bound_the_log_and_a_restart_starts_from_them(live_nodes: usize) {
     let dir = tempfile::tempdir().unwrap();
-    write_with_snapshots(dir.path(), 200).await;
+    let written = write_with_snapshots(dir.path(), 200, live_nodes).await;
     let snaps = files(&dir.path().join("snap"), "snapshot-");
     assert_eq!(snaps.len(), 3, "autopurge keeps 3 snapshots: {snaps:?}");
     let segments = files(&dir.path().join("wal"), "wal-");
@@ -528,13 +543,15 @@ async fn snapshots_bound_the_log_and_a_restart_starts_from_them() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(retiring(), 0, "purged segments are removed");
-    assert_eq!(count_children(dir.path()).await, 200);
+    // Each snapshot holds exactly the state at its position: replaying the
+    // log after it applies nothing twice.
+    assert_eq!(count_children(dir.path()).await, (200, written + 1));
 }
 
 #[tokio::test]
 async fn a_damaged_snapshot_is_skipped_only_while_the_log_covers_it() {
     let dir = tempfile::tempdir().unwrap();
-    write_with_snapshots(dir.path(), 120).await;
+    let written = write_with_snapshots(dir.path(), 120, 0).await;
     let snaps = files(&dir.path().join("snap"), "snapshot-");
     let newest = snaps.last().unwrap().clone();
     let mut bytes = std::fs::read(&newest).unwrap();
@@ -543,7 +560,7 @@ async fn a_damaged_snapshot_is_skipped_only_while_the_log_covers_it() {
     std::fs::write(&newest, &bytes).unwrap();
     assert_eq!(
         count_children(dir.path()).await,
-        120,
+        (120, written + 1),
         "an older snapshot and the log still hold everything"
     );
 
