@@ -4,7 +4,6 @@
 //! linked, not sorted), so a decoded tree encodes to the same bytes again.
 
 use crate::node::{Node, NodeKind};
-use crate::nodes::NodeId;
 use crate::path;
 use crate::tree::{DataTree, SessionEntry, TreeConfig};
 use bytes::{BufMut, BytesMut};
@@ -52,45 +51,6 @@ impl Node {
         node.pzxid = r.read_i64()?;
         Ok(node)
     }
-}
-
-/// Puts back nodes that come each after its parent, remembering where
-/// the last one went and its parent: the next node is most often a child
-/// or a sibling of the last, so its parent is found without a lookup from
-/// the root.
-#[derive(Default)]
-struct Restorer {
-    last: Option<(String, NodeId)>,
-    last_parent: Option<(String, NodeId)>,
-}
-
-impl Restorer {
-    fn restore(&mut self, tree: &mut DataTree, p: &str, node: Node) -> Result<(), String> {
-        let up = path::parent(p);
-        let known = |seen: &Option<(String, NodeId)>| {
-            seen.as_ref()
-                .filter(|(q, _)| Some(q.as_str()) == up)
-                .map(|(_, id)| *id)
-        };
-        let parent = match known(&self.last).or_else(|| known(&self.last_parent)) {
-            Some(id) => Some(id),
-            None => up.and_then(|up| tree.node_id(up)),
-        };
-        let id = tree.restore_node_under(parent, p, node)?;
-        if let (Some(up), Some(parent)) = (up, parent) {
-            remember(&mut self.last_parent, up, parent);
-        }
-        remember(&mut self.last, p, id);
-        Ok(())
-    }
-}
-
-/// Keeps `path` and `id` in `slot`, reusing its string.
-fn remember(slot: &mut Option<(String, NodeId)>, path: &str, id: NodeId) {
-    let (kept, kept_id) = slot.get_or_insert_with(|| (String::new(), id));
-    kept.clear();
-    kept.push_str(path);
-    *kept_id = id;
 }
 
 impl DataTree {
@@ -176,16 +136,13 @@ impl DataTree {
         // A node takes at least MIN_NODE_BYTES, so a damaged count cannot
         // make us reserve more than the input could hold.
         tree.reserve_nodes((n.max(0) as usize).min(r.remaining() / MIN_NODE_BYTES));
-        let mut restorer = Restorer::default();
         for _ in 0..n.max(0) {
             let p = r.read_string()?;
             let data = r.read_buffer()?;
             let acl: Vec<Acl> = r.read_vec()?;
             let acl = tree.intern_acl(&acl);
             let node = Node::read_persisted(r, path::name(&p), data.as_deref(), acl)?;
-            restorer
-                .restore(&mut tree, &p, node)
-                .map_err(SnapshotError::Shape)?;
+            tree.restore_node(&p, node).map_err(SnapshotError::Shape)?;
         }
         r.finish()?;
         Ok(tree)
@@ -201,11 +158,10 @@ impl DataTree {
         nodes: impl IntoIterator<Item = (String, Node)>,
     ) -> Result<DataTree, String> {
         let mut tree = DataTree::empty(config, last_zxid, sessions);
-        let mut restorer = Restorer::default();
         for (p, mut node) in nodes {
             node.acl = tree.intern_acl(&node.acl);
             node.num_children = 0;
-            restorer.restore(&mut tree, &p, node)?;
+            tree.restore_node(&p, node)?;
         }
         if tree.node("/").is_none() {
             return Err("there is no root node".into());

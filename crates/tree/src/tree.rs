@@ -175,30 +175,22 @@ impl DataTree {
 
     /// Puts back a node (read from a snapshot, or put back by a rollback)
     /// under its parent, which must be present; the root comes first.
-    pub(crate) fn restore_node(&mut self, p: &str, node: Node) -> Result<NodeId, String> {
-        let parent = path::parent(p).and_then(|up| self.node_id(up));
-        self.restore_node_under(parent, p, node)
-    }
-
-    /// [`DataTree::restore_node`] with the parent found by the caller
-    /// (None: it is missing).
-    pub(crate) fn restore_node_under(
-        &mut self,
-        parent: Option<NodeId>,
-        p: &str,
-        node: Node,
-    ) -> Result<NodeId, String> {
+    pub(crate) fn restore_node(&mut self, p: &str, node: Node) -> Result<(), String> {
         if p == "/" {
             if !self.nodes.is_empty() {
                 return Err("/ appears twice".into());
             }
-            return Ok(self.nodes.insert_root(node));
+            self.nodes.insert_root(node);
+            return Ok(());
         }
-        let parent = parent.ok_or_else(|| format!("{p} has no parent"))?;
+        let parent = path::parent(p)
+            .and_then(|pp| self.nodes.find(pp))
+            .ok_or_else(|| format!("{p} has no parent"))?;
         if self.nodes.child(parent, path::name(p)).is_some() {
             return Err(format!("{p} appears twice"));
         }
-        Ok(self.insert_node(parent, p, node))
+        self.insert_node(parent, p, node);
+        Ok(())
     }
 
     /// Visits every node with its path, each parent before its children
@@ -247,10 +239,6 @@ impl DataTree {
 
     pub fn last_zxid(&self) -> i64 {
         self.last_zxid
-    }
-
-    pub(crate) fn node_id(&self, path: &str) -> Option<NodeId> {
-        self.nodes.find(path)
     }
 
     pub fn node(&self, path: &str) -> Option<&Node> {
@@ -714,7 +702,7 @@ impl DataTree {
 
     /// Places a node at path `p` under `parent` and indexes it
     /// (ephemerals, reapable).
-    fn insert_node(&mut self, parent: NodeId, p: &str, node: Node) -> NodeId {
+    fn insert_node(&mut self, parent: NodeId, p: &str, node: Node) {
         match node.kind() {
             NodeKind::Ephemeral { session_id } => {
                 self.ephemerals
@@ -727,7 +715,7 @@ impl DataTree {
             }
             NodeKind::Persistent => {}
         }
-        self.nodes.insert(parent, path::name(p), node)
+        self.nodes.insert(parent, path::name(p), node);
     }
 
     /// Takes out a leaf node, unlinking it from its parent and indexes.
