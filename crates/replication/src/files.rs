@@ -311,13 +311,13 @@ pub fn write_tree(
 }
 
 /// Writes a snapshot at `meta`'s position of a tree `tree_len` bytes
-/// long, which `write_tree` writes out after the meta.
+/// long, which `write_body` writes out after the meta.
 fn write_snapshot_of(
     disk: &dyn Disk,
     dirs: &Dirs,
     meta: &SnapshotMeta,
     tree_len: usize,
-    write_tree: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    write_body: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<PathBuf, FilesError> {
     let mut head = BytesMut::new();
     codec::encode_snapshot_meta(meta, &mut head);
@@ -330,7 +330,7 @@ fn write_snapshot_of(
         payload_len,
         |out| {
             out.write_all(&head)?;
-            write_tree(out)
+            write_body(out)
         },
     )?)
 }

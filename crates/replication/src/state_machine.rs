@@ -54,22 +54,19 @@ pub struct StateMachine {
 /// a write-heavy load on a small tree).
 const LIVE_BYTES: usize = 4 << 20;
 
-impl StateMachine {
-    /// The live tree's snapshot encoding with what it covers, if it is
-    /// small enough to encode while applies wait.
-    fn encode_if_small(&self) -> Option<(SnapshotMeta, Bytes)> {
-        let tree = self.tree.read();
-        if tree.node_count() > self.files.live_nodes {
-            return None;
-        }
-        let len = tree.snapshot_len();
-        if len > LIVE_BYTES {
-            return None;
-        }
-        let mut out = BytesMut::with_capacity(len);
-        tree.encode_snapshot(&mut out);
-        Some((self.applied.clone(), out.freeze()))
+/// `tree`'s snapshot encoding, if it has at most `max_nodes` znodes and
+/// [`LIVE_BYTES`]: small enough to encode while applies wait.
+fn encode_if_small(tree: &DataTree, max_nodes: usize) -> Option<Bytes> {
+    if tree.node_count() > max_nodes {
+        return None;
     }
+    let len = tree.snapshot_len();
+    if len > LIVE_BYTES {
+        return None;
+    }
+    let mut out = BytesMut::with_capacity(len);
+    tree.encode_snapshot(&mut out);
+    Some(out.freeze())
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -126,7 +123,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // at `upto`.
         Builder {
             upto: self.applied.last_log_id,
-            live: self.encode_if_small(),
+            live: encode_if_small(&self.tree.read(), self.files.live_nodes)
+                .map(|tree| (self.applied.clone(), tree)),
             files: self.files.clone(),
             flushed: self.flushed.clone(),
         }
@@ -232,5 +230,45 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
             meta,
             snapshot: SnapshotFile(path),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paddock_proto::{CreateRequest, Request};
+    use paddock_tree::{acl, Txn, TxnOp};
+
+    fn with_nodes(n: usize, bytes: usize) -> DataTree {
+        let mut tree = DataTree::new(TreeConfig::default());
+        for i in 0..n {
+            tree.apply(&Txn {
+                session_id: 0,
+                time_ms: 0,
+                auth: vec![],
+                op: TxnOp::Write(Request::Create {
+                    opcode: paddock_proto::op::CREATE,
+                    req: CreateRequest {
+                        path: format!("/n{i}"),
+                        data: Some(Bytes::from(vec![b'x'; bytes])),
+                        acl: acl::open_acl_unsafe(),
+                        flags: 0,
+                    },
+                }),
+            });
+        }
+        tree
+    }
+
+    #[test]
+    fn only_a_small_tree_is_encoded_live() {
+        let tree = with_nodes(10, 100);
+        let mut whole = BytesMut::new();
+        tree.encode_snapshot(&mut whole);
+        let count = tree.node_count();
+        assert_eq!(encode_if_small(&tree, count), Some(whole.freeze()));
+        assert_eq!(encode_if_small(&tree, count - 1), None, "too many znodes");
+        let big = with_nodes(5, 1 << 20);
+        assert_eq!(encode_if_small(&big, count), None, "too many bytes");
     }
 }

@@ -390,24 +390,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_sorted_walk_visits_parents_first_and_siblings_by_name() {
-        let mut t = Nodes::default();
-        let root = t.insert_root(node(0));
-        let a = t.insert(root, "a", node(0));
-        t.insert(root, "a-b", node(0));
-        t.insert(a, "z", node(0));
-        t.insert(a, "b", node(0));
-        let mut seen = Vec::new();
-        t.walk(root, "/", Siblings::ByName, |p, _| seen.push(p.to_owned()));
-        assert_eq!(seen, ["/", "/a", "/a/b", "/a/z", "/a-b"]);
-        let mut under = Vec::new();
-        t.walk(a, "/a", Siblings::ByName, |p, _| under.push(p.to_owned()));
-        assert_eq!(under, ["/a", "/a/b", "/a/z"]);
-    }
-
-    #[test]
-    fn an_unsorted_walk_visits_parents_first_and_siblings_oldest_first() {
+    /// `/a`, `/a-b`, `/a/z`, `/a/b`, `/a/z/y`, placed in that order; the
+    /// table and the id of `/a`.
+    fn sample() -> (Nodes, NodeId) {
         let mut t = Nodes::default();
         let root = t.insert_root(node(0));
         let a = t.insert(root, "a", node(0));
@@ -415,10 +400,34 @@ mod tests {
         let z = t.insert(a, "z", node(0));
         t.insert(a, "b", node(0));
         t.insert(z, "y", node(0));
+        (t, a)
+    }
+
+    fn walked(t: &Nodes, from: NodeId, from_path: &str, siblings: Siblings) -> Vec<String> {
         let mut seen = Vec::new();
-        t.walk(root, "/", Siblings::AsLinked, |p, _| {
-            seen.push(p.to_owned())
-        });
-        assert_eq!(seen, ["/", "/a", "/a/z", "/a/z/y", "/a/b", "/a-b"]);
+        t.walk(from, from_path, siblings, |p, _| seen.push(p.to_owned()));
+        seen
+    }
+
+    #[test]
+    fn a_sorted_walk_visits_parents_first_and_siblings_by_name() {
+        let (t, a) = sample();
+        assert_eq!(
+            walked(&t, ROOT, "/", Siblings::ByName),
+            ["/", "/a", "/a/b", "/a/z", "/a/z/y", "/a-b"]
+        );
+        assert_eq!(
+            walked(&t, a, "/a", Siblings::ByName),
+            ["/a", "/a/b", "/a/z", "/a/z/y"]
+        );
+    }
+
+    #[test]
+    fn an_unsorted_walk_visits_parents_first_and_siblings_oldest_first() {
+        let (t, _) = sample();
+        assert_eq!(
+            walked(&t, ROOT, "/", Siblings::AsLinked),
+            ["/", "/a", "/a/z", "/a/z/y", "/a/b", "/a-b"]
+        );
     }
 }
