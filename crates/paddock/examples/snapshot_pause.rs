@@ -1,8 +1,8 @@
 //! Does taking a snapshot pause the server? Loads N znodes (default 1M)
 //! into an in-process server, then measures the latency of one client's
 //! back-to-back setData calls, first with no snapshot running and then
-//! while the background compaction rebuilds and writes a snapshot of the
-//! whole tree.
+//! while a snapshot of the whole tree is encoded and written in the
+//! background.
 //!
 //!     cargo run --release -p paddock --example snapshot_pause [-- N]
 
@@ -47,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
         client_addr: "127.0.0.1:0".parse()?,
         data_dir: dir.path().to_owned(),
         // Session, /n, n creates and 10k quiet probes come first: the first
-        // compaction starts with the third probe after them.
+        // snapshot starts with the third probe after them.
         snap_count: n + 10_005,
         ..ServerConfig::default()
     };

@@ -10,8 +10,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
-/// mimalloc hands freed memory back to the system (glibc's malloc kept the
-/// second tree of a background snapshot rebuild, or of recovery, in the
+/// mimalloc hands freed memory back to the system (glibc's malloc kept
+/// memory freed in bulk, such as a second tree at recovery, in the
 /// process for good) and fragments less under many small nodes. It is
 /// built without asking for transparent huge pages (`no_thp`): a 2 MiB page
 /// counts whole however little of it is used, which cost an empty server

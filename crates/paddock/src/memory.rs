@@ -46,9 +46,9 @@ const COLLECT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Has the allocator return, every two seconds, the freed pages whose purge
 /// delay has passed. mimalloc purges only when a thread allocates or frees
-/// again; after a background snapshot rebuild (a second tree, freed at
-/// once) an idle server would otherwise keep hundreds of MiB for as long
-/// as nothing else happens.
+/// again; after a snapshot of a big tree (the chunks its writes copied
+/// meanwhile, freed at once) an idle server would otherwise keep hundreds
+/// of MiB for as long as nothing else happens.
 pub async fn collect_now_and_then() {
     let mut every = tokio::time::interval(COLLECT_EVERY);
     loop {

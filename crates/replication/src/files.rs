@@ -1,16 +1,15 @@
 //! The replica's files: snapshots, the log and the raft-state file, read at
-//! start-up and rebuilt into new snapshots in the background (compaction),
-//! so the live tree never pauses for a snapshot.
+//! start-up; new snapshots are written from a frozen tree on a blocking
+//! thread, so the live tree never pauses for one.
 
 use crate::codec::{self, RaftState, Record};
 use crate::types::{Command, Entry, Payload, SnapshotMeta, StoredMembership};
 use bytes::BytesMut;
 use paddock_proto::Reader;
 use paddock_storage::snapshot::{list_snapshots, read_snapshot, write_snapshot};
-use paddock_storage::{list_segments, read_log_from, recover, Disk, WalError};
-use paddock_tree::{Applied, DataTree, TreeConfig, Txn};
+use paddock_storage::{list_segments, recover, Disk, WalError};
+use paddock_tree::{Applied, DataTree, FrozenTree, TreeConfig, Txn};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use tracing::{error, warn};
 
@@ -143,7 +142,7 @@ pub(crate) enum Outcome<'a> {
 /// Applies one log entry: a transaction to the tree, handing its outcome
 /// to `done`; a barrier (a command without a transaction, for `sync`) to
 /// `done` as None; a membership to `applied`. The live state machine and
-/// every rebuild share it, so they cannot disagree.
+/// start-up share it, so they cannot disagree.
 pub(crate) fn apply_entry(
     tree: &mut DataTree,
     applied: &mut SnapshotMeta,
@@ -178,19 +177,12 @@ pub(crate) fn apply_entry(
     applied.last_log_id = Some(entry.log_id);
 }
 
-/// The newest snapshot that reads back intact, then the log. `upto: None`
-/// is start-up: the log's torn tail is cut, and entries are applied up to
-/// the last one known to be committed (covered by a snapshot or purged);
-/// the rest is left to consensus. `Some(i)` is compaction: nothing on disk
-/// changes and replay stops at index i. Either way the result must reach
-/// every snapshot's position, so a damaged snapshot is only skipped when
-/// the log still covers it.
-pub fn load(
-    disk: &dyn Disk,
-    dirs: &Dirs,
-    config: TreeConfig,
-    upto: Option<u64>,
-) -> Result<Loaded, FilesError> {
+/// The newest snapshot that reads back intact, then the log, at start-up:
+/// the log's torn tail is cut, and entries are applied up to the last one
+/// known to be committed (covered by a snapshot or purged); the rest is
+/// left to consensus. The result must reach every snapshot's position, so
+/// a damaged snapshot is only skipped when the log still covers it.
+pub fn load(disk: &dyn Disk, dirs: &Dirs, config: TreeConfig) -> Result<Loaded, FilesError> {
     let snapshots = list_snapshots(disk, &dirs.snapshots)?;
     let mut damaged: Option<(i64, WalError)> = None;
     let mut found = None;
@@ -225,16 +217,12 @@ pub fn load(
     // Only what follows the snapshot is replayed: segments wholly before
     // it are not read (a whole log of them would cost seconds and hundreds
     // of MiB at start-up).
-    let log = match upto {
-        None => recover(disk, &dirs.log, base)?,
-        Some(_) => read_log_from(disk, &dirs.log, base)?,
-    };
-    if let (Some((path, offset)), None) = (&log.truncated, upto) {
+    let log = recover(disk, &dirs.log, base)?;
+    if let Some((path, offset)) = &log.truncated {
         warn!(file = %path.display(), offset, "cut an unfinished write off the end of the log");
     }
-    // Compaction needs only what follows the snapshot; start-up hands the
-    // whole log to the log store.
-    let entries = standing_entries(log.records, upto.map_or(0, |_| base as u64))?;
+    // The whole log goes to the log store.
+    let entries = standing_entries(log.records, 0)?;
     let state = read_state(disk, dirs)?;
     let base = base as u64;
     if let Some(&first) = entries.keys().next() {
@@ -249,14 +237,8 @@ pub fn load(
         }
     }
     let committed = |pos: i64| (pos as u64).checked_sub(1);
-    let end = match upto {
-        Some(i) => Some(i),
-        None => {
-            let purged = state.last_purged.map(|l| l.index);
-            let newest = snapshots.first().and_then(|(pos, _)| committed(*pos));
-            purged.max(newest)
-        }
-    };
+    let purged = state.last_purged.map(|l| l.index);
+    let end = purged.max(snapshots.first().and_then(|(pos, _)| committed(*pos)));
     if let Some(end) = end.filter(|e| *e >= base) {
         for entry in entries.range(base..=end).map(|(_, e)| e) {
             apply_entry(&mut tree, &mut applied, entry, |_, _| {});
@@ -271,13 +253,6 @@ pub fn load(
             )));
         }
     }
-    if let Some(i) = upto {
-        if applied.last_log_id.map(|l| l.index) != Some(i) {
-            return Err(FilesError::Gap(format!(
-                "cannot rebuild the state at index {i}: the log ends before it"
-            )));
-        }
-    }
     Ok(Loaded {
         tree,
         applied,
@@ -287,42 +262,21 @@ pub fn load(
     })
 }
 
-/// Writes the snapshot of `tree` at `meta`'s position.
+/// Writes the snapshot of `tree` at `meta`'s position. The tree is
+/// encoded into the compressor a part at a time, never held encoded
+/// whole, and dropped as soon as it is encoded (before the file is
+/// synced): a frozen tree makes the live one copy what it changes.
 pub fn write_tree(
     disk: &dyn Disk,
     dirs: &Dirs,
     meta: &SnapshotMeta,
-    tree: &DataTree,
-) -> Result<PathBuf, FilesError> {
-    // The compressed frame records its length, which is counted first;
-    // the tree is then encoded into the compressor a part at a time,
-    // never whole.
-    let mut buf = BytesMut::new();
-    write_snapshot_of(disk, dirs, meta, tree.snapshot_len(), |out| {
-        let mut written = Ok(());
-        tree.encode_snapshot_in_parts(&mut buf, SNAPSHOT_PART, |part| {
-            if written.is_ok() {
-                written = out.write_all(part);
-            }
-            part.clear();
-        });
-        written
-    })
-}
-
-/// Writes a snapshot at `meta`'s position of a tree `tree_len` bytes
-/// long, which `write_body` writes out after the meta.
-fn write_snapshot_of(
-    disk: &dyn Disk,
-    dirs: &Dirs,
-    meta: &SnapshotMeta,
-    tree_len: usize,
-    write_body: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    tree: FrozenTree,
 ) -> Result<PathBuf, FilesError> {
     let mut head = BytesMut::new();
     codec::encode_snapshot_meta(meta, &mut head);
     let position = codec::snapshot_position(meta.last_log_id.as_ref());
-    let payload_len = (head.len() + tree_len) as u64;
+    // The compressed frame records its length, which is counted first.
+    let payload_len = (head.len() + tree.snapshot_len()) as u64;
     Ok(write_snapshot(
         disk,
         &dirs.snapshots,
@@ -330,38 +284,30 @@ fn write_snapshot_of(
         payload_len,
         |out| {
             out.write_all(&head)?;
-            write_body(out)
+            let mut written = Ok(());
+            let mut buf = BytesMut::new();
+            tree.encode_snapshot_in_parts(&mut buf, SNAPSHOT_PART, |part| {
+                if written.is_ok() {
+                    written = out.write_all(part);
+                }
+                part.clear();
+            });
+            drop(tree);
+            written
         },
     )?)
 }
 
-/// Writes a snapshot at index `upto` (durable in the log) rebuilt from
-/// disk, then retires and slowly removes snapshots beyond the newest
-/// `retain`.
-pub fn compact(
-    disk: &dyn Disk,
-    dirs: &Dirs,
-    config: TreeConfig,
-    upto: u64,
-    retain: usize,
-) -> Result<(SnapshotMeta, PathBuf), FilesError> {
-    let loaded = load(disk, dirs, config, Some(upto))?;
-    let path = write_tree(disk, dirs, &loaded.applied, &loaded.tree)?;
-    retire_beyond(disk, dirs, retain)?;
-    Ok((loaded.applied, path))
-}
-
-/// Writes a snapshot at `meta`'s position of a tree already encoded
-/// (`DataTree::encode_snapshot` bytes), then retires and slowly removes
-/// snapshots beyond the newest `retain`.
-pub fn save_encoded(
+/// Writes the snapshot of `tree` at `meta`'s position, then retires and
+/// slowly removes snapshots beyond the newest `retain`.
+pub fn save(
     disk: &dyn Disk,
     dirs: &Dirs,
     meta: &SnapshotMeta,
-    tree: &[u8],
+    tree: FrozenTree,
     retain: usize,
 ) -> Result<PathBuf, FilesError> {
-    let path = write_snapshot_of(disk, dirs, meta, tree.len(), |out| out.write_all(tree))?;
+    let path = write_tree(disk, dirs, meta, tree)?;
     retire_beyond(disk, dirs, retain)?;
     Ok(path)
 }
@@ -419,7 +365,7 @@ pub fn seed(disk: &dyn Disk, dirs: &Dirs, tree: &DataTree) -> Result<PathBuf, Fi
     {
         return Err(FilesError::NotEmpty(dirs.snapshots.clone()));
     }
-    write_tree(disk, dirs, &SnapshotMeta::default(), tree)
+    write_tree(disk, dirs, &SnapshotMeta::default(), tree.freeze())
 }
 
 #[cfg(test)]

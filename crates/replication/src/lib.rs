@@ -85,9 +85,6 @@ pub struct Options {
     pub snap_count: u64,
     /// Snapshots kept (with the log needed to recover from the oldest).
     pub snap_retain: usize,
-    /// Trees of at most this many znodes are snapshotted from the live
-    /// tree, bigger ones rebuilt from the files.
-    pub live_snapshot_nodes: usize,
     pub tree_config: TreeConfig,
     /// None: standalone, a group of one voter.
     pub ensemble: Option<Ensemble>,
@@ -128,13 +125,13 @@ pub struct Opened {
 /// Reads the data directory (newest good snapshot, the log after it) and
 /// returns the tree as of the last entry known to be committed.
 pub fn open(options: Options, disk: Arc<dyn Disk>) -> Result<(DataTree, Opened), FilesError> {
-    let mut loaded = files::load(&*disk, &options.dirs, options.tree_config, None)?;
+    let mut loaded = files::load(&*disk, &options.dirs, options.tree_config)?;
     let covered = loaded.snapshot.as_ref().and_then(|(m, _)| m.last_log_id);
     if loaded.state.last_purged.is_some() && covered < loaded.state.last_purged {
         // The newest snapshot was damaged and the state was rebuilt from an
         // older one and the log: write it down again, so a snapshot covers
         // everything purged from the log.
-        let path = files::write_tree(&*disk, &options.dirs, &loaded.applied, &loaded.tree)?;
+        let path = files::write_tree(&*disk, &options.dirs, &loaded.applied, loaded.tree.freeze())?;
         warn!(snapshot = %path.display(), "rewrote the newest snapshot from an older one and the log");
         loaded.snapshot = Some((loaded.applied.clone(), path));
     }
@@ -206,7 +203,6 @@ impl Opened {
             dirs: options.dirs.clone(),
             tree_config: options.tree_config,
             retain: options.snap_retain,
-            live_nodes: options.live_snapshot_nodes,
             current: Mutex::new(loaded.snapshot),
         });
         let machine = StateMachine {

@@ -1,20 +1,19 @@
 //! openraft's state machine: committed entries applied to the live tree, in
 //! log order, each outcome handed to the server's `Applier` while the tree
-//! is still locked. A small tree is snapshotted from the live tree between
-//! two applies; a bigger one is rebuilt from the files on a blocking thread
-//! (see files::compact), so the live tree never waits for it.
+//! is still locked. A snapshot freezes the tree between two applies (a
+//! copy-on-write share of its nodes, see `DataTree::freeze`) and encodes it
+//! on a blocking thread, so the live tree never waits for it.
 
 use crate::files::Outcome;
 use crate::files::{self, Dirs};
 use crate::log_store::{Flushed, LogStore};
 use crate::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::Applier;
-use bytes::{Bytes, BytesMut};
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::RaftSnapshotBuilder;
 use paddock_storage::Disk;
-use paddock_tree::{DataTree, TreeConfig};
+use paddock_tree::{DataTree, FrozenTree, TreeConfig};
 use parking_lot::{Mutex, RwLock};
 use std::io;
 use std::path::PathBuf;
@@ -31,8 +30,6 @@ pub struct SnapshotFiles {
     pub dirs: Dirs,
     pub tree_config: TreeConfig,
     pub retain: usize,
-    /// The most znodes a tree snapshotted from the live tree may have.
-    pub live_nodes: usize,
     /// The newest snapshot written or found, and what it covers.
     pub current: Mutex<Option<(SnapshotMeta, PathBuf)>>,
 }
@@ -45,28 +42,6 @@ pub struct StateMachine {
     pub(crate) files: Arc<SnapshotFiles>,
     pub(crate) flushed: Flushed,
     pub(crate) log: LogStore,
-}
-
-/// A tree of at most `SnapshotFiles::live_nodes` znodes (20 000 by
-/// default) and this many bytes encoded is snapshotted from the live tree:
-/// encoding it takes about a millisecond, where a rebuild from the files
-/// would replay a whole snapCount of log entries (a quarter of the CPU of
-/// a write-heavy load on a small tree).
-const LIVE_BYTES: usize = 4 << 20;
-
-/// `tree`'s snapshot encoding, if it has at most `max_nodes` znodes and
-/// [`LIVE_BYTES`]: small enough to encode while applies wait.
-fn encode_if_small(tree: &DataTree, max_nodes: usize) -> Option<Bytes> {
-    if tree.node_count() > max_nodes {
-        return None;
-    }
-    let len = tree.snapshot_len();
-    if len > LIVE_BYTES {
-        return None;
-    }
-    let mut out = BytesMut::with_capacity(len);
-    tree.encode_snapshot(&mut out);
-    Some(out.freeze())
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -119,12 +94,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Builder {
-        // Made between two applies, so the live tree is exactly the state
-        // at `upto`.
+        // Made between two applies, so the tree is exactly the state at
+        // the last entry applied.
         Builder {
-            upto: self.applied.last_log_id,
-            live: encode_if_small(&self.tree.read(), self.files.live_nodes)
-                .map(|tree| (self.applied.clone(), tree)),
+            meta: self.applied.clone(),
+            tree: Some(self.tree.read().freeze()),
             files: self.files.clone(),
             flushed: self.flushed.clone(),
         }
@@ -182,12 +156,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 }
 
-/// Builds one snapshot at the position the state machine had applied when
-/// the builder was made: from the live tree's encoding taken then, or
-/// rebuilt from the files.
+/// Builds one snapshot of the tree frozen when the builder was made, at
+/// the position the state machine had applied then.
 pub struct Builder {
-    upto: Option<LogId>,
-    live: Option<(SnapshotMeta, Bytes)>,
+    meta: SnapshotMeta,
+    tree: Option<FrozenTree>,
     files: Arc<SnapshotFiles>,
     flushed: Flushed,
 }
@@ -196,30 +169,19 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
     type SnapshotData = SnapshotFile;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot<SnapshotFile>, io::Error> {
-        let Some(upto) = self.upto else {
+        let (Some(upto), Some(tree)) = (self.meta.last_log_id, self.tree.take()) else {
             return Err(io::Error::other("nothing applied yet to snapshot"));
         };
         // A leader may apply what a quorum of followers has made durable
-        // before its own write finishes: a rebuild reads the local log, and
-        // the log is purged up to the snapshot.
+        // before its own write finishes; the log is purged up to the
+        // snapshot, so the snapshot waits until the local log holds it.
         self.flushed
             .wait_for(|f| f.is_some_and(|f| f >= upto.index))
             .await
             .map_err(|_| io::Error::other("the log writer has stopped"))?;
-        let files = self.files.clone();
-        let live = self.live.take();
-        let (meta, path) = tokio::task::spawn_blocking(move || match live {
-            Some((meta, tree)) => {
-                files::save_encoded(&*files.disk, &files.dirs, &meta, &tree, files.retain)
-                    .map(|path| (meta, path))
-            }
-            None => files::compact(
-                &*files.disk,
-                &files.dirs,
-                files.tree_config,
-                upto.index,
-                files.retain,
-            ),
+        let (files, meta) = (self.files.clone(), self.meta.clone());
+        let (meta, path) = tokio::task::spawn_blocking(move || {
+            files::save(&*files.disk, &files.dirs, &meta, tree, files.retain).map(|p| (meta, p))
         })
         .await
         .map_err(io::Error::other)?
@@ -230,45 +192,5 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
             meta,
             snapshot: SnapshotFile(path),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use paddock_proto::{CreateRequest, Request};
-    use paddock_tree::{acl, Txn, TxnOp};
-
-    fn with_nodes(n: usize, bytes: usize) -> DataTree {
-        let mut tree = DataTree::new(TreeConfig::default());
-        for i in 0..n {
-            tree.apply(&Txn {
-                session_id: 0,
-                time_ms: 0,
-                auth: vec![],
-                op: TxnOp::Write(Request::Create {
-                    opcode: paddock_proto::op::CREATE,
-                    req: CreateRequest {
-                        path: format!("/n{i}"),
-                        data: Some(Bytes::from(vec![b'x'; bytes])),
-                        acl: acl::open_acl_unsafe(),
-                        flags: 0,
-                    },
-                }),
-            });
-        }
-        tree
-    }
-
-    #[test]
-    fn only_a_small_tree_is_encoded_live() {
-        let tree = with_nodes(10, 100);
-        let mut whole = BytesMut::new();
-        tree.encode_snapshot(&mut whole);
-        let count = tree.node_count();
-        assert_eq!(encode_if_small(&tree, count), Some(whole.freeze()));
-        assert_eq!(encode_if_small(&tree, count - 1), None, "too many znodes");
-        let big = with_nodes(5, 1 << 20);
-        assert_eq!(encode_if_small(&big, count), None, "too many bytes");
     }
 }

@@ -34,10 +34,6 @@ pub struct ServerConfig {
     /// Snapshots kept; older ones and the log they cover are deleted
     /// (`autopurge.snapRetainCount`, at least 3).
     pub snap_retain_count: usize,
-    /// A tree of at most this many znodes is snapshotted from the live
-    /// tree; a bigger one is rebuilt from the files (docs/storage.md). Not
-    /// a zoo.cfg key.
-    pub live_snapshot_nodes: usize,
     /// Space reserved per log segment; a segment rotates when full.
     pub wal_segment_bytes: u64,
     /// The other servers, when this one is part of an ensemble.
@@ -171,7 +167,6 @@ impl Default for ServerConfig {
             max_outstanding_per_connection: 1000,
             snap_count: 100_000,
             snap_retain_count: 3,
-            live_snapshot_nodes: 20_000,
             wal_segment_bytes: 64 << 20,
             ensemble: None,
             reconfig_enabled: false,

@@ -110,7 +110,6 @@ pub fn recover_state(
         segment_bytes: config.wal_segment_bytes,
         snap_count: config.snap_count,
         snap_retain: config.snap_retain_count,
-        live_snapshot_nodes: config.live_snapshot_nodes,
         tree_config: tree_config(config),
         ensemble: config.ensemble.as_ref().map(|e| {
             let specs = |observer: bool| {

@@ -12,6 +12,7 @@ pub mod txn;
 pub mod watch;
 
 pub use node::{Node, NodeKind};
+pub use snapshot::FrozenTree;
 pub use tree::{DataTree, SessionEntry, TreeConfig};
 pub use txn::{Applied, Event, Txn, TxnOp, SYSTEM_SESSION};
 pub use watch::{WatchRegistry, WatcherId};

@@ -5,10 +5,16 @@
 //! allocation with its data): a path is never stored whole. One hash index,
 //! keyed by (parent, name), finds a child; a path is found one segment at a
 //! time from the root.
+//!
+//! The chunks are shared copy-on-write: [`Slots`] clones in one pointer per
+//! chunk, and a change to a chunk that a clone still shares copies that
+//! chunk first. A snapshot freezes the slots so, and encodes them on
+//! another thread while the live table goes on changing.
 
 use crate::node::Node;
 use hashbrown::{DefaultHashBuilder, HashTable};
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 pub(crate) type NodeId = u32;
 
@@ -16,9 +22,14 @@ pub(crate) type NodeId = u32;
 pub(crate) const ROOT: NodeId = 0;
 /// "No node" in a link.
 const NIL: NodeId = NodeId::MAX;
-/// Slots per chunk.
-const CHUNK: usize = 4096;
+/// Slots per chunk. While a snapshot shares the chunks, writes to random
+/// nodes of a big tree soon copy nearly all of them; smaller chunks spread
+/// that copying over more applies. Under setData at 32 × 32 in flight over
+/// 1M znodes, 256 kept the slowest write near 75 ms where 4096 let one
+/// batch of applies copy the whole tree (over 200 ms).
+const CHUNK: usize = 256;
 
+#[derive(Clone)]
 struct Slot {
     node: Node,
     parent: NodeId,
@@ -27,76 +38,37 @@ struct Slot {
     prev_sibling: NodeId,
 }
 
-#[derive(Default)]
-pub(crate) struct Nodes {
-    chunks: Vec<Vec<Option<Slot>>>,
-    /// Slots freed by removals, reused first.
-    free: Vec<NodeId>,
-    index: HashTable<NodeId>,
-    hasher: DefaultHashBuilder,
-    len: usize,
+type Chunk = Vec<Option<Slot>>;
+
+/// The slots, without the index: all a walk needs. A clone shares every
+/// chunk until one side changes it.
+#[derive(Clone, Default)]
+pub(crate) struct Slots {
+    chunks: Vec<Arc<Chunk>>,
 }
 
-impl Nodes {
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Room in the index for `n` more nodes.
-    pub fn reserve(&mut self, n: usize) {
-        let (chunks, hasher) = (&self.chunks, &self.hasher);
-        self.index.reserve(n, |&id| key_hash(hasher, chunks, id));
-    }
-
+impl Slots {
     fn slot(&self, id: NodeId) -> Option<&Slot> {
-        slot_in(&self.chunks, id)
+        let id = id as usize;
+        self.chunks.get(id / CHUNK)?.get(id % CHUNK)?.as_ref()
+    }
+
+    /// The chunk holding `id`, copied first if a clone shares it.
+    fn chunk_mut(&mut self, id: NodeId) -> Option<&mut Chunk> {
+        self.chunks.get_mut(id as usize / CHUNK).map(Arc::make_mut)
     }
 
     fn slot_mut(&mut self, id: NodeId) -> Option<&mut Slot> {
-        let id = id as usize;
-        self.chunks
-            .get_mut(id / CHUNK)?
-            .get_mut(id % CHUNK)?
-            .as_mut()
+        self.chunk_mut(id)?.get_mut(id as usize % CHUNK)?.as_mut()
     }
 
     pub fn get(&self, id: NodeId) -> Option<&Node> {
         self.slot(id).map(|s| &s.node)
     }
 
-    pub fn get_mut(&mut self, id: NodeId) -> Option<&mut Node> {
-        self.slot_mut(id).map(|s| &mut s.node)
-    }
-
     /// The node's own name ("" for the root).
     pub fn name(&self, id: NodeId) -> &str {
         self.slot(id).map_or("", |s| s.node.name())
-    }
-
-    /// The node at `path`, an absolute path ("/" is the root).
-    pub fn find(&self, path: &str) -> Option<NodeId> {
-        let rest = path.strip_prefix('/')?;
-        self.slot(ROOT)?;
-        if rest.is_empty() {
-            return Some(ROOT);
-        }
-        rest.split('/')
-            .try_fold(ROOT, |parent, name| self.child(parent, name))
-    }
-
-    /// The child of `parent` called `name`.
-    pub fn child(&self, parent: NodeId, name: &str) -> Option<NodeId> {
-        let hash = self.hasher.hash_one((parent, name.as_bytes()));
-        self.index
-            .find(hash, |&id| {
-                self.slot(id)
-                    .is_some_and(|s| s.parent == parent && s.node.name_bytes() == name.as_bytes())
-            })
-            .copied()
     }
 
     /// The children of `id`, in no particular order.
@@ -107,87 +79,17 @@ impl Nodes {
         })
     }
 
-    /// Places the root. The table must be empty.
-    pub fn insert_root(&mut self, node: Node) -> NodeId {
-        debug_assert_eq!(self.len, 0, "the root is placed first");
-        self.place(node, NIL)
-    }
-
-    /// Places `node` as the child `name` of `parent`, which must exist and
-    /// must not have such a child yet; the parent's child count goes up. A
-    /// node made under another name is renamed (a copy).
-    pub fn insert(&mut self, parent: NodeId, name: &str, mut node: Node) -> NodeId {
-        node.set_name(name);
-        let first = self.slot(parent).map_or(NIL, |s| s.first_child);
-        let id = self.place(node, parent);
-        if let Some(s) = self.slot_mut(id) {
-            s.next_sibling = first;
+    /// Visits every node from the root with its path, as [`Slots::walk`]
+    /// does.
+    pub fn walk_nodes<'a>(&'a self, siblings: Siblings, mut visit: impl FnMut(&str, &'a Node)) {
+        if self.get(ROOT).is_none() {
+            return;
         }
-        if let Some(s) = self.slot_mut(first) {
-            s.prev_sibling = id;
-        }
-        if let Some(p) = self.slot_mut(parent) {
-            p.first_child = id;
-            p.node.num_children += 1;
-        }
-        let hash = self.hasher.hash_one((parent, name.as_bytes()));
-        let (chunks, hasher) = (&self.chunks, &self.hasher);
-        self.index
-            .insert_unique(hash, id, |&i| key_hash(hasher, chunks, i));
-        id
-    }
-
-    fn place(&mut self, node: Node, parent: NodeId) -> NodeId {
-        let slot = Slot {
-            node,
-            parent,
-            first_child: NIL,
-            next_sibling: NIL,
-            prev_sibling: NIL,
-        };
-        self.len += 1;
-        if let Some(id) = self.free.pop() {
-            let i = id as usize;
-            self.chunks[i / CHUNK][i % CHUNK] = Some(slot);
-            return id;
-        }
-        if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
-            self.chunks.push(Vec::with_capacity(CHUNK));
-        }
-        let id = (self.chunks.len() - 1) * CHUNK + self.chunks.last().map_or(0, Vec::len);
-        if let Some(chunk) = self.chunks.last_mut() {
-            chunk.push(Some(slot));
-        }
-        id as NodeId
-    }
-
-    /// Takes out a node that has no children, unlinking it from its parent
-    /// (whose child count goes down).
-    pub fn remove(&mut self, id: NodeId) -> Option<Node> {
-        let slot = self.slot(id)?;
-        debug_assert_eq!(slot.first_child, NIL, "only a leaf is removed");
-        let (parent, prev, next) = (slot.parent, slot.prev_sibling, slot.next_sibling);
-        let hash = self.hasher.hash_one((parent, slot.node.name_bytes()));
-        if let Ok(entry) = self.index.find_entry(hash, |&i| i == id) {
-            entry.remove();
-        }
-        if let Some(s) = self.slot_mut(prev) {
-            s.next_sibling = next;
-        }
-        if let Some(s) = self.slot_mut(next) {
-            s.prev_sibling = prev;
-        }
-        if let Some(p) = self.slot_mut(parent) {
-            if p.first_child == id {
-                p.first_child = next;
+        self.walk(ROOT, "/", siblings, |p, id| {
+            if let Some(n) = self.get(id) {
+                visit(p, n)
             }
-            p.node.num_children -= 1;
-        }
-        let i = id as usize;
-        let slot = self.chunks[i / CHUNK][i % CHUNK].take()?;
-        self.free.push(id);
-        self.len -= 1;
-        Some(slot.node)
+        });
     }
 
     /// Visits every node under `from` (itself included) depth first, each
@@ -228,22 +130,193 @@ impl Nodes {
     }
 }
 
-/// The order of siblings in a [`Nodes::walk`].
+#[derive(Default)]
+pub(crate) struct Nodes {
+    slots: Slots,
+    /// Slots freed by removals, reused first.
+    free: Vec<NodeId>,
+    index: HashTable<NodeId>,
+    hasher: DefaultHashBuilder,
+    len: usize,
+}
+
+impl Nodes {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The slots, to walk, or to clone and freeze.
+    pub fn slots(&self) -> &Slots {
+        &self.slots
+    }
+
+    /// Room in the index for `n` more nodes.
+    pub fn reserve(&mut self, n: usize) {
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index.reserve(n, |&id| key_hash(hasher, slots, id));
+    }
+
+    fn slot(&self, id: NodeId) -> Option<&Slot> {
+        self.slots.slot(id)
+    }
+
+    fn slot_mut(&mut self, id: NodeId) -> Option<&mut Slot> {
+        self.slots.slot_mut(id)
+    }
+
+    pub fn get(&self, id: NodeId) -> Option<&Node> {
+        self.slots.get(id)
+    }
+
+    pub fn get_mut(&mut self, id: NodeId) -> Option<&mut Node> {
+        self.slot_mut(id).map(|s| &mut s.node)
+    }
+
+    /// The node's own name ("" for the root).
+    pub fn name(&self, id: NodeId) -> &str {
+        self.slots.name(id)
+    }
+
+    /// The node at `path`, an absolute path ("/" is the root).
+    pub fn find(&self, path: &str) -> Option<NodeId> {
+        let rest = path.strip_prefix('/')?;
+        self.slot(ROOT)?;
+        if rest.is_empty() {
+            return Some(ROOT);
+        }
+        rest.split('/')
+            .try_fold(ROOT, |parent, name| self.child(parent, name))
+    }
+
+    /// The child of `parent` called `name`.
+    pub fn child(&self, parent: NodeId, name: &str) -> Option<NodeId> {
+        let hash = self.hasher.hash_one((parent, name.as_bytes()));
+        self.index
+            .find(hash, |&id| {
+                self.slot(id)
+                    .is_some_and(|s| s.parent == parent && s.node.name_bytes() == name.as_bytes())
+            })
+            .copied()
+    }
+
+    /// The children of `id`, in no particular order.
+    pub fn children(&self, id: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+        self.slots.children(id)
+    }
+
+    /// Places the root. The table must be empty.
+    pub fn insert_root(&mut self, node: Node) -> NodeId {
+        debug_assert_eq!(self.len, 0, "the root is placed first");
+        self.place(node, NIL)
+    }
+
+    /// Places `node` as the child `name` of `parent`, which must exist and
+    /// must not have such a child yet; the parent's child count goes up. A
+    /// node made under another name is renamed (a copy).
+    pub fn insert(&mut self, parent: NodeId, name: &str, mut node: Node) -> NodeId {
+        node.set_name(name);
+        let first = self.slot(parent).map_or(NIL, |s| s.first_child);
+        let id = self.place(node, parent);
+        if let Some(s) = self.slot_mut(id) {
+            s.next_sibling = first;
+        }
+        if let Some(s) = self.slot_mut(first) {
+            s.prev_sibling = id;
+        }
+        if let Some(p) = self.slot_mut(parent) {
+            p.first_child = id;
+            p.node.num_children += 1;
+        }
+        let hash = self.hasher.hash_one((parent, name.as_bytes()));
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index
+            .insert_unique(hash, id, |&i| key_hash(hasher, slots, i));
+        id
+    }
+
+    fn place(&mut self, node: Node, parent: NodeId) -> NodeId {
+        let slot = Slot {
+            node,
+            parent,
+            first_child: NIL,
+            next_sibling: NIL,
+            prev_sibling: NIL,
+        };
+        self.len += 1;
+        if let Some(id) = self.free.pop() {
+            if let Some(free) = self
+                .slots
+                .chunk_mut(id)
+                .and_then(|c| c.get_mut(id as usize % CHUNK))
+            {
+                *free = Some(slot);
+            }
+            return id;
+        }
+        let chunks = &mut self.slots.chunks;
+        if chunks.last().is_none_or(|c| c.len() == CHUNK) {
+            chunks.push(Arc::new(Vec::with_capacity(CHUNK)));
+        }
+        let id = (chunks.len() - 1) * CHUNK + chunks.last().map_or(0, |c| c.len());
+        if let Some(chunk) = chunks.last_mut().map(Arc::make_mut) {
+            // A copy made while a clone shared the chunk is only as long
+            // as it was.
+            chunk.reserve_exact(CHUNK - chunk.len());
+            chunk.push(Some(slot));
+        }
+        id as NodeId
+    }
+
+    /// Takes out a node that has no children, unlinking it from its parent
+    /// (whose child count goes down).
+    pub fn remove(&mut self, id: NodeId) -> Option<Node> {
+        let slot = self.slot(id)?;
+        debug_assert_eq!(slot.first_child, NIL, "only a leaf is removed");
+        let (parent, prev, next) = (slot.parent, slot.prev_sibling, slot.next_sibling);
+        let hash = self.hasher.hash_one((parent, slot.node.name_bytes()));
+        if let Ok(entry) = self.index.find_entry(hash, |&i| i == id) {
+            entry.remove();
+        }
+        if let Some(s) = self.slot_mut(prev) {
+            s.next_sibling = next;
+        }
+        if let Some(s) = self.slot_mut(next) {
+            s.prev_sibling = prev;
+        }
+        if let Some(p) = self.slot_mut(parent) {
+            if p.first_child == id {
+                p.first_child = next;
+            }
+            p.node.num_children -= 1;
+        }
+        let slot = self
+            .slots
+            .chunk_mut(id)?
+            .get_mut(id as usize % CHUNK)?
+            .take()?;
+        self.free.push(id);
+        self.len -= 1;
+        Some(slot.node)
+    }
+}
+
+/// The order of siblings in a [`Slots::walk`].
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Siblings {
     ByName,
     AsLinked,
 }
 
-fn slot_in(chunks: &[Vec<Option<Slot>>], id: NodeId) -> Option<&Slot> {
-    let id = id as usize;
-    chunks.get(id / CHUNK)?.get(id % CHUNK)?.as_ref()
-}
-
 /// The index hash of a placed node: that of its (parent, name). A free
 /// function, so the index can rehash while the table lends it the slots.
-fn key_hash(hasher: &DefaultHashBuilder, chunks: &[Vec<Option<Slot>>], id: NodeId) -> u64 {
-    slot_in(chunks, id).map_or(0, |s| hasher.hash_one((s.parent, s.node.name_bytes())))
+fn key_hash(hasher: &DefaultHashBuilder, slots: &Slots, id: NodeId) -> u64 {
+    slots
+        .slot(id)
+        .map_or(0, |s| hasher.hash_one((s.parent, s.node.name_bytes())))
 }
 
 #[cfg(test)]
@@ -334,6 +407,36 @@ mod tests {
         assert_eq!(t.children(root).count(), n as usize);
     }
 
+    #[test]
+    fn a_clone_shares_every_chunk_until_one_is_changed() {
+        let mut t = Nodes::default();
+        let root = t.insert_root(node(0));
+        let ids: Vec<NodeId> = (0..3 * CHUNK)
+            .map(|i| t.insert(root, &format!("n{i}"), node(0)))
+            .collect();
+        let frozen = t.slots().clone();
+        let shared = |t: &Nodes| {
+            let pairs = t.slots.chunks.iter().zip(&frozen.chunks);
+            pairs.filter(|(a, b)| Arc::ptr_eq(a, b)).count()
+        };
+        assert_eq!(shared(&t), 4);
+        let changed = ids[CHUNK + 5];
+        if let Some(n) = t.get_mut(changed) {
+            n.version = 7;
+        }
+        assert_eq!(shared(&t), 3, "only the changed chunk is copied");
+        assert_eq!(frozen.get(changed).map(|n| n.version), Some(0));
+        assert_eq!(t.get(changed).map(|n| n.version), Some(7));
+        // Placed in the shared last chunk, and in a freed slot.
+        let appended = t.insert(root, "more", node(1));
+        assert_eq!(t.get(appended).map(|n| n.version), Some(1));
+        assert!(frozen.get(appended).is_none());
+        t.remove(ids[0]);
+        assert_eq!(t.insert(root, "again", node(2)), ids[0], "reused");
+        assert_eq!(frozen.get(ids[0]).map(|n| n.version), Some(0));
+        assert_eq!(frozen.name(ids[0]), "n0");
+    }
+
     proptest::proptest! {
         /// Random creates and deletes of leaves over a small name space
         /// agree with a map from path to value.
@@ -364,7 +467,7 @@ mod tests {
             }
             proptest::prop_assert_eq!(t.len(), model.len() + 1);
             let mut walked = Vec::new();
-            t.walk(ROOT, "/", Siblings::ByName, |p, id| {
+            t.slots().walk(ROOT, "/", Siblings::ByName, |p, id| {
                 walked.push((p.to_owned(), t.get(id).map(|n| n.version)));
             });
             let mut expected: Vec<(String, Option<i32>)> =
@@ -405,7 +508,8 @@ mod tests {
 
     fn walked(t: &Nodes, from: NodeId, from_path: &str, siblings: Siblings) -> Vec<String> {
         let mut seen = Vec::new();
-        t.walk(from, from_path, siblings, |p, _| seen.push(p.to_owned()));
+        t.slots()
+            .walk(from, from_path, siblings, |p, _| seen.push(p.to_owned()));
         seen
     }
 

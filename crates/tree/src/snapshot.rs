@@ -2,8 +2,11 @@
 //! tree can be rebuilt without replaying the log from the start. Each
 //! parent comes before its children, siblings oldest first (as they are
 //! linked, not sorted), so a decoded tree encodes to the same bytes again.
+//! A tree is encoded from a [`FrozenTree`], which a live tree hands out
+//! without waiting for the encoding.
 
 use crate::node::{Node, NodeKind};
+use crate::nodes::{Siblings, Slots};
 use crate::path;
 use crate::tree::{DataTree, SessionEntry, TreeConfig};
 use bytes::{BufMut, BytesMut};
@@ -53,7 +56,31 @@ impl Node {
     }
 }
 
+/// A tree frozen at one zxid by [`DataTree::freeze`]: what a snapshot
+/// holds. It can be sent to another thread and encoded there; drop it
+/// once encoded, as the live tree copies what it changes while this
+/// shares it.
+pub struct FrozenTree {
+    pub(crate) slots: Slots,
+    pub(crate) sessions: BTreeMap<i64, SessionEntry>,
+    pub(crate) last_zxid: i64,
+    /// Nodes in the slots.
+    pub(crate) len: usize,
+}
+
 impl DataTree {
+    /// The snapshot encoding of the tree as it is (see
+    /// [`FrozenTree::encode_snapshot`]).
+    pub fn encode_snapshot(&self, out: &mut BytesMut) {
+        self.freeze().encode_snapshot(out);
+    }
+}
+
+impl FrozenTree {
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
     /// `i64 last_zxid`, `i32 n` × `{i64 session, i32 timeout_ms}`, then
     /// `i32 n` × node: `ustring path, buffer data, vector<ACL>, i64 czxid,
     /// i64 mzxid, i64 ctime, i64 mtime, i32 version, i32 child_creates,
@@ -67,8 +94,8 @@ impl DataTree {
     /// How many bytes `encode_snapshot` writes, counted without writing
     /// them.
     pub fn snapshot_len(&self) -> usize {
-        let mut len = 8 + 4 + 12 * self.sessions().len() + 4;
-        self.walk_parents_first(|p, n| {
+        let mut len = 8 + 4 + 12 * self.sessions.len() + 4;
+        self.slots.walk_nodes(Siblings::AsLinked, |p, n| {
             let acl: usize = n
                 .acl
                 .iter()
@@ -89,14 +116,14 @@ impl DataTree {
         part: usize,
         mut emit: impl FnMut(&mut BytesMut),
     ) {
-        out.put_i64(self.last_zxid());
-        out.put_i32(self.sessions().len() as i32);
-        for (id, s) in self.sessions() {
+        out.put_i64(self.last_zxid);
+        out.put_i32(self.sessions.len() as i32);
+        for (id, s) in &self.sessions {
             out.put_i64(*id);
             out.put_i32(s.timeout_ms);
         }
-        out.put_i32((self.node_count() - 1) as i32);
-        self.walk_parents_first(|p, n| {
+        out.put_i32(self.len as i32);
+        self.slots.walk_nodes(Siblings::AsLinked, |p, n| {
             jute::write_string(out, p);
             jute::write_buffer(out, n.data());
             n.acl.as_ref().write(out);
@@ -116,7 +143,9 @@ impl DataTree {
             emit(out);
         }
     }
+}
 
+impl DataTree {
     /// Rebuilds a tree from `encode_snapshot` bytes.
     pub fn decode_snapshot(r: &mut Reader, config: TreeConfig) -> Result<DataTree, SnapshotError> {
         let last_zxid = r.read_i64()?;

@@ -79,7 +79,7 @@ fn a_snapshot_round_trips_nodes_sessions_and_indexes() {
         })),
     ));
     let bytes = encode(&t);
-    assert_eq!(t.snapshot_len(), bytes.len(), "counted as written");
+    assert_eq!(t.freeze().snapshot_len(), bytes.len(), "counted as written");
     let back = DataTree::decode_snapshot(&mut Reader::new(bytes.clone()), config).unwrap();
     assert_eq!(encode(&back), bytes, "the same bytes again");
     let mut paths = Vec::new();
@@ -120,7 +120,7 @@ fn a_snapshot_encoded_in_parts_is_the_same_bytes() {
     let whole = encode(&t);
     let mut parts = Vec::new();
     let mut buf = BytesMut::new();
-    t.encode_snapshot_in_parts(&mut buf, 100, |part| {
+    t.freeze().encode_snapshot_in_parts(&mut buf, 100, |part| {
         assert!(!part.is_empty());
         parts.push(part.split().freeze());
     });
@@ -237,4 +237,73 @@ fn replicas_that_applied_the_same_txns_share_a_digest_and_any_change_moves_it() 
     assert_eq!(decoded.digest(), b.digest());
     decoded.apply(&txn(7, TxnOp::CloseSession));
     assert_ne!(decoded.digest(), b.digest());
+}
+
+#[test]
+fn a_frozen_tree_keeps_its_state_while_the_live_tree_changes() {
+    let mut t = DataTree::new(TreeConfig::default());
+    t.apply(&txn(7, TxnOp::CreateSession { timeout_ms: 5000 }));
+    // Several chunks of nodes, some of them ephemeral.
+    let n = 10_000;
+    for i in 0..n {
+        let flags = if i % 10 == 0 { 1 } else { 0 };
+        t.apply(&txn(
+            7,
+            create(op::CREATE, &format!("/n{i}"), flags, acl::open_acl_unsafe()),
+        ));
+    }
+    let then = encode(&t);
+    let frozen = t.freeze();
+    // Change every chunk: new data, deletes whose slots creates then
+    // reuse, more nodes, and the session closed with its ephemerals.
+    for i in (1..n).step_by(7) {
+        t.apply(&txn(
+            7,
+            TxnOp::Write(Request::SetData(SetDataRequest {
+                path: format!("/n{i}"),
+                data: Some(Bytes::from_static(b"changed")),
+                version: -1,
+            })),
+        ));
+    }
+    for i in (3..n).step_by(11) {
+        t.apply(&txn(
+            7,
+            TxnOp::Write(Request::Delete(DeleteRequest {
+                path: format!("/n{i}"),
+                version: -1,
+            })),
+        ));
+    }
+    for i in 0..n / 5 {
+        t.apply(&txn(
+            7,
+            create(op::CREATE, &format!("/m{i}"), 0, acl::open_acl_unsafe()),
+        ));
+    }
+    t.apply(&txn(7, TxnOp::CloseSession));
+
+    let mut out = BytesMut::new();
+    frozen.encode_snapshot(&mut out);
+    assert_eq!(out.freeze(), then, "the frozen tree is the tree as it was");
+    assert_eq!(frozen.last_zxid(), n as i64 + 1);
+    drop(frozen);
+
+    // The live tree has every change, and encodes to a tree that has them.
+    let now = encode(&t);
+    let back = DataTree::decode_snapshot(&mut Reader::new(now), TreeConfig::default()).unwrap();
+    assert_eq!(back.node("/n8").and_then(Node::data), Some(&b"changed"[..]));
+    assert_eq!(back.node("/n2").and_then(Node::data), Some(&b"/n2"[..]));
+    assert!(back.node("/n3").is_none(), "deleted");
+    assert!(
+        back.node("/n10").is_none(),
+        "an ephemeral of the closed session"
+    );
+    assert!(back.node(&format!("/m{}", n / 5 - 1)).is_some());
+    assert!(back.sessions().is_empty());
+    let deleted = (3..n).step_by(11).filter(|i| i % 10 != 0).count();
+    let ephemerals = n / 10;
+    assert_eq!(back.node_count(), t.node_count());
+    let fresh = DataTree::new(TreeConfig::default()).node_count();
+    assert_eq!(t.node_count(), fresh + n - deleted - ephemerals + n / 5);
 }

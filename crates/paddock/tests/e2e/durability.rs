@@ -443,14 +443,12 @@ fn files(dir: &std::path::Path, prefix: &str) -> Vec<std::path::PathBuf> {
 }
 
 /// Writes `n` nodes under /snap on a server with small segments and
-/// frequent snapshots, waits for the snapshots, and stops it. Trees of up
-/// to `live_nodes` znodes are snapshotted from the live tree, bigger ones
-/// rebuilt from the files. Returns the zxid of the last write.
-async fn write_with_snapshots(dir: &std::path::Path, n: usize, live_nodes: usize) -> i64 {
+/// frequent snapshots, waits for the snapshots, and stops it. Returns the
+/// zxid of the last write.
+async fn write_with_snapshots(dir: &std::path::Path, n: usize) -> i64 {
     let small = |c: &mut paddock_server::ServerConfig| {
         c.snap_count = 25;
         c.wal_segment_bytes = 2048;
-        c.live_snapshot_nodes = live_nodes;
     };
     let s = TestServer::start_in(dir, small).await;
     let (mut raw, _) = Raw::session(s.addr, 30_000).await;
@@ -504,18 +502,9 @@ async fn count_children(dir: &std::path::Path) -> (usize, i64) {
 }
 
 #[tokio::test]
-async fn snapshots_of_the_live_tree_bound_the_log_and_a_restart_starts_from_them() {
-    snapshots_bound_the_log_and_a_restart_starts_from_them(usize::MAX).await;
-}
-
-#[tokio::test]
-async fn snapshots_rebuilt_from_the_files_bound_the_log_and_a_restart_starts_from_them() {
-    snapshots_bound_the_log_and_a_restart_starts_from_them(0).await;
-}
-
-async fn snapshots_bound_the_log_and_a_restart_starts_from_them(live_nodes: usize) {
+async fn snapshots_bound_the_log_and_a_restart_starts_from_them() {
     let dir = tempfile::tempdir().unwrap();
-    let written = write_with_snapshots(dir.path(), 200, live_nodes).await;
+    let written = write_with_snapshots(dir.path(), 200).await;
     let snaps = files(&dir.path().join("snap"), "snapshot-");
     assert_eq!(snaps.len(), 3, "autopurge keeps 3 snapshots: {snaps:?}");
     let segments = files(&dir.path().join("wal"), "wal-");
@@ -551,7 +540,7 @@ async fn snapshots_bound_the_log_and_a_restart_starts_from_them(live_nodes: usiz
 #[tokio::test]
 async fn a_damaged_snapshot_is_skipped_only_while_the_log_covers_it() {
     let dir = tempfile::tempdir().unwrap();
-    let written = write_with_snapshots(dir.path(), 120, 0).await;
+    let written = write_with_snapshots(dir.path(), 120).await;
     let snaps = files(&dir.path().join("snap"), "snapshot-");
     let newest = snaps.last().unwrap().clone();
     let mut bytes = std::fs::read(&newest).unwrap();
