@@ -52,8 +52,10 @@ pub trait Applier: Send + Sync + 'static {
     /// A barrier this server proposed (`sync`) was reached; `zxid` is the
     /// tree's last.
     fn barrier(&self, seq: u64, zxid: i64);
-    /// The tree was replaced by a snapshot from the leader.
-    fn replaced(&self, tree: &DataTree);
+    /// The tree was replaced by a snapshot from the leader (which may hold
+    /// another server's view of what is not replicated, such as
+    /// `/zookeeper/config`).
+    fn replaced(&self, tree: &mut DataTree);
     /// A session's client reattached to a server (this one if `here`):
     /// any other server's connection of it is stale ("session moved").
     fn claimed(&self, session_id: i64, here: bool);

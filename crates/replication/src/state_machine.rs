@@ -135,7 +135,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         {
             let mut live = self.tree.write();
             *live = tree;
-            self.applier.replaced(&live);
+            self.applier.replaced(&mut live);
         }
         self.applied = loaded_meta.clone();
         *self.files.current.lock() = Some((loaded_meta, target));

@@ -224,7 +224,9 @@ impl Applier for Shared {
         self.stats.fsync.add(took.as_micros() as u64);
     }
 
-    fn replaced(&self, tree: &DataTree) {
+    fn replaced(&self, tree: &mut DataTree) {
+        let text = crate::server::membership_text(&self.status());
+        tree.set_config_data(Bytes::from(text));
         self.publish_last_zxid(tree.last_zxid());
         let live: Vec<(i64, i32)> = tree
             .sessions()

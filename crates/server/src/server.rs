@@ -104,7 +104,12 @@ impl Server {
             .map(|(id, s)| (*id, s.timeout_ms))
             .collect();
         shared.sessions.resync(&live, shared.mono_ms());
-        shared.set_status(replica.status().borrow().clone());
+        // `follow_status` writes the membership when it changes; a server
+        // restarted on its data knows it already.
+        let status = replica.status().borrow().clone();
+        let text = membership_text(&status);
+        shared.tree.write().set_config_data(Bytes::from(text));
+        shared.set_status(status);
         Ok(Server {
             listener,
             http,

@@ -632,6 +632,9 @@ async fn a_server_restarted_far_behind_catches_up_from_a_snapshot() {
         e.log(follower)
     );
     assert_all_present(&e, &written).await;
+    // The installed tree shows this server's view of the membership.
+    let leader = e.wait_for_leader().await;
+    assert_eq!(config_on(&e, follower).await, config_on(&e, leader).await);
     // And it keeps up from the log afterwards.
     for i in 0..20 {
         let h = c
@@ -863,6 +866,25 @@ async fn config_on(e: &Ensemble, id: u64) -> String {
         .await;
     assert_eq!(h.err, 0);
     data_text(r)
+}
+
+/// Every server writes the membership it knows into /zookeeper/config,
+/// including one restarted on its data, which knows it from the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_shows_the_membership_in_zookeeper_config() {
+    let mut e = Ensemble::start(3, 0, "", false).await;
+    let leader = e.wait_for_leader().await;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let config = config_on(&e, leader).await;
+    assert_eq!(
+        config.lines().filter(|l| l.starts_with("server.")).count(),
+        3
+    );
+    config_version(&config);
+    e.kill9(follower);
+    e.launch(follower);
+    e.wait_for_leader().await;
+    assert_eq!(config_on(&e, follower).await, config);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
