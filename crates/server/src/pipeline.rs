@@ -225,8 +225,7 @@ impl Applier for Shared {
     }
 
     fn replaced(&self, tree: &mut DataTree) {
-        let text = crate::server::membership_text(&self.status());
-        tree.set_config_data(Bytes::from(text));
+        tree.set_config_data(crate::server::config_node_data(self, &self.status()));
         self.publish_last_zxid(tree.last_zxid());
         let live: Vec<(i64, i32)> = tree
             .sessions()

@@ -107,8 +107,10 @@ impl Server {
         // `follow_status` writes the membership when it changes; a server
         // restarted on its data knows it already.
         let status = replica.status().borrow().clone();
-        let text = membership_text(&status);
-        shared.tree.write().set_config_data(Bytes::from(text));
+        shared
+            .tree
+            .write()
+            .set_config_data(config_node_data(&shared, &status));
         shared.set_status(status);
         Ok(Server {
             listener,
@@ -299,8 +301,8 @@ async fn follow_status(
             shared.sessions.touch_all(shared.mono_ms());
         }
         if now.config_version != before.config_version || now.members != before.members {
-            let text = membership_text(&now);
-            shared.tree.write().set_config_data(Bytes::from(text));
+            let data = config_node_data(&shared, &now);
+            shared.tree.write().set_config_data(data);
         }
         shared.set_status(now);
         tokio::select! {
@@ -312,6 +314,15 @@ async fn follow_status(
 
 /// `/zookeeper/config` as ZooKeeper writes it: a `server.N=` line per
 /// member and the version (the log index of the membership, in hex).
+/// What this server shows in /zookeeper/config: the membership it knows
+/// in an ensemble, nothing when standalone (as ZooKeeper).
+pub(crate) fn config_node_data(shared: &Shared, status: &Status) -> Bytes {
+    match shared.config.ensemble {
+        Some(_) => Bytes::from(membership_text(status)),
+        None => Bytes::new(),
+    }
+}
+
 pub(crate) fn membership_text(status: &Status) -> String {
     let mut text = String::new();
     for m in status.members.iter().filter(|m| !m.spec.is_empty()) {
