@@ -31,6 +31,9 @@ struct Member {
     id: u64,
     client: u16,
     peer: u16,
+    /// ZooKeeper's leader-election port: unused by Paddock, but part of a
+    /// server's spec, so the same in every server's config.
+    election: u16,
     observer: bool,
 }
 
@@ -89,6 +92,7 @@ impl Ensemble {
                 id: i as u64,
                 client: free_port(),
                 peer: free_port(),
+                election: free_port(),
                 observer: i > voters,
             })
             .collect();
@@ -148,9 +152,7 @@ impl Ensemble {
             let role = if m.observer { ":observer" } else { "" };
             cfg.push_str(&format!(
                 "server.{}=127.0.0.1:{peer}:{}{role};127.0.0.1:{}\n",
-                m.id,
-                free_port(),
-                m.client
+                m.id, m.election, m.client
             ));
         }
         cfg
@@ -921,6 +923,7 @@ async fn reconfig_adds_and_removes_servers_and_refuses_what_zookeeper_refuses() 
         id: 4,
         client: free_port(),
         peer: free_port(),
+        election: free_port(),
         observer: false,
     });
     let data = e.data_dir(4);
