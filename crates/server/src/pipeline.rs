@@ -225,7 +225,7 @@ impl Applier for Shared {
     }
 
     fn replaced(&self, tree: &mut DataTree) {
-        tree.set_config_data(crate::server::config_node_data(self, &self.status()));
+        crate::server::show_membership(self, tree, &self.status());
         self.publish_last_zxid(tree.last_zxid());
         let live: Vec<(i64, i32)> = tree
             .sessions()

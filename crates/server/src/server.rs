@@ -107,10 +107,7 @@ impl Server {
         // `follow_status` writes the membership when it changes; a server
         // restarted on its data knows it already.
         let status = replica.status().borrow().clone();
-        shared
-            .tree
-            .write()
-            .set_config_data(config_node_data(&shared, &status));
+        show_membership(&shared, &mut shared.tree.write(), &status);
         shared.set_status(status);
         Ok(Server {
             listener,
@@ -301,8 +298,7 @@ async fn follow_status(
             shared.sessions.touch_all(shared.mono_ms());
         }
         if now.config_version != before.config_version || now.members != before.members {
-            let data = config_node_data(&shared, &now);
-            shared.tree.write().set_config_data(data);
+            show_membership(&shared, &mut shared.tree.write(), &now);
         }
         shared.set_status(now);
         tokio::select! {
@@ -314,13 +310,14 @@ async fn follow_status(
 
 /// `/zookeeper/config` as ZooKeeper writes it: a `server.N=` line per
 /// member and the version (the log index of the membership, in hex).
-/// What this server shows in /zookeeper/config: the membership it knows
-/// in an ensemble, nothing when standalone (as ZooKeeper).
-pub(crate) fn config_node_data(shared: &Shared, status: &Status) -> Bytes {
-    match shared.config.ensemble {
+/// Writes into /zookeeper/config what this server shows there: the
+/// membership it knows in an ensemble, nothing when standalone (as
+/// ZooKeeper).
+pub(crate) fn show_membership(shared: &Shared, tree: &mut paddock_tree::DataTree, status: &Status) {
+    tree.set_config_data(match shared.config.ensemble {
         Some(_) => Bytes::from(membership_text(status)),
         None => Bytes::new(),
-    }
+    });
 }
 
 pub(crate) fn membership_text(status: &Status) -> String {
