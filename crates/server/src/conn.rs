@@ -306,15 +306,19 @@ async fn handshake(
         Some((session_id, liveness))
     } else {
         let password_ok = req.passwd.as_deref() == Some(&password(req.session_id)[..]);
-        let known = shared.sessions.is_local(req.session_id)
-            || shared.tree.read().session_exists(req.session_id);
         // In an ensemble the other servers must drop their connections of
         // the session ("session moved"): that goes through the log first,
         // so a later claim by yet another server closes this connection.
-        let claim = password_ok && known && shared.config.ensemble.is_some() && !read_only;
+        // The claim is ordered after every write committed before it, so
+        // once it is applied here this server knows any session a client
+        // can hold, even one created elsewhere a moment ago (ZooKeeper asks
+        // the leader to revalidate the session for the same reason).
+        let claim = password_ok && shared.config.ensemble.is_some() && !read_only;
         if claim && shared.claim(req.session_id).await.ok()?.result.is_err() {
             return None;
         }
+        let known = shared.sessions.is_local(req.session_id)
+            || shared.tree.read().session_exists(req.session_id);
         (password_ok && known)
             .then(|| {
                 shared

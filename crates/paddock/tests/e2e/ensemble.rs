@@ -516,6 +516,26 @@ async fn a_session_that_moves_to_another_server_is_closed_on_the_old_one() {
     assert_eq!(back.call(&exists).await.0.err, 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_moves_to_a_follower_that_has_not_yet_applied_its_creation() {
+    let e = Ensemble::start(3, 0, "", false).await;
+    let leader = e.wait_for_leader().await;
+    let follower = e.running().into_iter().find(|id| *id != leader).unwrap();
+    // The leader answers once a quorum has the session; a follower learns
+    // that it is committed a round trip later, so a client that moves at
+    // once usually reaches a follower that has not applied it yet.
+    for _ in 0..20 {
+        let (_first, session, _) = connect(&[e.addr(leader)], None, 0).await;
+        let (mut moved, at_follower, _) = connect(&[e.addr(follower)], Some(&session), 0).await;
+        assert_eq!(at_follower.id, session.id);
+        let exists = Request::Exists(PathWatchRequest {
+            path: "/".into(),
+            watch: false,
+        });
+        assert_eq!(moved.call(&exists).await.0.err, 0);
+    }
+}
+
 /// The server closes `raw` within a few seconds (until it learns that the
 /// session moved it may still answer reads).
 async fn closed_soon(raw: &mut Raw, probe: &Request) {
