@@ -524,14 +524,14 @@ async fn a_session_moves_to_a_follower_that_has_not_yet_applied_its_creation() {
     // The leader answers once a quorum has the session; a follower learns
     // that it is committed a round trip later, so a client that moves at
     // once usually reaches a follower that has not applied it yet.
+    let exists = Request::Exists(PathWatchRequest {
+        path: "/".into(),
+        watch: false,
+    });
     for _ in 0..20 {
         let (_first, session, _) = connect(&[e.addr(leader)], None, 0).await;
         let (mut moved, at_follower, _) = connect(&[e.addr(follower)], Some(&session), 0).await;
         assert_eq!(at_follower.id, session.id);
-        let exists = Request::Exists(PathWatchRequest {
-            path: "/".into(),
-            watch: false,
-        });
         assert_eq!(moved.call(&exists).await.0.err, 0);
     }
 }
