@@ -100,7 +100,7 @@ async fn an_open_loop_charges_requests_held_back_from_when_they_were_due() {
     let mut spec = named("get").unwrap();
     spec.connections = 1;
     spec.inflight = 1;
-    spec.rate = 100_000;
+    spec.rate = 1_000_000;
     spec.duration_s = 1.0;
     spec.warmup_s = 0.0;
     spec.keys = 10;
