@@ -181,7 +181,12 @@ fn log(
                     None => format!("term {term}\tsync barrier from server {origin}"),
                 }
             }
-            Logged::Txn { term, txn, .. } => {
+            Logged::Txn {
+                term,
+                txn,
+                expiry_term,
+                ..
+            } => {
                 let txn = paddock_tree::Txn::decode(txn).with_context(|| {
                     format!("the transaction at log index {index} does not decode")
                 })?;
@@ -190,8 +195,19 @@ fn log(
                 line["time_ms"] = txn.time_ms.into();
                 line["session"] = format!("0x{:x}", txn.session_id).into();
                 line["op"] = txn.op.summary().into();
+                let expiry = match expiry_term {
+                    Some(decided) => {
+                        line["expiry_term"] = decided.into();
+                        if decided == term {
+                            format!("\texpired by the leader of term {decided}")
+                        } else {
+                            format!("\tskipped: an expiry decided in term {decided}")
+                        }
+                    }
+                    None => String::new(),
+                };
                 format!(
-                    "term {term}\t{}\tsession 0x{:x}\t{}",
+                    "term {term}\t{}\tsession 0x{:x}\t{}{expiry}",
                     txn.time_ms,
                     txn.session_id,
                     txn.op.summary()

@@ -3,8 +3,10 @@
 //! * a log record's body (the WAL frames it; the record key is the index):
 //!   `u8 kind | u64 term | payload`, where kind 0 is a blank entry (a new
 //!   leader's first), 1 a transaction (`u64 origin | u64 seq | txn bytes`),
-//!   2 a membership (JSON); kind 3 with no term or payload marks that the
-//!   entries from its key on were removed (a follower's log conflict).
+//!   2 a membership (JSON), 4 a claim (`u64 origin | u64 seq | i64
+//!   session`), 5 a leader's expiry (`u64 origin | u64 seq | u64 term
+//!   decided in | txn bytes`); kind 3 with no term or payload marks that
+//!   the entries from its key on were removed (a follower's log conflict).
 //! * a snapshot's payload: `u32 meta_len | meta (JSON) | tree encoding`.
 //! * the `raft-state` file: JSON of the vote and the last purged log id.
 //!
@@ -19,6 +21,7 @@ const TXN: u8 = 1;
 const MEMBERSHIP: u8 = 2;
 const TRUNCATE: u8 = 3;
 const CLAIM: u8 = 4;
+const EXPIRY: u8 = 5;
 
 /// One log record, decoded.
 #[derive(Debug, Clone)]
@@ -44,6 +47,7 @@ pub fn encode_entry(entry: &Entry, out: &mut BytesMut) {
     let kind = match &entry.payload {
         Payload::Blank => BLANK,
         Payload::Normal(cmd) if cmd.claim.is_some() => CLAIM,
+        Payload::Normal(cmd) if cmd.expiry_term.is_some() => EXPIRY,
         Payload::Normal(_) => TXN,
         Payload::Membership(_) => MEMBERSHIP,
     };
@@ -54,9 +58,13 @@ pub fn encode_entry(entry: &Entry, out: &mut BytesMut) {
         Payload::Normal(cmd) => {
             out.put_u64(cmd.origin);
             out.put_u64(cmd.seq);
-            match cmd.claim {
-                Some(session_id) => out.put_i64(session_id),
-                None => out.put_slice(&cmd.txn),
+            match (cmd.claim, cmd.expiry_term) {
+                (Some(session_id), _) => out.put_i64(session_id),
+                (None, Some(term)) => {
+                    out.put_u64(term);
+                    out.put_slice(&cmd.txn);
+                }
+                (None, None) => out.put_slice(&cmd.txn),
             }
         }
         Payload::Membership(m) => {
@@ -87,19 +95,21 @@ pub fn decode_record(index: u64, mut body: Bytes) -> Result<Record, CodecError> 
     let term = body.get_u64();
     let payload = match kind {
         BLANK => Payload::Blank,
-        TXN | CLAIM => {
-            let need = if kind == CLAIM { 24 } else { 16 };
+        TXN | CLAIM | EXPIRY => {
+            let need = if kind == TXN { 16 } else { 24 };
             if body.len() < need {
                 return Err(CodecError::Short);
             }
             let origin = body.get_u64();
             let seq = body.get_u64();
             let claim = (kind == CLAIM).then(|| body.get_i64());
+            let expiry_term = (kind == EXPIRY).then(|| body.get_u64());
             Payload::Normal(Command {
                 origin,
                 seq,
                 txn: if claim.is_some() { Bytes::new() } else { body },
                 claim,
+                expiry_term,
             })
         }
         MEMBERSHIP => {
@@ -127,6 +137,9 @@ pub enum Logged {
         origin: u64,
         seq: u64,
         txn: Bytes,
+        /// A leader's expiry: the term it was decided in (applied only if
+        /// that is `term`).
+        expiry_term: Option<u64>,
     },
     /// A `sync`, or with `claim` a client's session moving to `origin`.
     Barrier {
@@ -160,6 +173,7 @@ pub fn inspect_record(index: u64, body: Bytes) -> Result<Logged, CodecError> {
                     origin: c.origin,
                     seq: c.seq,
                     txn: c.txn,
+                    expiry_term: c.expiry_term,
                 },
                 Payload::Membership(m) => Logged::Membership {
                     term,
@@ -232,9 +246,21 @@ mod tests {
                 seq: 99,
                 txn: Bytes::from_static(b"abc"),
                 claim: None,
+                expiry_term: None,
             }),
         };
         assert_eq!(roundtrip(txn.clone()), txn);
+        let expiry = Entry {
+            log_id: LogId::new_term_index(7, 44),
+            payload: Payload::Normal(Command {
+                origin: 1,
+                seq: 101,
+                txn: Bytes::from_static(b"close"),
+                claim: None,
+                expiry_term: Some(6),
+            }),
+        };
+        assert_eq!(roundtrip(expiry.clone()), expiry);
         for claim in [None, Some(-5), Some(0x0100_0000_0000_0001)] {
             let barrier = Entry {
                 log_id: LogId::new_term_index(7, 43),
@@ -243,6 +269,7 @@ mod tests {
                     seq: 100,
                     txn: Bytes::new(),
                     claim,
+                    expiry_term: None,
                 }),
             };
             assert_eq!(roundtrip(barrier.clone()), barrier);

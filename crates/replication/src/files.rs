@@ -11,7 +11,7 @@ use paddock_storage::{list_segments, recover, Disk, WalError};
 use paddock_tree::{Applied, DataTree, FrozenTree, TreeConfig, Txn};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 /// Bytes of a tree's snapshot encoding handed on at a time.
 const SNAPSHOT_PART: usize = 1 << 20;
@@ -158,6 +158,19 @@ pub(crate) fn apply_entry(
                 claim: cmd.claim,
             },
         ),
+        // A leader's expiry appended in a later term than it was decided
+        // in: that leader's view of liveness is void (every replica sees
+        // the same terms, so every one skips it).
+        Payload::Normal(cmd)
+            if cmd
+                .expiry_term
+                .is_some_and(|t| t != entry.log_id.leader_id.term) =>
+        {
+            info!(
+                index = entry.log_id.index,
+                "skipping an expiry decided in an earlier term"
+            );
+        }
         Payload::Normal(cmd) => match Txn::decode(cmd.txn.clone()) {
             Ok(txn) => {
                 let outcome = tree.apply(&txn);
@@ -421,5 +434,52 @@ mod tests {
         assert_eq!(standing_terms(&log, 3), []);
         let truncated = [(3, Some(1)), (4, Some(1)), (2, None), (3, Some(2))];
         assert_eq!(standing_terms(&truncated, 3), [(3, 2)]);
+    }
+
+    #[test]
+    fn a_leaders_expiry_applies_only_in_the_term_it_was_decided_in() {
+        let mut tree = DataTree::new(TreeConfig::default());
+        let mut applied = SnapshotMeta::default();
+        let txn = |op| {
+            let mut buf = BytesMut::new();
+            Txn {
+                session_id: 0x77,
+                time_ms: 1,
+                auth: Vec::new(),
+                op,
+            }
+            .encode(&mut buf);
+            buf.freeze()
+        };
+        let entry = |index, term, txn, expiry_term| Entry {
+            log_id: LogId::new_term_index(term, index),
+            payload: Payload::Normal(Command {
+                origin: 1,
+                seq: index,
+                txn,
+                claim: None,
+                expiry_term,
+            }),
+        };
+        let mut seen = Vec::new();
+        let create = txn(paddock_tree::TxnOp::CreateSession { timeout_ms: 4000 });
+        let close = txn(paddock_tree::TxnOp::CloseSession);
+        for e in [
+            entry(1, 2, create, None),
+            entry(2, 3, close.clone(), Some(2)),
+            entry(3, 3, close, Some(3)),
+        ] {
+            apply_entry(&mut tree, &mut applied, &e, |cmd, _| seen.push(cmd.seq));
+            if e.log_id.index == 2 {
+                assert!(
+                    tree.session_exists(0x77),
+                    "decided in term 2, appended in 3"
+                );
+            }
+        }
+        assert_eq!(seen, [1, 3], "the stale expiry is not applied");
+        assert!(!tree.session_exists(0x77));
+        assert_eq!(tree.last_zxid(), 2, "the skipped entry takes no zxid");
+        assert_eq!(applied.last_log_id.map(|l| l.index), Some(3));
     }
 }

@@ -17,7 +17,7 @@ mod types;
 
 pub use files::{seed, Dirs, FilesError};
 pub use membership::{Change, Reconfig, ReconfigError};
-pub use status::{Member, Role, Status};
+pub use status::{Member, Role, Status, CONTACT_LOST_MS};
 
 use crate::files::Loaded;
 use crate::forward::Outgoing;
@@ -372,6 +372,13 @@ pub enum Work<'a> {
     /// A barrier that tells every server this session's client is now
     /// connected to the proposer.
     Claim(i64),
+    /// The leader's closeSession of a session it found expired while
+    /// leading in `term`: proposed only by a leader, never passed on, and
+    /// applied only if appended in that term.
+    Expiry {
+        txn: &'a Txn,
+        term: u64,
+    },
 }
 
 impl Replica {
@@ -379,21 +386,27 @@ impl Replica {
     /// applied, the `Applier` hears of it with this `seq`.
     /// A follower passes it to the leader.
     pub async fn propose(&self, seq: u64, work: Work<'_>) -> Result<(), ProposeError> {
-        let (txn, claim) = match work {
-            Work::Txn(txn) => {
-                let mut buf = BytesMut::new();
-                txn.encode(&mut buf);
-                (buf.freeze(), None)
-            }
-            Work::Barrier => (Bytes::new(), None),
-            Work::Claim(session_id) => (Bytes::new(), Some(session_id)),
+        let encode = |txn: &Txn| {
+            let mut buf = BytesMut::new();
+            txn.encode(&mut buf);
+            buf.freeze()
+        };
+        let (txn, claim, expiry_term) = match work {
+            Work::Txn(txn) => (encode(txn), None, None),
+            Work::Barrier => (Bytes::new(), None, None),
+            Work::Claim(session_id) => (Bytes::new(), Some(session_id), None),
+            Work::Expiry { txn, term } => (encode(txn), None, Some(term)),
         };
         let command = Command {
             origin: self.node_id,
             seq,
             txn,
             claim,
+            expiry_term,
         };
+        if expiry_term.is_some() && !self.raft.is_leader() {
+            return Err(ProposeError::NoLeader);
+        }
         if self.raft.is_leader() {
             return self
                 .raft
@@ -491,6 +504,12 @@ impl Replica {
     /// learns of them. Taken once.
     pub fn take_touches(&self) -> Option<mpsc::UnboundedReceiver<Vec<i64>>> {
         self.touches.lock().take()
+    }
+
+    /// The term this server leads in with a quorum, read from consensus
+    /// now (not the last status, which may be a poll behind).
+    pub fn leading_term(&self) -> Option<u64> {
+        status::quorum_term(&self.raft.metrics().borrow_watched())
     }
 
     /// The role, leader, epoch and members, as they change.

@@ -353,6 +353,7 @@ mod tests {
                     seq: 9,
                     txn: Bytes::from_static(b"\x00\x01txn"),
                     claim: Some(7),
+                    expiry_term: Some(3),
                 }),
             },
             Entry {

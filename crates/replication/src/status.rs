@@ -180,6 +180,16 @@ pub(crate) fn membership_of(m: &RaftMetrics<TypeConfig>) -> (Vec<Member>, u64) {
     (members, version)
 }
 
+/// The term this server leads in, if it leads and a quorum acknowledged
+/// it within `CONTACT_LOST_MS` (a group of one voter is its own quorum).
+pub(crate) fn quorum_term(m: &RaftMetrics<TypeConfig>) -> Option<u64> {
+    let alone = m.membership_config.membership().voter_ids().count() == 1;
+    let heard = m.last_quorum_acked.as_ref().is_some_and(|at| {
+        openraft::Instant::elapsed(&**at) < Duration::from_millis(CONTACT_LOST_MS)
+    });
+    (m.state == ServerState::Leader && (alone || heard)).then(|| m.vote.leader_id().term)
+}
+
 /// Recomputes the status from openraft's metrics; true if it changed.
 fn update(
     s: &mut Status,
@@ -199,12 +209,7 @@ fn update(
     let caught_up = m.last_applied.map(|l| l.index) >= m.cluster_committed.map(|l| l.index);
     let serving = match role {
         Role::Standalone => true,
-        Role::Leader => {
-            members.iter().filter(|m| m.voter).count() == 1
-                || m.last_quorum_acked.as_ref().is_some_and(|at| {
-                    openraft::Instant::elapsed(&**at) < Duration::from_millis(CONTACT_LOST_MS)
-                })
-        }
+        Role::Leader => quorum_term(m).is_some(),
         Role::Follower | Role::Observer => contact_ms < CONTACT_LOST_MS && (s.serving || caught_up),
         Role::Looking => false,
     };

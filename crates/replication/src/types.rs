@@ -20,6 +20,12 @@ pub struct Command {
     /// server, so the others close their connection of it.
     #[serde(default)]
     pub claim: Option<i64>,
+    /// On a leader's closeSession for an expired session: the term it was
+    /// decided in. Applied only if the entry was appended in that term, so
+    /// a leader's decision never outlives its term (its view of who is
+    /// alive is only good while it leads).
+    #[serde(default)]
+    pub expiry_term: Option<u64>,
 }
 
 impl fmt::Display for Command {

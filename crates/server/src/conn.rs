@@ -745,7 +745,9 @@ impl Connection {
                 received,
             ),
             Request::CloseSession => {
-                self.shared.sessions.mark_closing(self.session_id);
+                self.shared
+                    .sessions
+                    .mark_closing(self.session_id, self.shared.mono_ms());
                 self.shared.sessions.detach(self.session_id, self.id);
                 self.closing = true;
                 self.write(header.xid, TxnOp::CloseSession, received);

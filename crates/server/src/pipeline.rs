@@ -58,6 +58,12 @@ pub enum Proposed {
     /// A session reattached here: a barrier that has every other server
     /// close its connection of the session.
     Claim(i64),
+    /// The leader's closeSession of an expired session, decided while
+    /// leading in `term` (void in any other).
+    Expiry {
+        txn: Txn,
+        term: u64,
+    },
 }
 
 /// The outcome of one applied transaction, for its reply.
@@ -104,6 +110,7 @@ pub async fn run(
                 Proposed::Txn(txn) => (Work::Txn(txn), None),
                 Proposed::Sync(path) => (Work::Barrier, Some(path.clone())),
                 Proposed::Claim(session_id) => (Work::Claim(*session_id), None),
+                Proposed::Expiry { txn, term } => (Work::Expiry { txn, term: *term }, None),
                 Proposed::Reconfig(req) => {
                     // Behind every write proposed before it; it may take
                     // seconds, so the next proposals do not wait for it.

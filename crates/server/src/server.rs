@@ -3,13 +3,14 @@
 
 use crate::config::ServerConfig;
 use crate::conn;
+use crate::pipeline::Proposed;
 use crate::pipeline::{self, QUEUE_DEPTH};
 use crate::recovery::{recover_state, DataLock, RecoveryError};
-use crate::session::{initial_session_id, SessionTracker};
+use crate::session::{initial_session_id, Expiry, ExpiryGate, SessionTracker};
 use crate::shared::Shared;
 use bytes::Bytes;
 use paddock_proto::{DeleteContainerRequest, Id, Request};
-use paddock_replication::{Replica, ReplicationError, Role, Status};
+use paddock_replication::{Replica, ReplicationError, Role, Status, CONTACT_LOST_MS};
 use paddock_storage::{Disk, FsDisk};
 use paddock_tree::{acl, Txn, TxnOp, SYSTEM_SESSION};
 use parking_lot::{Mutex, RwLock};
@@ -146,7 +147,11 @@ impl Server {
             replica.status(),
             shutdown.clone(),
         ));
-        tasks.spawn(expire_sessions(shared.clone(), shutdown.clone()));
+        tasks.spawn(expire_sessions(
+            shared.clone(),
+            replica.clone(),
+            shutdown.clone(),
+        ));
         tasks.spawn(report_sessions(
             shared.clone(),
             replica.clone(),
@@ -275,8 +280,7 @@ fn leads(role: Role) -> bool {
     matches!(role, Role::Leader | Role::Standalone)
 }
 
-/// Follows consensus: a new epoch closes every connection (a new leader
-/// gives every session a full timeout), so does the end of read-only mode
+/// Follows consensus: a new epoch closes every connection, so does the end of read-only mode
 /// (its sessions are forgotten), and /zookeeper/config shows the
 /// membership in force.
 async fn follow_status(
@@ -293,9 +297,6 @@ async fn follow_status(
         }
         if read_only_ends {
             shared.sessions.drop_local();
-        }
-        if leads(now.role) && !leads(before.role) {
-            shared.sessions.touch_all(shared.mono_ms());
         }
         if now.config_version != before.config_version || now.members != before.members {
             show_membership(&shared, &mut shared.tree.write(), &now);
@@ -363,29 +364,67 @@ fn half_tick(shared: &Shared) -> Duration {
     Duration::from_millis(u64::from(shared.config.tick_time_ms / 2).max(1))
 }
 
+/// Closes proposed per check at most; more wait for the next check.
+const MAX_EXPIRIES_PER_CHECK: usize = 1000;
+
 /// The leader closes sessions not heard from within their timeout,
-/// checking every half tick; every server forgets its own read-only-mode
-/// sessions the same way.
-async fn expire_sessions(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let mut every = tokio::time::interval(half_tick(&shared));
+/// checking every half tick, but only while its view of liveness holds
+/// (`ExpiryGate`); a close that has not been applied a second (or two
+/// ticks) later is proposed again. Every server forgets its own
+/// read-only-mode sessions the same way.
+async fn expire_sessions(shared: Arc<Shared>, replica: Arc<Replica>, shutdown: CancellationToken) {
+    let every = half_tick(&shared);
+    let retry_ms = i64::from(shared.config.tick_time_ms)
+        .saturating_mul(2)
+        .max(CONTACT_LOST_MS as i64);
+    let mut gate = ExpiryGate::new(every.as_millis() as i64);
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = every.tick() => {}
+            _ = ticks.tick() => {}
         }
-        for session_id in shared.sessions.expire_local(shared.mono_ms()) {
+        let now = shared.mono_ms();
+        for session_id in shared.sessions.expire_local(now) {
             info!(
                 session = format_args!("0x{session_id:x}"),
                 "read-only session expired"
             );
         }
-        if !leads(shared.status().role) {
-            continue;
-        }
-        for session_id in shared.sessions.expire(shared.mono_ms()) {
+        let term = replica.leading_term();
+        let term = match gate.check(now, term) {
+            Expiry::Idle => continue,
+            Expiry::StepDown => {
+                shared.sessions.forget_closing();
+                continue;
+            }
+            Expiry::Rebuild => {
+                info!(
+                    term,
+                    sessions = shared.sessions.len(),
+                    "leading: every session gets a full timeout from now"
+                );
+                shared.sessions.rebuild(now);
+                continue;
+            }
+            Expiry::Extend(late_ms) => {
+                warn!(
+                    late_ms,
+                    "the session expiry check ran late; the delay does not count against sessions"
+                );
+                shared.sessions.extend(late_ms);
+                continue;
+            }
+            Expiry::Expire => term.unwrap_or_default(),
+        };
+        for session_id in shared
+            .sessions
+            .expire(now, retry_ms, MAX_EXPIRIES_PER_CHECK)
+        {
             info!(
                 session = format_args!("0x{session_id:x}"),
-                "session expired"
+                term, "session expired"
             );
             let txn = Txn {
                 session_id,
@@ -393,7 +432,11 @@ async fn expire_sessions(shared: Arc<Shared>, shutdown: CancellationToken) {
                 auth: Vec::new(),
                 op: TxnOp::CloseSession,
             };
-            if shared.submit(txn, None).await.is_err() {
+            if shared
+                .propose(Proposed::Expiry { txn, term }, None)
+                .await
+                .is_err()
+            {
                 return;
             }
         }

@@ -65,10 +65,72 @@ pub struct Holder {
 struct Tracked {
     liveness: Arc<Liveness>,
     holder: Option<Holder>,
-    closing: bool,
+    /// When (`mono_ms`) a closeSession for it was proposed here; it cannot
+    /// be reattached while that is on its way through the log.
+    closing_since_ms: Option<i64>,
     /// Created in read-only mode: known to this server only, never in
     /// the log; it expires here and is forgotten when read-only mode ends.
     local: bool,
+}
+
+/// What the leader's expiry check may do this time round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// Not leading with a quorum: expire nothing.
+    Idle,
+    /// Just stopped leading: forget the closes proposed while leading.
+    StepDown,
+    /// Leading (again, or in a new term): rebuild liveness, expire nothing
+    /// yet.
+    Rebuild,
+    /// The check itself ran this much late (paused or starved): extend
+    /// every session by it, expire nothing this time.
+    Extend(i64),
+    /// Leading with a quorum, continuously since the last check: expire
+    /// the sessions not heard from within their timeout.
+    Expire,
+}
+
+/// Decides, at each expiry check, whether this server's view of session
+/// liveness can be trusted. A leader's view holds only while it leads in
+/// one term with a quorum and runs on time: it cannot hear from followers
+/// while it is partitioned, paused or out of office. Pure: the caller
+/// passes the time and what consensus says now.
+#[derive(Debug)]
+pub struct ExpiryGate {
+    /// The term this server led in at the last check, if it led.
+    leading: Option<u64>,
+    last_check_ms: Option<i64>,
+    /// How often the check runs.
+    every_ms: i64,
+}
+
+impl ExpiryGate {
+    pub fn new(every_ms: i64) -> Self {
+        ExpiryGate {
+            leading: None,
+            last_check_ms: None,
+            every_ms,
+        }
+    }
+
+    /// `leading`: the term this server leads in with a quorum it heard
+    /// from lately, or None.
+    pub fn check(&mut self, now_ms: i64, leading: Option<u64>) -> Expiry {
+        let late_ms = self
+            .last_check_ms
+            .map_or(0, |at| now_ms - at - self.every_ms);
+        self.last_check_ms = Some(now_ms);
+        let was = std::mem::replace(&mut self.leading, leading);
+        match leading {
+            None if was.is_some() => Expiry::StepDown,
+            None => Expiry::Idle,
+            Some(_) if was != leading => Expiry::Rebuild,
+            // One missed check is scheduling noise; more is a stall.
+            Some(_) if late_ms > self.every_ms => Expiry::Extend(late_ms),
+            Some(_) => Expiry::Expire,
+        }
+    }
 }
 
 /// Which sessions are alive, and which connection owns each.
@@ -115,7 +177,7 @@ impl SessionTracker {
             Tracked {
                 liveness: liveness.clone(),
                 holder: Some(holder),
-                closing: false,
+                closing_since_ms: None,
                 local,
             },
         );
@@ -154,7 +216,7 @@ impl SessionTracker {
                     last_seen_ms: AtomicI64::new(now_ms),
                 }),
                 holder: None,
-                closing: false,
+                closing_since_ms: None,
                 local: false,
             });
     }
@@ -176,11 +238,31 @@ impl SessionTracker {
         }
     }
 
-    /// Gives every session a full timeout from now (a new leader does not
-    /// know when the others last heard from their clients).
-    pub fn touch_all(&self, now_ms: i64) {
-        for t in self.sessions.lock().values() {
+    /// Rebuilds this server's view of liveness (it begins to lead, or
+    /// leads again after losing its quorum): every session gets a full
+    /// timeout from now, since nobody knows when the others last heard
+    /// from their clients, and no close proposed before counts as on its
+    /// way.
+    pub fn rebuild(&self, now_ms: i64) {
+        for t in self.sessions.lock().values_mut() {
             t.liveness.touch(now_ms);
+            t.closing_since_ms = None;
+        }
+    }
+
+    /// Forgets every close proposed here (this server stopped leading: a
+    /// close it proposed may never commit, and the next leader decides).
+    pub fn forget_closing(&self) {
+        for t in self.sessions.lock().values_mut() {
+            t.closing_since_ms = None;
+        }
+    }
+
+    /// This server heard nothing for `ms` (its process was paused or
+    /// starved): the time does not count against any session.
+    pub fn extend(&self, ms: i64) {
+        for t in self.sessions.lock().values() {
+            t.liveness.last_seen_ms.fetch_add(ms, Ordering::Relaxed);
         }
     }
 
@@ -212,7 +294,9 @@ impl SessionTracker {
         holder: Holder,
     ) -> Option<Arc<Liveness>> {
         let mut sessions = self.sessions.lock();
-        let t = sessions.get_mut(&session_id).filter(|t| !t.closing)?;
+        let t = sessions
+            .get_mut(&session_id)
+            .filter(|t| t.closing_since_ms.is_none())?;
         if let Some(old) = t.holder.replace(holder) {
             old.close.cancel();
         }
@@ -246,9 +330,9 @@ impl SessionTracker {
 
     /// Marks a session as closing (a closeSession is on its way through
     /// the log); it can no longer be reattached.
-    pub fn mark_closing(&self, session_id: i64) {
+    pub fn mark_closing(&self, session_id: i64, now_ms: i64) {
         if let Some(t) = self.sessions.lock().get_mut(&session_id) {
-            t.closing = true;
+            t.closing_since_ms = Some(now_ms);
         }
     }
 
@@ -261,15 +345,27 @@ impl SessionTracker {
         }
     }
 
-    /// Sessions of the tree not heard from within their timeout (for
-    /// the leader to close); each is marked closing and returned once.
-    pub fn expire(&self, now_ms: i64) -> Vec<i64> {
+    /// Sessions of the tree not heard from within their timeout, for the
+    /// leader to close: at most `max`, the longest silent first. Each is
+    /// marked closing and returned once, and again after `retry_ms` if
+    /// its close has not been applied by then.
+    pub fn expire(&self, now_ms: i64, retry_ms: i64, max: usize) -> Vec<i64> {
         let mut sessions = self.sessions.lock();
-        let mut out = Vec::new();
-        for (id, t) in sessions.iter_mut() {
-            if !t.local && !t.closing && t.liveness.expired_at(now_ms) {
-                t.closing = true;
-                out.push(*id);
+        let mut due: Vec<(i64, i64)> = sessions
+            .iter()
+            .filter(|(_, t)| {
+                !t.local
+                    && t.closing_since_ms.is_none_or(|at| now_ms - at >= retry_ms)
+                    && t.liveness.expired_at(now_ms)
+            })
+            .map(|(id, t)| (t.liveness.last_seen_ms.load(Ordering::Relaxed), *id))
+            .collect();
+        due.sort_unstable();
+        due.truncate(max);
+        let mut out: Vec<i64> = due.into_iter().map(|(_, id)| id).collect();
+        for id in &out {
+            if let Some(t) = sessions.get_mut(id) {
+                t.closing_since_ms = Some(now_ms);
             }
         }
         out.sort_unstable();
@@ -352,16 +448,96 @@ mod tests {
         assert_eq!(initial_session_id(-1, 7) >> 56, 7);
     }
 
+    /// Expiry with no retry within the test and no cap.
+    fn expire(t: &SessionTracker, now_ms: i64) -> Vec<i64> {
+        t.expire(now_ms, 1_000_000, usize::MAX)
+    }
+
     #[test]
     fn sessions_expire_once_after_their_timeout() {
         let t = SessionTracker::new(1);
         let live = t.add(5, 1000, 0, holder(1), false);
-        assert!(t.expire(1000).is_empty());
+        assert!(expire(&t, 1000).is_empty());
         live.touch(500);
-        assert!(t.expire(1400).is_empty());
-        assert_eq!(t.expire(1501), vec![5]);
-        assert!(t.expire(5000).is_empty(), "reported once");
+        assert!(expire(&t, 1400).is_empty());
+        assert_eq!(expire(&t, 1501), vec![5]);
+        assert!(expire(&t, 5000).is_empty(), "reported once");
         assert!(t.attach(5, 1000, 5000, holder(2)).is_none(), "closing");
+    }
+
+    #[test]
+    fn a_close_not_applied_in_time_is_proposed_again() {
+        let t = SessionTracker::new(1);
+        t.ensure(5, 1000, 0);
+        assert_eq!(t.expire(1001, 500, 10), vec![5]);
+        assert!(t.expire(1500, 500, 10).is_empty(), "on its way");
+        assert_eq!(t.expire(1501, 500, 10), vec![5], "retried");
+        t.remove(5);
+        assert!(t.expire(3000, 500, 10).is_empty(), "applied: gone");
+    }
+
+    #[test]
+    fn expiry_takes_the_longest_silent_first_and_at_most_max() {
+        let t = SessionTracker::new(1);
+        for (id, last_seen) in [(1, 300), (2, 100), (3, 200)] {
+            t.ensure(id, 1000, last_seen);
+        }
+        assert_eq!(t.expire(2000, 5000, 2), vec![2, 3]);
+        assert_eq!(t.expire(2000, 5000, 2), vec![1], "the rest next time");
+    }
+
+    #[test]
+    fn a_rebuilt_view_forgets_closes_and_gives_a_full_timeout() {
+        let t = SessionTracker::new(1);
+        t.add(5, 1000, 0, holder(1), false);
+        t.ensure(6, 1000, 0);
+        assert_eq!(expire(&t, 1001), vec![5, 6]);
+        t.rebuild(5000);
+        assert!(
+            t.attach(5, 1000, 5000, holder(2)).is_some(),
+            "a close proposed while leading before is void"
+        );
+        assert!(expire(&t, 6000).is_empty(), "a full timeout from 5000");
+        assert_eq!(expire(&t, 6001), vec![5, 6]);
+    }
+
+    #[test]
+    fn stepping_down_forgets_the_closes_proposed_while_leading() {
+        let t = SessionTracker::new(1);
+        t.add(5, 1000, 0, holder(1), false);
+        assert_eq!(expire(&t, 1001), vec![5]);
+        assert!(t.attach(5, 1000, 1002, holder(2)).is_none());
+        t.forget_closing();
+        assert!(t.attach(5, 1000, 1003, holder(3)).is_some());
+    }
+
+    #[test]
+    fn a_stall_does_not_count_against_sessions() {
+        let t = SessionTracker::new(1);
+        t.ensure(5, 1000, 0);
+        t.extend(3000);
+        assert!(expire(&t, 4000).is_empty());
+        assert_eq!(expire(&t, 4001), vec![5]);
+    }
+
+    #[test]
+    fn the_gate_expires_only_while_leading_one_term_on_time() {
+        let mut g = ExpiryGate::new(100);
+        assert_eq!(g.check(0, None), Expiry::Idle);
+        assert_eq!(g.check(100, Some(3)), Expiry::Rebuild, "begins to lead");
+        assert_eq!(g.check(200, Some(3)), Expiry::Expire);
+        assert_eq!(g.check(390, Some(3)), Expiry::Expire, "one late check");
+        assert_eq!(g.check(800, Some(3)), Expiry::Extend(310), "paused");
+        assert_eq!(g.check(900, Some(3)), Expiry::Expire);
+        assert_eq!(g.check(1000, None), Expiry::StepDown, "lost its quorum");
+        assert_eq!(g.check(1100, None), Expiry::Idle);
+        assert_eq!(
+            g.check(1200, Some(3)),
+            Expiry::Rebuild,
+            "regained its quorum in the same term"
+        );
+        assert_eq!(g.check(1300, Some(5)), Expiry::Rebuild, "a new term");
+        assert_eq!(g.check(1400, Some(5)), Expiry::Expire);
     }
 
     #[test]
@@ -382,14 +558,14 @@ mod tests {
         let t = SessionTracker::new(1);
         t.ensure(6, 1000, 0);
         t.touch(6, 900);
-        assert!(t.expire(1500).is_empty());
-        t.touch_all(1600);
-        assert!(t.expire(2500).is_empty());
-        assert_eq!(t.expire(2601), vec![6]);
+        assert!(expire(&t, 1500).is_empty());
+        t.rebuild(1600);
+        assert!(expire(&t, 2500).is_empty());
+        assert_eq!(expire(&t, 2601), vec![6]);
         t.resync(&[(7, 1000)], 3000);
-        assert!(t.expire(3500).is_empty());
+        assert!(expire(&t, 3500).is_empty());
         assert_eq!(t.len(), 1);
-        assert_eq!(t.expire(4001), vec![7]);
+        assert_eq!(expire(&t, 4001), vec![7]);
     }
 
     #[test]
@@ -404,7 +580,7 @@ mod tests {
         assert_eq!(t.heard_since(0), vec![7], "only tree sessions are reported");
         t.touch(6, 900);
         assert_eq!(
-            t.expire(1500),
+            expire(&t, 1500),
             vec![7],
             "the leader expires tree sessions only"
         );

@@ -37,10 +37,36 @@ struct Member {
     observer: bool,
 }
 
-/// A TCP proxy that can cut every connection through it.
-struct Proxy {
+/// A TCP proxy that can cut every connection through it, or hold what
+/// goes through it (a blackhole: nothing arrives, nothing is reset, and
+/// what was held flows once released, as after a healed partition).
+pub(crate) struct Proxy {
     port: u16,
     cut: Arc<AtomicBool>,
+    pub(crate) hold: Arc<AtomicBool>,
+}
+
+/// Copies one direction of a proxied connection, a chunk at a time,
+/// waiting while `hold` is set.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    hold: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while hold.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
 }
 
 impl Proxy {
@@ -48,20 +74,27 @@ impl Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let cut = Arc::new(AtomicBool::new(false));
-        let flag = cut.clone();
+        let hold = Arc::new(AtomicBool::new(false));
+        let (flag, held) = (cut.clone(), hold.clone());
         tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 if flag.load(Ordering::SeqCst) {
                     continue;
                 }
-                let flag = flag.clone();
+                let (flag, held) = (flag.clone(), held.clone());
                 tokio::spawn(async move {
                     let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
                     else {
                         return;
                     };
-                    let (mut a, mut b) = (inbound, outbound);
-                    let copy = tokio::io::copy_bidirectional(&mut a, &mut b);
+                    let (a_read, a_write) = inbound.into_split();
+                    let (b_read, b_write) = outbound.into_split();
+                    let copy = async {
+                        tokio::join!(
+                            pump(a_read, b_write, held.clone()),
+                            pump(b_read, a_write, held)
+                        )
+                    };
                     let watch = async {
                         while !flag.load(Ordering::SeqCst) {
                             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -71,22 +104,27 @@ impl Proxy {
                 });
             }
         });
-        Proxy { port, cut }
+        Proxy { port, cut, hold }
     }
 }
 
-struct Ensemble {
+pub(crate) struct Ensemble {
     dir: tempfile::TempDir,
     members: Vec<Member>,
     procs: BTreeMap<u64, Child>,
     /// (from, to) -> proxy, when the ensemble is built for partitions.
-    proxies: BTreeMap<(u64, u64), Proxy>,
+    pub(crate) proxies: BTreeMap<(u64, u64), Proxy>,
     extra: String,
 }
 
 impl Ensemble {
     /// Writes each server's zoo.cfg and myid and starts them all.
-    async fn start(voters: usize, observers: usize, extra: &str, proxied: bool) -> Ensemble {
+    pub(crate) async fn start(
+        voters: usize,
+        observers: usize,
+        extra: &str,
+        proxied: bool,
+    ) -> Ensemble {
         let members: Vec<Member> = (1..=voters + observers)
             .map(|i| Member {
                 id: i as u64,
@@ -182,7 +220,7 @@ impl Ensemble {
         }
     }
 
-    fn signal(&self, id: u64, sig: &str) {
+    pub(crate) fn signal(&self, id: u64, sig: &str) {
         let pid = self.procs[&id].id().to_string();
         let ok = Command::new("kill").args([sig, &pid]).status().unwrap();
         assert!(ok.success(), "kill {sig} {pid}");
@@ -205,24 +243,24 @@ impl Ensemble {
         }
     }
 
-    fn addr(&self, id: u64) -> SocketAddr {
+    pub(crate) fn addr(&self, id: u64) -> SocketAddr {
         let m = self.members.iter().find(|m| m.id == id).unwrap();
         SocketAddr::from(([127, 0, 0, 1], m.client))
     }
 
-    fn addrs(&self) -> Vec<SocketAddr> {
+    pub(crate) fn addrs(&self) -> Vec<SocketAddr> {
         self.members.iter().map(|m| self.addr(m.id)).collect()
     }
 
-    fn running(&self) -> Vec<u64> {
+    pub(crate) fn running(&self) -> Vec<u64> {
         self.procs.keys().copied().collect()
     }
 
-    fn log(&self, id: u64) -> String {
+    pub(crate) fn log(&self, id: u64) -> String {
         std::fs::read_to_string(self.log_path(id)).unwrap_or_default()
     }
 
-    fn four_letter(&self, id: u64, word: &str) -> Option<String> {
+    pub(crate) fn four_letter(&self, id: u64, word: &str) -> Option<String> {
         let mut s = TcpStream::connect_timeout(&self.addr(id), Duration::from_secs(1)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
         s.write_all(word.as_bytes()).ok()?;
@@ -231,7 +269,7 @@ impl Ensemble {
         Some(out)
     }
 
-    fn mode(&self, id: u64) -> Option<String> {
+    pub(crate) fn mode(&self, id: u64) -> Option<String> {
         let srvr = self.four_letter(id, "srvr")?;
         let line = srvr.lines().find(|l| l.starts_with("Mode: "))?;
         Some(line["Mode: ".len()..].to_owned())
@@ -239,7 +277,7 @@ impl Ensemble {
 
     /// The one running server that says it leads, once every running
     /// server serves.
-    async fn wait_for_leader(&self) -> u64 {
+    pub(crate) async fn wait_for_leader(&self) -> u64 {
         let ids = self.running();
         wait_until(
             Duration::from_secs(20),
@@ -260,7 +298,7 @@ impl Ensemble {
     }
 
     /// Waits until every running server reports the same digest.
-    async fn wait_converged(&self) -> String {
+    pub(crate) async fn wait_converged(&self) -> String {
         let ids = self.running();
         wait_until(Duration::from_secs(30), "identical replicas", || {
             let hashes: BTreeSet<Option<String>> =
@@ -286,7 +324,11 @@ impl Drop for Ensemble {
     }
 }
 
-async fn wait_until<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub(crate) async fn wait_until<T>(
+    limit: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = check() {
@@ -299,7 +341,7 @@ async fn wait_until<T>(limit: Duration, what: &str, mut check: impl FnMut() -> O
 
 /// A session a test keeps across servers.
 #[derive(Clone)]
-struct Session {
+pub(crate) struct Session {
     id: i64,
     passwd: Bytes,
     last_zxid: i64,
@@ -307,7 +349,7 @@ struct Session {
 
 /// Connects to the first server (trying them in turn from `from`) that
 /// takes the session (a new one with None). Panics if the session expired.
-async fn connect(
+pub(crate) async fn connect(
     addrs: &[SocketAddr],
     session: Option<&Session>,
     from: usize,
@@ -364,15 +406,15 @@ async fn connect(
 }
 
 /// A client that follows its session from server to server.
-struct Client {
+pub(crate) struct Client {
     addrs: Vec<SocketAddr>,
-    raw: Raw,
-    session: Session,
+    pub(crate) raw: Raw,
+    pub(crate) session: Session,
     at: usize,
 }
 
 impl Client {
-    async fn open(addrs: Vec<SocketAddr>, at: usize) -> Client {
+    pub(crate) async fn open(addrs: Vec<SocketAddr>, at: usize) -> Client {
         let (raw, session, at) = connect(&addrs, None, at).await;
         Client {
             addrs,
@@ -388,7 +430,7 @@ impl Client {
     }
 
     /// One request, retried on other servers until some server answers.
-    async fn call(&mut self, req: &Request) -> ReplyHeader {
+    pub(crate) async fn call(&mut self, req: &Request) -> ReplyHeader {
         loop {
             match tokio::time::timeout(Duration::from_secs(5), self.raw.try_call(req)).await {
                 Ok(Some((h, _))) if h.err != ErrorCode::ConnectionLoss.code() => {
@@ -400,7 +442,7 @@ impl Client {
         }
     }
 
-    async fn exists(&mut self, path: &str) -> bool {
+    pub(crate) async fn exists(&mut self, path: &str) -> bool {
         let h = self
             .call(&Request::Exists(PathWatchRequest {
                 path: path.into(),
@@ -410,7 +452,7 @@ impl Client {
         h.err == 0
     }
 
-    async fn sync(&mut self) {
+    pub(crate) async fn sync(&mut self) {
         let h = self
             .call(&Request::Sync(paddock_proto::PathRequest {
                 path: "/".into(),
@@ -699,6 +741,11 @@ async fn a_leader_paused_past_the_session_timeout_is_replaced_and_rejoins() {
         "a session that could reach a quorum lives"
     );
     assert_eq!(e.mode(leader).as_deref(), Some("follower"));
+    // The old leader woke up believing it led, with every session silent
+    // past its timeout: none of that may stick.
+    let (mut at_old_leader, _, _) = connect(&[e.addr(leader)], Some(&c.session), 0).await;
+    let (h, _) = at_old_leader.call(&Request::Ping).await;
+    assert_eq!(h.err, 0, "the session lives on at the old leader");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

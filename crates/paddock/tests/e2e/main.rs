@@ -9,5 +9,6 @@ mod durability;
 mod ensemble;
 mod jobs;
 mod operator;
+mod session_faults;
 mod watches;
 mod wire;
