@@ -2,40 +2,14 @@
 ZooKeeper 3.8.0 server (Debian package), each on a free loopback port with
 its own temporary data directory, always stopped at the end."""
 
-import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-# ZooKeeper's jar, plus the Jetty and Jackson jars its admin server needs
-# (Debian installs them with the zookeeper package).
-ZK_CLASSPATH = ":".join(["/etc/zookeeper/conf", "/usr/share/java/zookeeper.jar"] + [
-    f"/usr/share/java/{jar}.jar" for jar in (
-        "jetty9-server", "jetty9-servlet", "jetty9-util", "jetty9-util-ajax", "jetty9-http",
-        "jetty9-io", "jetty9-security", "servlet-api", "jackson-databind", "jackson-core",
-        "jackson-annotations")])
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def four_letter(port, word, timeout=2.0):
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(word.encode())
-        out = b""
-        while True:
-            chunk = s.recv(8192)
-            if not chunk:
-                return out.decode()
-            out += chunk
+from faults.cluster import ROOT, ZK_CLASSPATH, four_letter, free_port, paddock_binary  # noqa: F401
 
 
 def wait_serving(port, proc, what, deadline_s=30):
@@ -50,17 +24,6 @@ def wait_serving(port, proc, what, deadline_s=30):
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{what} did not start serving on port {port}")
-
-
-def paddock_binary():
-    env = os.environ.get("PADDOCK_BIN")
-    if env:
-        return env
-    for profile in ("release", "debug"):
-        p = ROOT / "target" / profile / "paddock"
-        if p.exists():
-            return str(p)
-    raise RuntimeError("paddock binary not found: build it first (cargo build --release)")
 
 
 class Server:

@@ -1,0 +1,344 @@
+"""One fault run: an ensemble, a seeded nemesis schedule, the workers, the
+final state, and the checkers' verdict. The same schedule runs against
+Paddock and against Apache ZooKeeper 3.8.0.
+
+A schedule is a list of steps, each a fault held for a while and then
+healed, drawn from the seed alone (the seed reproduces it; which server is
+"the leader" is looked up when the step starts)."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from kazoo.client import KazooClient
+
+from . import checker
+from .cluster import Cluster
+from .workload import KEYS, MULTI_HIST, MULTI_KEY, OWNERS, SEQ_PARENT
+
+FAULTS = ("isolate-leader", "partition", "bridge", "one-way", "kill", "kill-leader",
+          "pause-leader", "pause")
+TICK_MS = 500
+SESSION_TIMEOUT_S = 4.0
+
+
+def schedule(seed, size, duration_s, faults=FAULTS):
+    """The steps of a run: (start_s, fault, detail, hold_s), from the seed.
+    Pauses last longer than the session timeout, so a paused leader wakes
+    up with every session silent past it."""
+    rng = random.Random(seed)
+    steps, t = [], 2.0
+    while True:
+        fault = rng.choice(faults)
+        hold = rng.uniform(SESSION_TIMEOUT_S + 0.5, SESSION_TIMEOUT_S + 2.0) \
+            if fault.startswith("pause") else rng.uniform(2.0, 6.0)
+        if t + hold > duration_s:
+            return steps
+        ids = list(range(1, size + 1))
+        rng.shuffle(ids)
+        steps.append((round(t, 2), fault, ids, round(hold, 2)))
+        t += hold + rng.uniform(2.0, 4.0)
+
+
+def blocked_links(fault, ids, leader, size):
+    """The directed links a network fault blackholes. `ids` is the step's
+    shuffled server list; the leader (if any) is moved to its front for
+    the faults aimed at it."""
+    if leader is not None and fault in ("isolate-leader", "one-way"):
+        ids = [leader] + [i for i in ids if i != leader]
+    every = [(a, b) for a in ids for b in ids if a != b]
+    if fault == "isolate-leader":
+        return [(a, b) for a, b in every if ids[0] in (a, b)]
+    if fault == "one-way":
+        # The leader hears nobody, but everybody hears the leader.
+        return [(a, b) for a, b in every if b == ids[0]]
+    minority = ids[: (size - 1) // 2]
+    if fault == "partition":
+        return [(a, b) for a, b in every if (a in minority) != (b in minority)]
+    if fault == "bridge":
+        # Two sides that cannot see each other, and one server that sees both.
+        bridge, rest = ids[0], ids[1:]
+        left = rest[: len(rest) // 2]
+        return [(a, b) for a, b in every
+                if bridge not in (a, b) and (a in left) != (b in left)]
+    return []
+
+
+def setup_tree(hosts):
+    zk = KazooClient(hosts=hosts, timeout=SESSION_TIMEOUT_S)
+    zk.start(timeout=30)
+    for key in KEYS:
+        zk.ensure_path(key)
+    for path in (SEQ_PARENT, OWNERS, MULTI_KEY, MULTI_HIST):
+        zk.ensure_path(path)
+    zk.stop()
+    zk.close()
+
+
+def final_client(hosts):
+    zk = KazooClient(hosts=hosts, timeout=10.0)
+    zk.start(timeout=60)
+    return zk
+
+
+def dump_tree(port):
+    """Every node under the workload's roots as one server has it."""
+    zk = KazooClient(hosts=f"127.0.0.1:{port}", timeout=10.0, read_only=False)
+    zk.start(timeout=30)
+    zk.sync("/")
+    out = {}
+    stack = ["/r", SEQ_PARENT, "/m"]
+    while stack:
+        path = stack.pop()
+        data, stat = zk.get(path)
+        children = sorted(zk.get_children(path))
+        out[path] = (data.decode(), stat.version, tuple(children))
+        stack.extend(f"{path}/{c}" for c in children)
+    zk.stop()
+    zk.close()
+    return out
+
+
+def read_log(path):
+    out = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass  # the last line of a killed process may be cut
+    return out
+
+
+class Run:
+    def __init__(self, kind, size, seed, duration_s, workdir):
+        self.kind, self.size, self.seed, self.duration_s = kind, size, seed, duration_s
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.stop_clients = self.dir / "stop-clients"
+        self.stop_owners = self.dir / "stop-owners"
+        self.workers = {}
+        self.killed_owners = {}
+        self.nemesis_log = []
+
+    def spawn(self, role, name, stopfile):
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+        rng = random.Random(f"{self.seed}-{name}")
+        self.workers[name] = subprocess.Popen(
+            [sys.executable, "-m", "faults.workload", role, self.cluster.hosts,
+             str(self.dir / f"{name}.jsonl"), str(rng.randrange(1 << 30)), str(stopfile),
+             str(SESSION_TIMEOUT_S)],
+            env=env, stdout=subprocess.DEVNULL, stderr=open(self.dir / f"{name}.err", "w"))
+
+    def note(self, what, **detail):
+        self.nemesis_log.append(dict(t=time.monotonic(), what=what, **detail))
+
+    def apply(self, fault, ids):
+        leader = self.cluster.leader()
+        target = leader if fault.endswith("leader") and leader else ids[0]
+        if fault in ("kill", "kill-leader"):
+            self.cluster.kill(target)
+            self.note(fault, server=target)
+        elif fault in ("pause", "pause-leader"):
+            self.cluster.pause(target)
+            self.note(fault, server=target)
+        else:
+            links = blocked_links(fault, ids, leader, self.size)
+            self.cluster.links.set(links)
+            self.note(fault, links=links, leader=leader)
+
+    def execute(self):
+        rng = random.Random(f"{self.seed}-owners")
+        steps = schedule(self.seed, self.size, self.duration_s)
+        self.cluster = Cluster(self.kind, self.size, self.dir / "servers", TICK_MS)
+        try:
+            self.cluster.start_all()
+            self.cluster.wait_ready(90)
+            setup_tree(self.cluster.hosts)
+            for i in range(3):
+                self.spawn("client", f"client{i}", self.stop_clients)
+            for i in range(4):
+                self.spawn("owner", f"owner{i}", self.stop_owners)
+            self.spawn("watcher", "watcher", self.stop_owners)
+            start = time.monotonic()
+            owner_kills = sorted(rng.uniform(3, self.duration_s) for _ in range(2))
+            for at, fault, ids, hold in steps:
+                self._sleep_until(start + at, owner_kills, start)
+                self.apply(fault, ids)
+                self._sleep_until(start + at + hold, owner_kills, start)
+                self.cluster.heal()
+                self.note("heal")
+            self._sleep_until(start + self.duration_s, owner_kills, start)
+            self.cluster.heal()
+            self.note("final heal")
+            self.kill_owner("owner3")
+            self.cluster.wait_ready(90)
+            ready = time.monotonic()
+            self.note("ready")
+            return self.finish(ready, steps)
+        finally:
+            for p in self.workers.values():
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            self.cluster.stop()
+
+    def _sleep_until(self, t, owner_kills, start):
+        while time.monotonic() < t:
+            if owner_kills and time.monotonic() >= start + owner_kills[0]:
+                owner_kills.pop(0)
+                alive = [n for n in ("owner0", "owner1", "owner2") if n not in self.killed_owners]
+                if alive:
+                    self.kill_owner(alive[0])
+            time.sleep(0.05)
+
+    def kill_owner(self, name):
+        p = self.workers[name]
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            self.killed_owners[name] = time.monotonic()
+            self.note("kill client", client=name)
+
+    def finish(self, ready, steps):
+        zk = final_client(self.cluster.hosts)
+        # The dead owners' ephemerals are watched for from the moment a
+        # quorum is back, while the rest of the run winds down.
+        gone = {}
+        watching = threading.Thread(target=self.watch_gone, args=(self.cluster.hosts, gone))
+        watching.start()
+        time.sleep(1.0)
+        self.stop_clients.touch()
+        for name, p in self.workers.items():
+            if name.startswith("client"):
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        zk.sync("/")
+        finals = {}
+        for key in KEYS:
+            data, stat = zk.get(key)
+            finals[key] = (stat.version, data.decode())
+        multi_version = zk.get(MULTI_KEY)[1].version
+        history = zk.get_children(MULTI_HIST)
+        children = zk.get_children(SEQ_PARENT)
+        watching.join()
+        # Watches on the last writes have had time to fire by now.
+        self.stop_owners.touch()
+        for p in self.workers.values():
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        zk.stop()
+        zk.close()
+        owners = self.owner_events(ready, gone)
+        trees = {f"server {sid}": dump_tree(m.client) for sid, m in self.cluster.members.items()}
+
+        ops = [o for n in self.workers if n.startswith("client")
+               for o in read_log(self.dir / f"{n}.jsonl")]
+        arms = self.watch_arms()
+        vanish_s = SESSION_TIMEOUT_S + 2 * TICK_MS / 1000 + 1.0
+        anomalies = {
+            "linearizable registers": checker.check_registers(ops, finals),
+            "session order and real values": checker.check_session_reads(ops),
+            "sequential creates": checker.check_sequential(ops, children),
+            "multi atomicity": checker.check_multi(ops, multi_version, history),
+            "ephemerals and expiry": checker.check_owners(owners, SESSION_TIMEOUT_S, 1.5, vanish_s),
+            "watches": checker.check_watches(arms, finals),
+            "replicas identical": checker.check_replicas(trees),
+        }
+        counts = defaultdict(int)
+        for o in ops:
+            counts[f"{o['f']} {o['r']}"] += 1
+        result = {
+            "system": self.kind, "servers": self.size, "seed": self.seed,
+            "duration_s": self.duration_s,
+            "schedule": [list(s) for s in steps],
+            "nemesis": self.nemesis_log,
+            "ops": dict(sorted(counts.items())),
+            "watches armed": len(arms),
+            "owner sessions": len(owners),
+            "anomalies": anomalies,
+            "ok": not any(anomalies.values()),
+        }
+        (self.dir / "result.json").write_text(json.dumps(result, indent=1, default=str))
+        return result
+
+    def last_ephemeral(self, name):
+        created = [e for e in read_log(self.dir / f"{name}.jsonl") if e["ev"] == "created"]
+        return created[-1] if created else None
+
+    def watch_gone(self, hosts, gone):
+        """Records when each killed owner's last ephemeral is first seen
+        gone (after a sync), giving up after three session timeouts and
+        some."""
+        zk = final_client(hosts)
+        waiting = {}
+        for name in self.killed_owners:
+            last = self.last_ephemeral(name)
+            if last is not None:
+                waiting[last["who"]] = last["path"]
+        deadline = time.monotonic() + SESSION_TIMEOUT_S * 3 + 10
+        while waiting and time.monotonic() < deadline:
+            zk.sync("/")
+            for who, path in list(waiting.items()):
+                if not zk.exists(path):
+                    gone[who] = time.monotonic()
+                    del waiting[who]
+            time.sleep(0.05)
+        zk.stop()
+        zk.close()
+
+    def owner_events(self, ready, gone):
+        """Each owner session's events (checker.check_owners)."""
+        events = {}
+        for n in (f"owner{i}" for i in range(4)):
+            for e in read_log(self.dir / f"{n}.jsonl"):
+                rec = events.setdefault(e["who"], {"acks": [], "missing": [], "ready": ready})
+                if e["ev"] == "created":
+                    rec["created"] = e["t"]
+                elif e["ev"] == "ack":
+                    rec["acks"].append(e["t"])
+                elif e["ev"] == "missing":
+                    rec["missing"].append(e["t"])
+                elif e["ev"] == "lost":
+                    rec["lost"] = e["t"]
+            last = self.last_ephemeral(n)
+            if n in self.killed_owners and last is not None:
+                events[last["who"]]["killed"] = self.killed_owners[n]
+                if last["who"] in gone:
+                    events[last["who"]]["gone"] = gone[last["who"]]
+        events = {who: rec for who, rec in events.items() if "created" in rec}
+        for rec in events.values():
+            # Seen missing and then expired: the expiry's own race, judged
+            # by the premature-expiry check.
+            if "lost" in rec:
+                rec["missing"] = []
+        return events
+
+    def watch_arms(self):
+        arms = {}
+        lost = set()
+        for e in read_log(self.dir / "watcher.jsonl"):
+            # A firing may be logged before its arming (the callback runs
+            # on Kazoo's thread while the reader logs the reply).
+            if e["ev"] in ("armed", "fired"):
+                arm = arms.setdefault(e["arm"], {"k": e["k"], "fired": []})
+            if e["ev"] == "armed":
+                arm.update(t=e["t"], ver=e["ver"])
+            elif e["ev"] == "fired":
+                arm["fired"].append(e["t"])
+            elif e["ev"] == "lost":
+                lost.update(a for a in arms if not arms[a]["fired"])
+        for a in lost:
+            arms[a]["lost"] = True
+        return [a for a in arms.values() if "ver" in a]

@@ -1,0 +1,125 @@
+"""The fault harness (tests/python/faults): its checkers must catch what they
+claim to catch, on hand-made histories, and a smoke set of seeded fault
+runs must come out clean on Paddock and on Apache ZooKeeper 3.8.0 (the
+longer campaign: scripts/faults campaign, docs/faults.md)."""
+
+import pytest
+
+from faults import checker
+from faults.run import Run, blocked_links, schedule
+
+
+def op(f, k, a, t0, t1, r, v, p="c1", s="s1"):
+    return {"p": p, "s": s, "f": f, "k": k, "a": a, "t0": t0, "t1": t1, "r": r, "v": v}
+
+
+def test_a_clean_register_history_is_linearizable():
+    ops = [
+        op("write", "/k", "a", 0, 1, "ok", 1),
+        op("cas", "/k", [1, "b"], 2, 3, "ok", 2, p="c2"),
+        op("cas", "/k", [1, "c"], 2.5, 4, "fail", "BadVersion"),
+        op("write", "/k", "d", 5, None, "info", "ConnectionLoss"),
+    ]
+    assert checker.check_registers(ops, {"/k": (3, "d")}) == []
+    assert checker.check_registers(ops, {"/k": (2, "b")}) == [], "the lost-contact write may not apply"
+
+
+def test_concurrent_writes_may_take_effect_in_either_order():
+    ops = [op("write", "/k", "a", 0, 3, "ok", 2), op("write", "/k", "b", 1, 2, "ok", 1, p="c2")]
+    assert checker.check_registers(ops, {"/k": (2, "a")}) == []
+
+
+def test_a_lost_acknowledged_write_is_caught():
+    ops = [
+        op("cas", "/k", [0, "a"], 0, 1, "ok", 1),
+        # Acknowledged at version 2, but a later CAS from version 1 succeeds.
+        op("cas", "/k", [1, "b"], 2, 3, "ok", 2),
+        op("cas", "/k", [1, "c"], 4, 5, "ok", 2, p="c2"),
+    ]
+    assert checker.check_registers(ops, {"/k": (2, "c")})
+
+
+def test_a_stale_cas_and_a_final_state_without_an_acknowledged_write_are_caught():
+    stale = [op("cas", "/k", [0, "a"], 0, 1, "ok", 1), op("cas", "/k", [1, "b"], 2, 3, "fail", "BadVersion")]
+    assert checker.check_registers(stale, {"/k": (1, "a")})
+    lost = [op("write", "/k", "a", 0, 1, "ok", 1)]
+    assert checker.check_registers(lost, {"/k": (0, "")})
+
+
+def test_sessions_that_go_back_in_time_or_read_unwritten_values_are_caught():
+    ops = [
+        op("write", "/k", "a", 0, 1, "ok", 1),
+        op("write", "/k", "b", 2, 3, "ok", 2),
+        op("read", "/k", None, 4, 5, "ok", [2, "b"], p="c2", s="s2"),
+        op("read", "/k", None, 6, 7, "ok", [1, "a"], p="c2", s="s2"),
+        op("read", "/k", None, 8, 9, "ok", [3, "zzz"], p="c3", s="s3"),
+    ]
+    found = checker.check_session_reads(ops)
+    assert any("back in time" in a for a in found)
+    assert any("no write had written" in a for a in found)
+    assert checker.check_session_reads(ops[:3]) == []
+
+
+def test_lost_and_duplicate_sequential_creates_are_caught():
+    ops = [op("create-seq", "/seq", "x", 0, 1, "ok", "/seq/c1-0000000001"),
+           op("create-seq", "/seq", "y", 0, 1, "ok", "/seq/c2-0000000002")]
+    assert checker.check_sequential(ops, ["c1-0000000001", "c2-0000000002"]) == []
+    assert checker.check_sequential(ops, ["c1-0000000001"])
+    assert checker.check_sequential(ops, ["c1-0000000001", "c2-0000000002", "c3-0000000002"])
+
+
+def test_a_half_applied_multi_is_caught():
+    ops = [op("multi", "/m/key", 0, 0, 1, "ok", 1)]
+    assert checker.check_multi(ops, 1, ["1"]) == []
+    assert checker.check_multi(ops, 2, ["1"])
+    assert checker.check_multi(ops, 0, [])
+
+
+def test_premature_expiry_leaks_and_vanished_ephemerals_are_caught():
+    acks = [i * 0.2 for i in range(1, 50)]
+    fine = {"created": 0.0, "acks": acks, "missing": [], "ready": 0.0}
+    assert checker.check_owners({"o": fine}, 4.0, 1.5, 5.4) == []
+    premature = dict(fine, lost=10.0)
+    assert checker.check_owners({"o": premature}, 4.0, 1.5, 5.4)
+    after_silence = dict(fine, acks=[0.2, 0.4], lost=5.0)
+    assert checker.check_owners({"o": after_silence}, 4.0, 1.5, 5.4) == []
+    leaked = dict(fine, killed=11.0, ready=12.0)
+    assert checker.check_owners({"o": leaked}, 4.0, 1.5, 5.4)
+    slow = dict(leaked, gone=20.0)
+    assert checker.check_owners({"o": slow}, 4.0, 1.5, 5.4)
+    assert checker.check_owners({"o": dict(leaked, gone=16.0)}, 4.0, 1.5, 5.4) == []
+    assert checker.check_owners({"o": dict(fine, missing=[3.0])}, 4.0, 1.5, 5.4)
+
+
+def test_watches_that_fire_twice_or_never_are_caught():
+    finals = {"/k": (5, "x")}
+    assert checker.check_watches([{"k": "/k", "t": 1, "ver": 4, "fired": [2]}], finals) == []
+    assert checker.check_watches([{"k": "/k", "t": 1, "ver": 4, "fired": [2, 3]}], finals)
+    assert checker.check_watches([{"k": "/k", "t": 1, "ver": 4, "fired": []}], finals)
+    assert checker.check_watches([{"k": "/k", "t": 1, "ver": 5, "fired": []}], finals) == []
+    assert checker.check_watches([{"k": "/k", "t": 1, "ver": 4, "fired": [], "lost": True}],
+                                 finals) == []
+
+
+def test_schedules_are_reproducible_from_their_seed_and_cut_what_they_say():
+    assert schedule(7, 3, 40) == schedule(7, 3, 40)
+    assert schedule(7, 3, 40) != schedule(8, 3, 40)
+    assert all(hold > 4.0 for _, f, _, hold in schedule(3, 5, 200) if f.startswith("pause"))
+    assert sorted(blocked_links("isolate-leader", [2, 1, 3], 1, 3)) == \
+        [(1, 2), (1, 3), (2, 1), (3, 1)]
+    assert sorted(blocked_links("one-way", [2, 1, 3], 1, 3)) == [(2, 1), (3, 1)]
+    bridge = blocked_links("bridge", [1, 2, 3, 4, 5], None, 5)
+    assert not any(1 in link for link in bridge), "the bridge sees both sides"
+    assert (2, 4) in bridge and (2, 3) not in bridge
+
+
+SMOKE = [("paddock", 3, 1), ("paddock", 3, 2), ("paddock", 5, 3), ("zookeeper", 3, 1)]
+
+
+@pytest.mark.parametrize("kind,size,seed", SMOKE, ids=[f"{k}-{n}-seed{s}" for k, n, s in SMOKE])
+def test_a_seeded_fault_run_is_clean(kind, size, seed, tmp_path):
+    result = Run(kind, size, seed, 25, tmp_path).execute()
+    assert result["ops"].get("cas ok", 0) + result["ops"].get("write ok", 0) > 20, result["ops"]
+    assert result["owner sessions"] >= 4
+    bad = {k: v for k, v in result["anomalies"].items() if v}
+    assert not bad, f"seed {seed} on {kind} ({size} servers): {bad}; see {tmp_path}"
