@@ -211,15 +211,20 @@ impl ServerArgs {
 }
 
 /// Logs go to stderr; the filter is RUST_LOG if set, else `level`, else
-/// info (openraft's own chatter only from warn up).
+/// info (openraft's own chatter only from warn up, and not its warning on
+/// every failed heartbeat or replication call: the peer network reports
+/// an unreachable peer itself, once per 10 s).
 fn init_logging(level: Option<&str>) -> anyhow::Result<()> {
+    const QUIET: &str = "openraft=warn,openraft::core::heartbeat=error,\
+        openraft::replication=error,openraft::engine::handler::replication_handler=error,\
+        zookeeper_client=warn";
     use tracing_subscriber::EnvFilter;
     let filter = match std::env::var("RUST_LOG") {
         Ok(env) if !env.is_empty() => EnvFilter::try_new(&env)
             .map_err(|e| anyhow::anyhow!("RUST_LOG: '{env}' is not a log filter: {e}"))?,
         _ => {
             let level = level.unwrap_or("info");
-            EnvFilter::try_new(format!("{level},openraft=warn,zookeeper_client=warn"))
+            EnvFilter::try_new(format!("{level},{QUIET}"))
                 .map_err(|e| anyhow::anyhow!("log level '{level}' is not a log filter: {e}"))?
         }
     };

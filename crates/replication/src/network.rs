@@ -13,12 +13,14 @@ use openraft::raft::{
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, RaftNetworkFactory, RaftNetworkV2};
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
+use tracing::{info, warn};
 
 /// Installing a snapshot may take longer than a heartbeat's timeout.
 const SNAPSHOT_DONE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -26,6 +28,73 @@ const SNAPSHOT_DONE_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Network {
     /// Peer specs from this server's config, by id.
     pub local: Arc<BTreeMap<u64, String>>,
+    /// Whether each peer answers, shared by every client openraft makes
+    /// for it (heartbeats, replication, votes).
+    pub reachability: Arc<Mutex<BTreeMap<u64, Reachability>>>,
+}
+
+/// How often, at most, an unreachable peer is reported again.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// What to log about a peer after a call to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    Nothing,
+    /// It stopped answering (the first failure after a success).
+    Unreachable,
+    /// Still not answering: this many failed calls since the last report.
+    Still {
+        failed: u64,
+    },
+    /// Answering again after this many failed calls over this long.
+    Back {
+        failed: u64,
+        down: Duration,
+    },
+}
+
+/// One line when a peer stops answering, one per `REPORT_EVERY` while it
+/// stays down (with a count), one when it is back: openraft's own warning
+/// on every failed heartbeat (every 20 ms) is filtered out. Pure: the
+/// caller passes the time.
+#[derive(Debug, Default)]
+pub struct Reachability {
+    /// Since when it has not answered, and when that was last reported.
+    down: Option<(Instant, Instant)>,
+    failed_total: u64,
+    failed_since_report: u64,
+}
+
+impl Reachability {
+    pub fn record(&mut self, ok: bool, now: Instant) -> Report {
+        match (ok, self.down) {
+            (true, None) => Report::Nothing,
+            (true, Some((since, _))) => {
+                let report = Report::Back {
+                    failed: self.failed_total,
+                    down: now.duration_since(since),
+                };
+                *self = Reachability::default();
+                report
+            }
+            (false, None) => {
+                self.down = Some((now, now));
+                self.failed_total = 1;
+                Report::Unreachable
+            }
+            (false, Some((since, reported))) => {
+                self.failed_total += 1;
+                self.failed_since_report += 1;
+                if now.duration_since(reported) < REPORT_EVERY {
+                    return Report::Nothing;
+                }
+                self.down = Some((since, now));
+                Report::Still {
+                    failed: std::mem::take(&mut self.failed_since_report),
+                }
+            }
+        }
+    }
 }
 
 impl Network {
@@ -39,6 +108,8 @@ impl Network {
 
 pub struct PeerClient {
     link: Link,
+    target: u64,
+    reachability: Arc<Mutex<BTreeMap<u64, Reachability>>>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -47,6 +118,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerClient {
         PeerClient {
             link: Link::new(&Network::spec_of(&self.local, target, &node.addr)),
+            target,
+            reachability: self.reachability.clone(),
         }
     }
 }
@@ -64,7 +137,31 @@ fn unexpected(reply: PeerReply) -> io::Error {
 
 impl PeerClient {
     async fn call(&mut self, req: PeerRequest, timeout: Duration) -> io::Result<PeerReply> {
-        self.link.call(&req, timeout).await
+        let result = self.link.call(&req, timeout).await;
+        let report = self
+            .reachability
+            .lock()
+            .entry(self.target)
+            .or_default()
+            .record(result.is_ok(), Instant::now());
+        let peer = self.target;
+        match (report, &result) {
+            (Report::Unreachable, Err(e)) => warn!(peer, "peer unreachable: {e}"),
+            (Report::Still { failed }, Err(e)) => warn!(
+                peer,
+                failed,
+                "peer still unreachable ({failed} failed calls in the last {}s): {e}",
+                REPORT_EVERY.as_secs()
+            ),
+            (Report::Back { failed, down }, _) => info!(
+                peer,
+                failed,
+                "peer reachable again after {:.1}s",
+                down.as_secs_f64()
+            ),
+            _ => {}
+        }
+        result
     }
 
     /// Sends `req` and takes the reply `pick` accepts; anything else, or
@@ -179,5 +276,33 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             self.link.reset();
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_peer_is_reported_once_then_every_interval_then_when_back() {
+        let mut r = Reachability::default();
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        assert_eq!(r.record(true, at(0)), Report::Nothing);
+        assert_eq!(r.record(false, at(20)), Report::Unreachable);
+        for ms in (40..10_020).step_by(20) {
+            assert_eq!(r.record(false, at(ms)), Report::Nothing, "at {ms} ms");
+        }
+        assert_eq!(r.record(false, at(10_020)), Report::Still { failed: 500 });
+        assert_eq!(r.record(false, at(10_040)), Report::Nothing);
+        assert_eq!(
+            r.record(true, at(12_020)),
+            Report::Back {
+                failed: 502,
+                down: Duration::from_secs(12)
+            }
+        );
+        assert_eq!(r.record(true, at(12_040)), Report::Nothing);
+        assert_eq!(r.record(false, at(12_060)), Report::Unreachable);
     }
 }
