@@ -67,6 +67,25 @@ pub trait Applier: Send + Sync + 'static {
     fn log_written(&self, took: Duration);
 }
 
+/// A leader tells its followers of each commit at once with a heartbeat
+/// (it carries the commit index), as ZooKeeper's leader sends COMMIT to
+/// every follower when a quorum has acknowledged. Otherwise a follower
+/// whose own append was still in flight when the quorum formed learns of
+/// the commit only after answering it and being sent the index, a round
+/// trip later, and reads there miss a write already acknowledged through
+/// another server more often. A follower applies what is committed as
+/// soon as it has accepted it, without waiting for its own fsync. The
+/// notifications coalesce: at most one heartbeat round is asked for per
+/// applied batch, and a round in flight absorbs the ones behind it.
+async fn announce_commits(raft: Raft<TypeConfig, StateMachine>, applied: Arc<tokio::sync::Notify>) {
+    loop {
+        applied.notified().await;
+        if raft.is_leader() && raft.trigger().heartbeat().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// The other servers of an ensemble, as zoo.cfg lists them.
 #[derive(Debug, Clone)]
 pub struct Ensemble {
@@ -207,6 +226,10 @@ impl Opened {
             retain: options.snap_retain,
             current: Mutex::new(loaded.snapshot),
         });
+        let applied_batch = options
+            .ensemble
+            .as_ref()
+            .map(|_| Arc::new(tokio::sync::Notify::new()));
         let machine = StateMachine {
             node_id,
             tree,
@@ -215,6 +238,7 @@ impl Opened {
             files,
             flushed,
             log: log.clone(),
+            applied_batch: applied_batch.clone(),
         };
         let config = Config {
             cluster_name: "paddock".into(),
@@ -249,6 +273,7 @@ impl Opened {
         );
         let network = Network {
             local: local.clone(),
+            reachability: Default::default(),
         };
         let raft = Raft::new(node_id, Arc::new(config), network, log, machine)
             .await
@@ -299,6 +324,9 @@ impl Opened {
             ),
             tokio::spawn(forward::run(queue, status_tx, local.clone())),
         ];
+        if let Some(applied) = applied_batch {
+            tasks.push(tokio::spawn(announce_commits(raft.clone(), applied)));
+        }
         if let Some(listener) = listener {
             let ctx = Arc::new(PeerContext {
                 raft: raft.clone(),

@@ -42,6 +42,9 @@ pub struct StateMachine {
     pub(crate) files: Arc<SnapshotFiles>,
     pub(crate) flushed: Flushed,
     pub(crate) log: LogStore,
+    /// In an ensemble: told after every applied batch, so a leader tells
+    /// its followers of the commit at once (`announce_commits`).
+    pub(crate) applied_batch: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -90,6 +93,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
         }
         self.applier.settled();
+        if let Some(batch) = &self.applied_batch {
+            batch.notify_one();
+        }
         Ok(())
     }
 
