@@ -3,6 +3,7 @@
   scripts/faults run --system paddock --servers 3 --seed 7 [--duration 30]
   scripts/faults campaign --systems paddock,zookeeper --servers 3,5 \\
       --seeds 0-99 --duration 30 --out bench/results/faults.md
+  scripts/faults stale --systems paddock,zookeeper --writes 2000
 
 Each run keeps its servers' logs, the workers' histories and result.json
 under --workdir (default /tmp/paddock-faults), so a failing seed can be
@@ -17,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .run import Run
+from .stale import report as stale_report
 
 
 def seeds(text):
@@ -82,7 +84,18 @@ def main():
     c.add_argument("--workdir", default="/tmp/paddock-faults")
     c.add_argument("--out", help="write the summary table (markdown) here")
     c.add_argument("--jsonl", help="append every run's result here")
+    st = sub.add_parser("stale", help="how often a read misses a write just acknowledged elsewhere")
+    st.add_argument("--systems", default="paddock,zookeeper")
+    st.add_argument("--servers", type=int, default=3)
+    st.add_argument("--writes", type=int, default=2000)
+    st.add_argument("--workdir", default="/tmp/paddock-faults")
     args = ap.parse_args()
+    if args.cmd == "stale":
+        for kind in args.systems.split(","):
+            d = Path(args.workdir) / f"stale-{kind}"
+            shutil.rmtree(d, ignore_errors=True)
+            print(json.dumps(stale_report(kind, args.servers, args.writes, d)), flush=True)
+        return 0
     if args.cmd == "run":
         result = one(args.system, args.servers, args.seed, args.duration, args.workdir, True)
         print(json.dumps({k: v for k, v in result.items() if k not in ("nemesis",)}, indent=1))

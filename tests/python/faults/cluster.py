@@ -191,13 +191,11 @@ class Cluster:
         log = open(m.dir / "server.log", "a")
         if self.kind == "paddock":
             cmd = [paddock_binary(), "server", "--config", str(m.dir / "zoo.cfg")]
-            env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info"))
         else:
             cmd = ["java", "-Xms128m", "-Xmx256m", "-XX:+UseSerialGC",
                    f"-Dzookeeper.log.dir={m.dir}", "-cp", ZK_CLASSPATH,
                    "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(m.dir / "zoo.cfg")]
-            env = dict(os.environ)
-        m.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        m.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         m.paused = False
         log.close()
 
