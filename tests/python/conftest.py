@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from faults.cluster import ROOT, ZK_CLASSPATH, four_letter, free_port, paddock_binary  # noqa: F401
+from faults.cluster import (  # noqa: F401 - the tests import these from here
+    ROOT, ZK_CLASSPATH, four_letter, free_port, paddock_binary, server_mode)
 
 
 def wait_serving(port, proc, what, deadline_s=30):
@@ -145,13 +146,7 @@ class Member:
             self.log = None
 
     def mode(self):
-        try:
-            for line in four_letter(self.port, "srvr", timeout=0.5).splitlines():
-                if line.startswith("Mode: "):
-                    return line[len("Mode: "):]
-        except OSError:
-            pass
-        return None
+        return server_mode(self.port)
 
 
 class Ensemble:

@@ -165,10 +165,11 @@ def check_session_reads(ops):
             written[o["k"]][data] = (o["t0"], o["v"] if o["r"] == "ok" else None)
     last = {}
     for o in sorted((o for o in ops if o["r"] == "ok"), key=lambda o: o["t1"]):
-        if o["f"] not in ("read", "write", "cas"):
+        if o["f"] not in ("read", "sync-read", "write", "cas"):
             continue
-        version = o["v"][0] if o["f"] == "read" else o["v"]
-        if o["f"] == "read":
+        reads = o["f"] in ("read", "sync-read")
+        version = o["v"][0] if reads else o["v"]
+        if reads:
             data = o["v"][1]
             if version > 0:
                 w = written[o["k"]].get(data)
@@ -189,27 +190,62 @@ def check_session_reads(ops):
     return anomalies
 
 
+def check_sync_reads(ops):
+    """A read after sync sees every write to its key acknowledged before
+    the sync was sent (ZooKeeper's sync: the server catches up with the
+    leader first)."""
+    anomalies = []
+    acked = defaultdict(list)  # key -> (completed, version)
+    for o in ops:
+        if o["f"] in ("write", "cas") and o["r"] == "ok":
+            acked[o["k"]].append((o["t1"], o["v"]))
+    for o in ops:
+        if o["f"] != "sync-read" or o["r"] != "ok":
+            continue
+        before = [v for t, v in acked[o["k"]] if t < o["t0"]]
+        if before and o["v"][0] < max(before):
+            anomalies.append(f"{o['p']} synced and read {o['k']} at version {o['v'][0]} at "
+                             f"{o['t0']:.3f}; version {max(before)} was acknowledged before")
+    return anomalies
+
+
+def check_locks(holds, states):
+    """Kazoo's lock recipe: no two holders at once, unless one of them was
+    disconnected during its hold (it may have lost its session, and with it
+    the lock, without knowing: ZooKeeper's locks need fencing for that).
+    `holds`: dicts p, t0 (acquired), t1 (about to release). `states`:
+    process -> times of its connection state changes."""
+    anomalies = []
+    holds = sorted(holds, key=lambda h: h["t0"])
+
+    def steady(h):
+        return not any(h["t0"] <= t <= h["t1"] for t in states.get(h["p"], []))
+
+    for i, a in enumerate(holds):
+        for b in holds[i + 1:]:
+            if b["t0"] >= a["t1"]:
+                break
+            if a["p"] != b["p"] and steady(a) and steady(b):
+                anomalies.append(f"{a['p']} held the lock {a['t0']:.3f}..{a['t1']:.3f} and "
+                                 f"{b['p']} {b['t0']:.3f}..{b['t1']:.3f}, both connected throughout")
+    return anomalies
+
+
 def check_sequential(ops, children):
     """Every acknowledged sequential create is in `children` (the final
     listing of the parent), and no sequence number was given twice."""
     anomalies = []
     present = set(children)
     acked = [o["v"].rsplit("/", 1)[-1] for o in ops if o["f"] == "create-seq" and o["r"] == "ok"]
-    numbers = defaultdict(list)
-    for name in acked:
-        numbers[name[-10:]].append(name)
-    for number, names in numbers.items():
-        if len(names) > 1:
-            anomalies.append(f"sequence number {number} given to {names}")
+    for what, names in (("given to", acked), ("present twice:", present)):
+        by_number = defaultdict(list)
+        for name in names:
+            by_number[name[-10:]].append(name)
+        anomalies += [f"sequence number {number} {what} {sorted(same)}"
+                      for number, same in sorted(by_number.items()) if len(same) > 1]
     for name in acked:
         if name not in present:
             anomalies.append(f"acknowledged sequential create {name} is lost")
-    seq_of = defaultdict(list)
-    for name in present:
-        seq_of[name[-10:]].append(name)
-    for number, names in seq_of.items():
-        if len(names) > 1:
-            anomalies.append(f"sequence number {number} present twice: {names}")
     return anomalies
 
 

@@ -39,6 +39,18 @@ def four_letter(port, word, timeout=2.0):
             out += chunk
 
 
+def server_mode(port):
+    """What `srvr` says the server at `port` is (leader, follower, ...),
+    or None if it does not answer or does not serve."""
+    try:
+        for line in four_letter(port, "srvr", timeout=0.5).splitlines():
+            if line.startswith("Mode: "):
+                return line[len("Mode: "):]
+    except OSError:
+        pass
+    return None
+
+
 def paddock_binary():
     env = os.environ.get("PADDOCK_BIN")
     if env:
@@ -139,13 +151,7 @@ class Member:
         return self.proc is not None and self.proc.poll() is None
 
     def mode(self):
-        try:
-            for line in four_letter(self.client, "srvr", timeout=0.5).splitlines():
-                if line.startswith("Mode: "):
-                    return line[len("Mode: "):]
-        except OSError:
-            pass
-        return None
+        return server_mode(self.client)
 
 
 class Cluster:

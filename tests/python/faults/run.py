@@ -21,7 +21,7 @@ from kazoo.client import KazooClient
 
 from . import checker
 from .cluster import Cluster
-from .workload import KEYS, MULTI_HIST, MULTI_KEY, OWNERS, SEQ_PARENT
+from .workload import KEYS, LOCK, MULTI_HIST, MULTI_KEY, OWNERS, SEQ_PARENT
 
 FAULTS = ("isolate-leader", "partition", "bridge", "one-way", "kill", "kill-leader",
           "pause-leader", "pause")
@@ -76,7 +76,7 @@ def setup_tree(hosts):
     zk.start(timeout=30)
     for key in KEYS:
         zk.ensure_path(key)
-    for path in (SEQ_PARENT, OWNERS, MULTI_KEY, MULTI_HIST):
+    for path in (SEQ_PARENT, OWNERS, MULTI_KEY, MULTI_HIST, LOCK):
         zk.ensure_path(path)
     zk.stop()
     zk.close()
@@ -167,6 +167,8 @@ class Run:
             for i in range(4):
                 self.spawn("owner", f"owner{i}", self.stop_owners)
             self.spawn("watcher", "watcher", self.stop_owners)
+            for i in range(2):
+                self.spawn("locker", f"locker{i}", self.stop_clients)
             start = time.monotonic()
             owner_kills = sorted(rng.uniform(3, self.duration_s) for _ in range(2))
             for at, fault, ids, hold in steps:
@@ -217,7 +219,7 @@ class Run:
         time.sleep(1.0)
         self.stop_clients.touch()
         for name, p in self.workers.items():
-            if name.startswith("client"):
+            if name.startswith(("client", "locker")):
                 try:
                     p.wait(30)
                 except subprocess.TimeoutExpired:
@@ -250,10 +252,12 @@ class Run:
         anomalies = {
             "linearizable registers": checker.check_registers(ops, finals),
             "session order and real values": checker.check_session_reads(ops),
+            "sync then read": checker.check_sync_reads(ops),
             "sequential creates": checker.check_sequential(ops, children),
             "multi atomicity": checker.check_multi(ops, multi_version, history),
             "ephemerals and expiry": checker.check_owners(owners, SESSION_TIMEOUT_S, 1.5, vanish_s),
             "watches": checker.check_watches(arms, finals),
+            "lock": checker.check_locks(*self.lock_holds()),
             "replicas identical": checker.check_replicas(trees),
         }
         counts = defaultdict(int)
@@ -266,6 +270,7 @@ class Run:
             "nemesis": self.nemesis_log,
             "ops": dict(sorted(counts.items())),
             "watches armed": len(arms),
+            "lock holds": len(self.lock_holds()[0]),
             "owner sessions": len(owners),
             "anomalies": anomalies,
             "ok": not any(anomalies.values()),
@@ -324,6 +329,16 @@ class Run:
             if "lost" in rec:
                 rec["missing"] = []
         return events
+
+    def lock_holds(self):
+        holds, states = [], defaultdict(list)
+        for n in ("locker0", "locker1"):
+            for e in read_log(self.dir / f"{n}.jsonl"):
+                if e["ev"] == "hold":
+                    holds.append(e)
+                elif e["ev"] == "state":
+                    states[n].append(e["t"])
+        return holds, states
 
     def watch_arms(self):
         arms = {}

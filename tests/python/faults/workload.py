@@ -6,12 +6,13 @@ CLOCK_MONOTONIC times (the same clock in every process of the machine).
 
 Roles:
   client   one session at a time, sequential operations on the register
-           keys (read, write, CAS), sequential creates and multis; an
+           keys (read, sync+read, write, CAS), sequential creates and multis; an
            operation is {"p","s","f","k","a","t0","t1","r","v"} (checker.py)
   owner    holds an ephemeral node and checks it every 200 ms; when its
            session expires it starts a new one (a new generation)
   watcher  arms one-shot data watches on the register keys and records
            each firing
+  locker   takes Kazoo's lock recipe in turns with the other lockers
 """
 
 import json
@@ -29,6 +30,7 @@ MULTI_KEY = "/m/key"
 MULTI_HIST = "/m/hist"
 SEQ_PARENT = "/seq"
 OWNERS = "/owners"
+LOCK = "/lock"
 OP_TIMEOUT_S = 5.0
 
 
@@ -110,19 +112,19 @@ def run_client(hosts, log, rng, stop, timeout_s):
         value = f"{log.name}-{counter}"
         r = rng.random()
         t0 = now()
-        if r < 0.3:
+        if r < 0.25:
             key = rng.choice(KEYS)
             res, v = outcome(lambda: zk.get_async(key))
             if res == "ok":
                 versions[key] = v[1].version
                 v = (v[1].version, v[0].decode())
             log.write(s=session.id(), f="read", k=key, a=None, t0=t0, t1=now(), r=res, v=v)
-        elif r < 0.5:
+        elif r < 0.45:
             key = rng.choice(KEYS)
             res, v = outcome(lambda: zk.set_async(key, value.encode()))
             log.write(s=session.id(), f="write", k=key, a=value, t0=t0, t1=now(), r=res,
                       v=v.version if res == "ok" else v)
-        elif r < 0.75:
+        elif r < 0.7:
             key = rng.choice(KEYS)
             expected = versions.get(key, 0) + rng.choice([0, 0, 0, 1])
             res, v = outcome(lambda: zk.set_async(key, value.encode(), version=expected))
@@ -130,7 +132,15 @@ def run_client(hosts, log, rng, stop, timeout_s):
                 versions[key] = v.version
             log.write(s=session.id(), f="cas", k=key, a=[expected, value], t0=t0, t1=now(), r=res,
                       v=v.version if res == "ok" else v)
-        elif r < 0.9:
+        elif r < 0.8:
+            key = rng.choice(KEYS)
+            res, v = outcome(lambda: zk.sync_async(key))
+            if res == "ok":
+                res, v = outcome(lambda: zk.get_async(key))
+            if res == "ok":
+                v = (v[1].version, v[0].decode())
+            log.write(s=session.id(), f="sync-read", k=key, a=None, t0=t0, t1=now(), r=res, v=v)
+        elif r < 0.92:
             res, v = outcome(lambda: zk.create_async(f"{SEQ_PARENT}/{log.name}-",
                                                      value.encode(), sequence=True))
             log.write(s=session.id(), f="create-seq", k=SEQ_PARENT, a=value, t0=t0, t1=now(), r=res, v=v)
@@ -232,12 +242,41 @@ def run_watcher(hosts, log, rng, stop, timeout_s):
     zk.close()
 
 
+def run_locker(hosts, log, rng, stop, timeout_s):
+    """Takes Kazoo's lock recipe in turns with the other lockers, holding
+    it 50-150 ms; records each hold and every connection state change (a
+    holder that was disconnected may have lost the lock unknowingly)."""
+
+    def on_state(state):
+        log.write(ev="state", state=str(state), t=now())
+
+    zk = connect(hosts, timeout_s, on_state)
+    lock = zk.Lock(LOCK, log.name)
+    while not os.path.exists(stop):
+        try:
+            if not lock.acquire(timeout=3):
+                continue
+        except Exception:  # noqa: BLE001 - connection trouble: try again
+            time.sleep(0.1)
+            continue
+        acquired = now()
+        time.sleep(rng.uniform(0.05, 0.15))
+        log.write(ev="hold", t0=acquired, t1=now())
+        try:
+            lock.release()
+        except Exception:  # noqa: BLE001 - the lock went with the session
+            pass
+        time.sleep(rng.uniform(0.0, 0.05))
+    zk.stop()
+    zk.close()
+
+
 def main():
     role, hosts, path, seed, stop, timeout_s = sys.argv[1:7]
     rng = random.Random(int(seed))
     name = os.path.basename(path).rsplit(".", 1)[0]
     log = Log(path, name)
-    {"client": run_client, "owner": run_owner, "watcher": run_watcher}[role](
+    {"client": run_client, "owner": run_owner, "watcher": run_watcher, "locker": run_locker}[role](
         hosts, log, rng, stop, float(timeout_s))
 
 
