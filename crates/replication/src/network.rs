@@ -40,7 +40,7 @@ const REPORT_EVERY: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Report {
     Nothing,
-    /// It stopped answering (the first failure after a success).
+    /// It stopped answering.
     Unreachable,
     /// Still not answering: this many failed calls since the last report.
     Still {
@@ -54,44 +54,55 @@ pub enum Report {
 }
 
 /// One line when a peer stops answering, one per `REPORT_EVERY` while it
-/// stays down (with a count), one when it is back: openraft's own warning
-/// on every failed heartbeat (every 20 ms) is filtered out. Pure: the
-/// caller passes the time.
+/// stays down (with a count), one when it is back; a peer that fails now
+/// and then (a slow call under load) is reported at most once per
+/// `REPORT_EVERY` too. openraft's own warning on every failed heartbeat
+/// (every 20 ms) is filtered out. Pure: the caller passes the time.
 #[derive(Debug, Default)]
 pub struct Reachability {
-    /// Since when it has not answered, and when that was last reported.
-    down: Option<(Instant, Instant)>,
-    failed_total: u64,
+    /// When the current run of failures began.
+    failing_since: Option<Instant>,
+    /// When it was last reported down, if the report still stands.
+    reported_down: Option<Instant>,
+    /// When anything was last reported.
+    last_report: Option<Instant>,
+    failed: u64,
     failed_since_report: u64,
 }
 
 impl Reachability {
     pub fn record(&mut self, ok: bool, now: Instant) -> Report {
-        match (ok, self.down) {
-            (true, None) => Report::Nothing,
-            (true, Some((since, _))) => {
-                let report = Report::Back {
-                    failed: self.failed_total,
-                    down: now.duration_since(since),
-                };
-                *self = Reachability::default();
-                report
+        let quiet = self
+            .last_report
+            .is_some_and(|at| now.duration_since(at) < REPORT_EVERY);
+        if ok {
+            let Some(since) = self.failing_since.take() else {
+                return Report::Nothing;
+            };
+            let failed = std::mem::take(&mut self.failed);
+            self.failed_since_report = 0;
+            if self.reported_down.take().is_none() {
+                return Report::Nothing;
             }
-            (false, None) => {
-                self.down = Some((now, now));
-                self.failed_total = 1;
-                Report::Unreachable
-            }
-            (false, Some((since, reported))) => {
-                self.failed_total += 1;
-                self.failed_since_report += 1;
-                if now.duration_since(reported) < REPORT_EVERY {
-                    return Report::Nothing;
-                }
-                self.down = Some((since, now));
-                Report::Still {
-                    failed: std::mem::take(&mut self.failed_since_report),
-                }
+            self.last_report = Some(now);
+            return Report::Back {
+                failed,
+                down: now.duration_since(since),
+            };
+        }
+        self.failing_since.get_or_insert(now);
+        self.failed += 1;
+        self.failed_since_report += 1;
+        if quiet {
+            return Report::Nothing;
+        }
+        self.last_report = Some(now);
+        if self.reported_down.replace(now).is_none() {
+            self.failed_since_report = 0;
+            Report::Unreachable
+        } else {
+            Report::Still {
+                failed: std::mem::take(&mut self.failed_since_report),
             }
         }
     }
@@ -172,7 +183,8 @@ impl PeerClient {
         option: RPCOption,
         pick: impl FnOnce(PeerReply) -> Result<T, PeerReply>,
     ) -> Result<T, RPCError<TypeConfig>> {
-        match self.call(req, option.hard_ttl()).await {
+        // Our own deadline, before openraft's hard one abandons the call.
+        match self.call(req, option.soft_ttl()).await {
             Ok(reply) => {
                 pick(reply).map_err(|other| RPCError::Unreachable(unreachable(&unexpected(other))))
             }
@@ -303,6 +315,22 @@ mod tests {
             }
         );
         assert_eq!(r.record(true, at(12_040)), Report::Nothing);
-        assert_eq!(r.record(false, at(12_060)), Report::Unreachable);
+    }
+
+    #[test]
+    fn a_peer_that_fails_now_and_then_is_reported_at_most_once_an_interval() {
+        let mut r = Reachability::default();
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        assert_eq!(r.record(false, at(0)), Report::Unreachable);
+        assert!(matches!(
+            r.record(true, at(20)),
+            Report::Back { failed: 1, .. }
+        ));
+        for ms in (40..10_020).step_by(40) {
+            assert_eq!(r.record(false, at(ms)), Report::Nothing, "at {ms} ms");
+            assert_eq!(r.record(true, at(ms + 20)), Report::Nothing, "at {ms} ms");
+        }
+        assert_eq!(r.record(false, at(10_040)), Report::Unreachable);
     }
 }

@@ -47,7 +47,8 @@ pub enum PeerRequest {
     },
     /// Writes a follower or observer passes to the leader, in order.
     Forward(Vec<Command>),
-    /// Sessions the sender's clients were heard from (no reply).
+    /// Sessions the sender's clients were heard from; answered `Touched`
+    /// by a leader (a server that does not lead says `Failed`).
     Touch(Vec<i64>),
     /// A leader stepping down names its successor.
     TransferLeader(TransferLeaderRequest<TypeConfig>),
@@ -64,6 +65,7 @@ pub enum PeerReply {
     Vote(VoteResponse<TypeConfig>),
     Snapshot(SnapshotResponse<TypeConfig>),
     Forwarded,
+    Touched,
     TransferLeader(TransferLeaderResponse<TypeConfig>),
     /// The new config version, or why the reconfig was refused.
     Reconfigured(Result<u64, ReconfigError>),
@@ -111,21 +113,24 @@ impl Link {
         }
     }
 
-    async fn connected(&mut self) -> io::Result<&mut Framed<TcpStream, LengthDelimitedCodec>> {
-        if self.conn.is_none() {
-            let addr = self
-                .addr
-                .as_deref()
-                .ok_or_else(|| io::Error::other("the peer has no address"))?;
-            let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-                .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-            stream.set_nodelay(true)?;
-            self.conn = Some(Framed::new(stream, codec()));
+    /// The open connection, taken out of the link (or a new one): a
+    /// request puts it back only once its exchange completed, so a
+    /// request abandoned half-way (its caller timed out and dropped it)
+    /// leaves no connection behind whose late reply the next request
+    /// could take for its own.
+    async fn take_connection(&mut self) -> io::Result<Framed<TcpStream, LengthDelimitedCodec>> {
+        if let Some(conn) = self.conn.take() {
+            return Ok(conn);
         }
-        self.conn
-            .as_mut()
-            .ok_or_else(|| io::Error::other("not connected"))
+        let addr = self
+            .addr
+            .as_deref()
+            .ok_or_else(|| io::Error::other("the peer has no address"))?;
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        stream.set_nodelay(true)?;
+        Ok(Framed::new(stream, codec()))
     }
 
     /// Drops the connection; the next request dials again.
@@ -136,11 +141,10 @@ impl Link {
     /// Sends a request that gets no reply.
     pub async fn send(&mut self, req: &PeerRequest) -> io::Result<()> {
         let frame = encode(req)?;
-        let result = async { self.connected().await?.send(frame).await }.await;
-        if result.is_err() {
-            self.conn = None;
-        }
-        result
+        let mut conn = self.take_connection().await?;
+        conn.send(frame).await?;
+        self.conn = Some(conn);
+        Ok(())
     }
 
     /// Sends a request and waits up to `timeout` for its reply. After any
@@ -149,25 +153,28 @@ impl Link {
     pub async fn call(&mut self, req: &PeerRequest, timeout: Duration) -> io::Result<PeerReply> {
         let frame = encode(req)?;
         let exchange = async {
-            let conn = self.connected().await?;
+            let mut conn = self.take_connection().await?;
             conn.send(frame).await?;
-            match conn.next().await {
-                Some(Ok(reply)) => decode::<PeerReply>(&reply),
-                Some(Err(e)) => Err(e),
-                None => Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the peer closed the connection",
-                )),
+            let reply = match conn.next().await {
+                Some(Ok(reply)) => decode::<PeerReply>(&reply)?,
+                Some(Err(e)) => return Err(e),
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the peer closed the connection",
+                    ))
+                }
+            };
+            Ok((conn, reply))
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok((conn, reply))) => {
+                self.conn = Some(conn);
+                Ok(reply)
             }
-        };
-        let result = match tokio::time::timeout(timeout, exchange).await {
-            Ok(r) => r,
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "no reply in time")),
-        };
-        if result.is_err() {
-            self.conn = None;
         }
-        result
     }
 }
 
@@ -303,6 +310,11 @@ async fn handle(
             if !ctx.raft.is_leader() {
                 return Ok(Some(PeerReply::Failed("not the leader".into())));
             }
+            // Only a leader decides expiry, in its own term: it never
+            // takes one from another server.
+            if commands.iter().any(|c| c.expiry_term.is_some()) {
+                return Ok(Some(PeerReply::Failed("an expiry is not forwarded".into())));
+            }
             for command in commands {
                 if let Err(e) = ctx.raft.client_write_ff(command, None).await {
                     return Ok(Some(failed(&e)));
@@ -311,8 +323,11 @@ async fn handle(
             PeerReply::Forwarded
         }
         PeerRequest::Touch(sessions) => {
+            if !ctx.raft.is_leader() {
+                return Ok(Some(PeerReply::Failed("not the leader".into())));
+            }
             let _ = ctx.touches.send(sessions);
-            return Ok(None);
+            PeerReply::Touched
         }
     };
     Ok(Some(reply))
