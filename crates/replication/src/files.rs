@@ -158,7 +158,7 @@ pub(crate) fn apply_entry(
                 claim: cmd.claim,
             },
         ),
-        // A leader's expiry appended in a later term than it was decided
+        // A leader's expiry appended in another term than it was decided
         // in: that leader's view of liveness is void (every replica sees
         // the same terms, so every one skips it).
         Payload::Normal(cmd)
@@ -168,7 +168,7 @@ pub(crate) fn apply_entry(
         {
             info!(
                 index = entry.log_id.index,
-                "skipping an expiry decided in an earlier term"
+                "skipping an expiry decided in another term"
             );
         }
         Payload::Normal(cmd) => match Txn::decode(cmd.txn.clone()) {

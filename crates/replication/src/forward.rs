@@ -2,16 +2,21 @@
 //! over one connection, so each session's writes stay in order) and the
 //! liveness of its clients' sessions. If the leader cannot take them, the
 //! epoch moves on and the server's clients reconnect, as in ZooKeeper.
+//! Session reports are acknowledged: a leader that does not hear them
+//! would expire sessions whose clients talk to this server, so a report
+//! that is not acknowledged ends the epoch too (its clients move to a
+//! server the leader hears), and its sessions are reported again.
 
 use crate::network::Network;
 use crate::peer::{Link, PeerReply, PeerRequest};
 use crate::status::Status;
 use crate::types::Command;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use tracing::warn;
+use tracing::{info, warn};
 
 const MAX_BATCH: usize = 512;
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
@@ -21,16 +26,36 @@ pub(crate) enum Outgoing {
     Touch(Vec<i64>),
 }
 
+/// How often a server whose reports fail asks the leader again (with an
+/// empty report when it has nothing to report).
+const PROBE_EVERY: Duration = Duration::from_millis(500);
+
 pub(crate) async fn run(
     mut queue: mpsc::UnboundedReceiver<Outgoing>,
     status: Arc<watch::Sender<Status>>,
     local: Arc<BTreeMap<u64, String>>,
+    reports_failing: Arc<AtomicBool>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut link: Option<(u64, Link)> = None;
+    // Sessions heard from and not yet acknowledged by a leader.
+    let mut touched = BTreeSet::new();
     loop {
-        if queue.recv_many(&mut batch, MAX_BATCH).await == 0 {
+        let probe = reports_failing.load(Ordering::Relaxed);
+        if probe {
+            let next = queue.recv_many(&mut batch, MAX_BATCH);
+            if let Ok(0) = tokio::time::timeout(PROBE_EVERY, next).await {
+                return;
+            }
+        } else if queue.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
+        }
+        let mut commands = Vec::new();
+        for item in batch.drain(..) {
+            match item {
+                Outgoing::Command(c) => commands.push(c),
+                Outgoing::Touch(ids) => touched.extend(ids),
+            }
         }
         let (leader, spec) = {
             let s = status.borrow();
@@ -41,9 +66,8 @@ pub(crate) async fn run(
             match spec {
                 Some(found) => found,
                 None => {
-                    // No leader: these are lost, and the epoch has moved
-                    // (or will) so their connections start over.
-                    batch.clear();
+                    // No leader: the writes are lost, and the epoch has
+                    // moved (or will) so their connections start over.
                     continue;
                 }
             }
@@ -54,32 +78,45 @@ pub(crate) async fn run(
         let Some((_, to)) = link.as_mut() else {
             continue;
         };
-        let mut commands = Vec::new();
-        let mut touched = Vec::new();
-        for item in batch.drain(..) {
-            match item {
-                Outgoing::Command(c) => commands.push(c),
-                Outgoing::Touch(ids) => touched.extend(ids),
+        if !commands.is_empty() {
+            let result = to
+                .call(&PeerRequest::Forward(commands), FORWARD_TIMEOUT)
+                .await;
+            if let Some(reason) = failure(result, PeerReply::Forwarded) {
+                warn!(leader, "forwarding writes to the leader failed: {reason}");
+                status.send_modify(|s| s.epoch += 1);
             }
         }
-        if !touched.is_empty() {
-            let _ = to.send(&PeerRequest::Touch(touched)).await;
+        if !touched.is_empty() || probe {
+            let report = PeerRequest::Touch(touched.iter().copied().collect());
+            match failure(to.call(&report, FORWARD_TIMEOUT).await, PeerReply::Touched) {
+                None => {
+                    touched.clear();
+                    if reports_failing.swap(false, Ordering::Relaxed) {
+                        info!(leader, "the leader hears this server again");
+                    }
+                }
+                Some(reason) => {
+                    if !reports_failing.swap(true, Ordering::Relaxed) {
+                        warn!(
+                            leader,
+                            "the leader does not acknowledge this server's session reports \
+                             ({reason}); not serving until it does"
+                        );
+                    }
+                    status.send_modify(|s| s.epoch += 1);
+                }
+            }
         }
-        if commands.is_empty() {
-            continue;
-        }
-        let result = to
-            .call(&PeerRequest::Forward(commands), FORWARD_TIMEOUT)
-            .await;
-        let failure = match result {
-            Ok(PeerReply::Forwarded) => None,
-            Ok(PeerReply::Failed(reason)) => Some(reason),
-            Ok(other) => Some(format!("unexpected reply {other:?}")),
-            Err(e) => Some(e.to_string()),
-        };
-        if let Some(reason) = failure {
-            warn!(leader, "forwarding writes to the leader failed: {reason}");
-            status.send_modify(|s| s.epoch += 1);
-        }
+    }
+}
+
+/// Why a request to the leader failed, if it did.
+fn failure(result: std::io::Result<PeerReply>, expected: PeerReply) -> Option<String> {
+    match result {
+        Ok(reply) if std::mem::discriminant(&reply) == std::mem::discriminant(&expected) => None,
+        Ok(PeerReply::Failed(reason)) => Some(reason),
+        Ok(other) => Some(format!("unexpected reply {other:?}")),
+        Err(e) => Some(e.to_string()),
     }
 }

@@ -36,7 +36,7 @@ use paddock_tree::{Applied, DataTree, TreeConfig, Txn};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -301,6 +301,7 @@ impl Opened {
 
         let started = Instant::now();
         let leader_contact_ms = Arc::new(AtomicU64::new(0));
+        let reports_failing = Arc::new(AtomicBool::new(false));
         let (status_tx, status) = watch::channel(Status::initial());
         let status_tx = Arc::new(status_tx);
         let (touches_tx, touches) = mpsc::unbounded_channel();
@@ -312,6 +313,7 @@ impl Opened {
                     me: node_id,
                     standalone: options.ensemble.is_none(),
                     leader_contact_ms: leader_contact_ms.clone(),
+                    reports_failing: reports_failing.clone(),
                     started,
                     status: status_tx.clone(),
                     observers: options
@@ -322,7 +324,12 @@ impl Opened {
                 }
                 .run(),
             ),
-            tokio::spawn(forward::run(queue, status_tx, local.clone())),
+            tokio::spawn(forward::run(
+                queue,
+                status_tx,
+                local.clone(),
+                reports_failing,
+            )),
         ];
         if let Some(applied) = applied_batch {
             tasks.push(tokio::spawn(announce_commits(raft.clone(), applied)));
@@ -432,10 +439,11 @@ impl Replica {
             claim,
             expiry_term,
         };
-        if expiry_term.is_some() && !self.raft.is_leader() {
+        let leads = self.raft.is_leader();
+        if expiry_term.is_some() && !leads {
             return Err(ProposeError::NoLeader);
         }
-        if self.raft.is_leader() {
+        if leads {
             return self
                 .raft
                 .client_write_ff(command, None)

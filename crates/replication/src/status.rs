@@ -8,7 +8,7 @@ use crate::StateMachine;
 use openraft::async_runtime::WatchReceiver;
 use openraft::{BasicNode, ChangeMembers, Raft, RaftMetrics, ServerState};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -88,6 +88,11 @@ pub(crate) struct Monitor {
     pub me: u64,
     pub standalone: bool,
     pub leader_contact_ms: Arc<AtomicU64>,
+    /// Set while the leader does not acknowledge this server's session
+    /// reports (`forward`): it hears the leader, but the leader does not
+    /// hear it, so it must not serve (the leader would expire its
+    /// clients' sessions), as ZooKeeper's leader drops such a follower.
+    pub reports_failing: Arc<AtomicBool>,
     pub started: Instant,
     pub status: Arc<watch::Sender<Status>>,
     /// Observers to add as learners whenever this server leads.
@@ -109,7 +114,11 @@ impl Monitor {
                 return;
             }
             let now_ms = self.started.elapsed().as_millis() as u64;
-            let contact_ms = now_ms.saturating_sub(self.leader_contact_ms.load(Ordering::Relaxed));
+            let contact_ms = if self.reports_failing.load(Ordering::Relaxed) {
+                u64::MAX
+            } else {
+                now_ms.saturating_sub(self.leader_contact_ms.load(Ordering::Relaxed))
+            };
             let changed = self
                 .status
                 .send_if_modified(|s| update(s, &m, self.me, self.standalone, contact_ms));
@@ -183,7 +192,8 @@ pub(crate) fn membership_of(m: &RaftMetrics<TypeConfig>) -> (Vec<Member>, u64) {
 /// The term this server leads in, if it leads and a quorum acknowledged
 /// it within `CONTACT_LOST_MS` (a group of one voter is its own quorum).
 pub(crate) fn quorum_term(m: &RaftMetrics<TypeConfig>) -> Option<u64> {
-    let alone = m.membership_config.membership().voter_ids().count() == 1;
+    let mut voters = m.membership_config.membership().voter_ids();
+    let alone = voters.next() == Some(m.id) && voters.next().is_none();
     let heard = m.last_quorum_acked.as_ref().is_some_and(|at| {
         openraft::Instant::elapsed(&**at) < Duration::from_millis(CONTACT_LOST_MS)
     });

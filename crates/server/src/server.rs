@@ -413,7 +413,7 @@ async fn expire_sessions(shared: Arc<Shared>, replica: Arc<Replica>, shutdown: C
                     late_ms,
                     "the session expiry check ran late; the delay does not count against sessions"
                 );
-                shared.sessions.extend(late_ms);
+                shared.sessions.extend(late_ms, now);
                 continue;
             }
             Expiry::Expire => term.unwrap_or_default(),
@@ -440,6 +440,7 @@ async fn expire_sessions(shared: Arc<Shared>, replica: Arc<Replica>, shutdown: C
                 return;
             }
         }
+        gate.done(shared.mono_ms());
     }
 }
 

@@ -83,8 +83,8 @@ pub enum Expiry {
     /// Leading (again, or in a new term): rebuild liveness, expire nothing
     /// yet.
     Rebuild,
-    /// The check itself ran this much late (paused or starved): extend
-    /// every session by it, expire nothing this time.
+    /// The check ran this much late, more than one interval (paused or
+    /// starved): extend every session by it, expire nothing this time.
     Extend(i64),
     /// Leading with a quorum, continuously since the last check: expire
     /// the sessions not heard from within their timeout.
@@ -115,7 +115,8 @@ impl ExpiryGate {
     }
 
     /// `leading`: the term this server leads in with a quorum it heard
-    /// from lately, or None.
+    /// from lately, or None. Lateness counts from the end of the last
+    /// check (`done`), so a check slowed by its own proposals is no stall.
     pub fn check(&mut self, now_ms: i64, leading: Option<u64>) -> Expiry {
         let late_ms = self
             .last_check_ms
@@ -130,6 +131,11 @@ impl ExpiryGate {
             Some(_) if late_ms > self.every_ms => Expiry::Extend(late_ms),
             Some(_) => Expiry::Expire,
         }
+    }
+
+    /// The check that began last ended at `now_ms`.
+    pub fn done(&mut self, now_ms: i64) {
+        self.last_check_ms = Some(now_ms);
     }
 }
 
@@ -258,11 +264,13 @@ impl SessionTracker {
         }
     }
 
-    /// This server heard nothing for `ms` (its process was paused or
-    /// starved): the time does not count against any session.
-    pub fn extend(&self, ms: i64) {
+    /// This server heard nothing for `ms` until `now_ms` (its process was
+    /// paused or starved): the time does not count against any session.
+    pub fn extend(&self, ms: i64, now_ms: i64) {
         for t in self.sessions.lock().values() {
-            t.liveness.last_seen_ms.fetch_add(ms, Ordering::Relaxed);
+            let seen = &t.liveness.last_seen_ms;
+            let later = (seen.load(Ordering::Relaxed) + ms).min(now_ms);
+            seen.fetch_max(later, Ordering::Relaxed);
         }
     }
 
@@ -515,9 +523,17 @@ mod tests {
     fn a_stall_does_not_count_against_sessions() {
         let t = SessionTracker::new(1);
         t.ensure(5, 1000, 0);
-        t.extend(3000);
+        t.extend(3000, 3500);
         assert!(expire(&t, 4000).is_empty());
         assert_eq!(expire(&t, 4001), vec![5]);
+        t.ensure(6, 1000, 5000);
+        t.extend(3000, 6000);
+        assert_eq!(
+            t.heard_since(6001),
+            Vec::<i64>::new(),
+            "never later than now"
+        );
+        assert_eq!(expire(&t, 7001), vec![6]);
     }
 
     #[test]
@@ -538,6 +554,12 @@ mod tests {
         );
         assert_eq!(g.check(1300, Some(5)), Expiry::Rebuild, "a new term");
         assert_eq!(g.check(1400, Some(5)), Expiry::Expire);
+        g.done(1700);
+        assert_eq!(
+            g.check(1800, Some(5)),
+            Expiry::Expire,
+            "a check slowed by its own proposals is no stall"
+        );
     }
 
     #[test]

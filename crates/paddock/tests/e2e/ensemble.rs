@@ -38,12 +38,16 @@ struct Member {
 }
 
 /// A TCP proxy that can cut every connection through it, or hold what
-/// goes through it (a blackhole: nothing arrives, nothing is reset, and
-/// what was held flows once released, as after a healed partition).
+/// goes through it one way or both (a blackhole: nothing arrives, nothing
+/// is reset, and what was held flows once released, as after a healed
+/// partition).
 pub(crate) struct Proxy {
     port: u16,
     cut: Arc<AtomicBool>,
-    pub(crate) hold: Arc<AtomicBool>,
+    /// Holds what the dialling server sends.
+    pub(crate) hold_out: Arc<AtomicBool>,
+    /// Holds what the dialled server sends back.
+    pub(crate) hold_back: Arc<AtomicBool>,
 }
 
 /// Copies one direction of a proxied connection, a chunk at a time,
@@ -74,14 +78,15 @@ impl Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let cut = Arc::new(AtomicBool::new(false));
-        let hold = Arc::new(AtomicBool::new(false));
-        let (flag, held) = (cut.clone(), hold.clone());
+        let hold_out = Arc::new(AtomicBool::new(false));
+        let hold_back = Arc::new(AtomicBool::new(false));
+        let (flag, out, back) = (cut.clone(), hold_out.clone(), hold_back.clone());
         tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 if flag.load(Ordering::SeqCst) {
                     continue;
                 }
-                let (flag, held) = (flag.clone(), held.clone());
+                let (flag, out, back) = (flag.clone(), out.clone(), back.clone());
                 tokio::spawn(async move {
                     let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
                     else {
@@ -90,10 +95,7 @@ impl Proxy {
                     let (a_read, a_write) = inbound.into_split();
                     let (b_read, b_write) = outbound.into_split();
                     let copy = async {
-                        tokio::join!(
-                            pump(a_read, b_write, held.clone()),
-                            pump(b_read, a_write, held)
-                        )
+                        tokio::join!(pump(a_read, b_write, out), pump(b_read, a_write, back))
                     };
                     let watch = async {
                         while !flag.load(Ordering::SeqCst) {
@@ -104,7 +106,12 @@ impl Proxy {
                 });
             }
         });
-        Proxy { port, cut, hold }
+        Proxy {
+            port,
+            cut,
+            hold_out,
+            hold_back,
+        }
     }
 }
 

@@ -20,9 +20,17 @@ const TWO_TICKS: Duration = Duration::from_millis(400);
 fn blackhole(e: &Ensemble, ids: &[u64], on: bool) {
     for ((from, to), p) in &e.proxies {
         if ids.contains(from) || ids.contains(to) {
-            p.hold.store(on, Ordering::SeqCst);
+            p.hold_out.store(on, Ordering::SeqCst);
+            p.hold_back.store(on, Ordering::SeqCst);
         }
     }
+}
+
+/// Holds (or releases) what server `src` sends to server `dst`, on the
+/// connections either of them dialled; the other way flows.
+fn blackhole_one_way(e: &Ensemble, src: u64, dst: u64, on: bool) {
+    e.proxies[&(src, dst)].hold_out.store(on, Ordering::SeqCst);
+    e.proxies[&(dst, src)].hold_back.store(on, Ordering::SeqCst);
 }
 
 /// A client on the servers in `on` (not the others), with an ephemeral
@@ -76,6 +84,25 @@ async fn a_leader_cut_off_past_the_session_timeout_takes_back_a_live_session_onc
     let (mut at_old_leader, _, _) = connect(&[e.addr(leader)], Some(&c.session), 0).await;
     let (h, _) = at_old_leader.call(&Request::Ping).await;
     assert_eq!(h.err, 0, "the session lives on at the old leader");
+    e.wait_converged().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_on_a_follower_the_leader_cannot_hear_moves_and_keeps_its_session() {
+    let e = Ensemble::start(3, 0, "", true).await;
+    let leader = e.wait_for_leader().await;
+    let others: Vec<u64> = e.running().into_iter().filter(|id| *id != leader).collect();
+    // The client starts on others[0] and may move to any server.
+    let order = [others[0], others[1], leader];
+    let mut c = Client::open(order.iter().map(|id| e.addr(*id)).collect(), 0).await;
+    assert_eq!(c.call(&create_request("/eph", 1, b"")).await.err, 0);
+    // That follower hears the leader (it keeps getting appends), but the
+    // leader hears nothing from it: not its acks, not its session reports.
+    blackhole_one_way(&e, others[0], leader, true);
+    keep_alive(&mut c, SESSION_TIMEOUT * 2).await;
+    assert!(c.exists("/eph").await, "the session and its ephemeral live");
+    blackhole_one_way(&e, others[0], leader, false);
+    e.wait_for_leader().await;
     e.wait_converged().await;
 }
 
