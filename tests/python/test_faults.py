@@ -24,6 +24,12 @@ def test_a_clean_register_history_is_linearizable():
     assert checker.check_registers(ops, {"/k": (2, "b")}) == [], "the lost-contact write may not apply"
 
 
+def test_a_refused_write_takes_no_effect_and_an_instant_operation_still_counts():
+    ops = [op("write", "/k", "a", 0, 1, "ok", 1), op("write", "/k", "b", 2, 3, "fail", "NoNode"),
+           op("cas", "/k", [1, "c"], 4, 4, "ok", 2)]
+    assert checker.check_registers(ops, {"/k": (2, "c")}) == []
+
+
 def test_concurrent_writes_may_take_effect_in_either_order():
     ops = [op("write", "/k", "a", 0, 3, "ok", 2), op("write", "/k", "b", 1, 2, "ok", 1, p="c2")]
     assert checker.check_registers(ops, {"/k": (2, "a")}) == []
@@ -124,6 +130,7 @@ def test_schedules_are_reproducible_from_their_seed_and_cut_what_they_say():
     assert sorted(blocked_links("isolate-leader", [2, 1, 3], 1, 3)) == \
         [(1, 2), (1, 3), (2, 1), (3, 1)]
     assert sorted(blocked_links("one-way", [2, 1, 3], 1, 3)) == [(2, 1), (3, 1)]
+    assert blocked_links("deaf-leader", [2, 1, 3], 1, 3) == [(2, 1)]
     bridge = blocked_links("bridge", [1, 2, 3, 4, 5], None, 5)
     assert not any(1 in link for link in bridge), "the bridge sees both sides"
     assert (2, 4) in bridge and (2, 3) not in bridge

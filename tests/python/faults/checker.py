@@ -30,6 +30,8 @@ def _step(state, op):
     version, data = state
     f, r = op["f"], op["r"]
     if f == "write":
+        if r == "fail":
+            return state
         if r == "ok" and op["v"] != version + 1:
             return None
         return (version + 1, op["a"])
@@ -64,6 +66,9 @@ def linearizable(ops, initial=(0, "")):
     events = []
     for i, o in enumerate(ops):
         t1 = o["t1"] if o["r"] != "info" and o["t1"] is not None else INF
+        # An operation returns after it was invoked, even if the clock did
+        # not move between the two readings.
+        t1 = max(t1, math.nextafter(o["t0"], INF))
         events.append((o["t0"], 1, i))
         events.append((t1, 0, i))
     events.sort()
@@ -210,16 +215,18 @@ def check_sync_reads(ops):
 
 
 def check_locks(holds, states):
-    """Kazoo's lock recipe: no two holders at once, unless one of them was
-    disconnected during its hold (it may have lost its session, and with it
-    the lock, without knowing: ZooKeeper's locks need fencing for that).
+    """Kazoo's lock recipe: no two holders at once, unless one of them lost
+    its session during its hold (it held the lock without knowing it was
+    gone: ZooKeeper's locks need fencing for that).
     `holds`: dicts p, t0 (acquired), t1 (about to release). `states`:
-    process -> times of its connection state changes."""
+    process -> times at which it learnt its session was lost."""
     anomalies = []
     holds = sorted(holds, key=lambda h: h["t0"])
 
     def steady(h):
-        return not any(h["t0"] <= t <= h["t1"] for t in states.get(h["p"], []))
+        # A holder whose session was lost (learnt on reconnecting, maybe a
+        # while after the hold) may have lost the lock during the hold.
+        return not any(h["t0"] <= t <= h["t1"] + 10 for t in states.get(h["p"], []))
 
     for i, a in enumerate(holds):
         for b in holds[i + 1:]:
@@ -270,14 +277,16 @@ def check_owners(events, timeout_s, slack_s, vanish_s):
     missing (times it did not while its session lived), lost (t, when the
     client learnt its session expired), killed (t, the process was
     killed), gone (t, when the ephemeral was first seen gone after the
-    kill, or None), ready (when a quorum was back for the final check).
+    kill, or None), ready (when the quorum that expired it began to serve).
 
     - No premature expiry: a session is expired only if its client had no
       contact for (about) its whole timeout: a gap between acks (or the
       last ack and the expiry) of at least timeout - slack.
     - An ephemeral never vanishes while its session lives.
-    - An ephemeral goes within vanish_s (timeout + 2 ticks + the time a
-      new leader needs) once its client died and a quorum was back."""
+    - An ephemeral goes within vanish_s (timeout + 2 ticks + 1 s) of its
+      client's death or of the last leader beginning to serve before it
+      went (`ready`: a new leader, or one back with its quorum, gives
+      every session a full timeout), whichever is later."""
     anomalies = []
     for who, e in sorted(events.items()):
         for t in e.get("missing", []):

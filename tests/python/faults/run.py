@@ -23,8 +23,8 @@ from . import checker
 from .cluster import Cluster
 from .workload import KEYS, LOCK, MULTI_HIST, MULTI_KEY, OWNERS, SEQ_PARENT
 
-FAULTS = ("isolate-leader", "partition", "bridge", "one-way", "kill", "kill-leader",
-          "pause-leader", "pause")
+FAULTS = ("isolate-leader", "partition", "bridge", "one-way", "deaf-leader", "kill",
+          "kill-leader", "pause-leader", "pause")
 TICK_MS = 500
 SESSION_TIMEOUT_S = 4.0
 
@@ -51,7 +51,7 @@ def blocked_links(fault, ids, leader, size):
     """The directed links a network fault blackholes. `ids` is the step's
     shuffled server list; the leader (if any) is moved to its front for
     the faults aimed at it."""
-    if leader is not None and fault in ("isolate-leader", "one-way"):
+    if leader is not None and fault in ("isolate-leader", "one-way", "deaf-leader"):
         ids = [leader] + [i for i in ids if i != leader]
     every = [(a, b) for a in ids for b in ids if a != b]
     if fault == "isolate-leader":
@@ -59,6 +59,9 @@ def blocked_links(fault, ids, leader, size):
     if fault == "one-way":
         # The leader hears nobody, but everybody hears the leader.
         return [(a, b) for a, b in every if b == ids[0]]
+    if fault == "deaf-leader":
+        # The leader does not hear one follower, which hears everybody.
+        return [(ids[1], ids[0])]
     minority = ids[: (size - 1) // 2]
     if fault == "partition":
         return [(a, b) for a, b in every if (a in minority) != (b in minority)]
@@ -127,6 +130,10 @@ class Run:
         self.workers = {}
         self.killed_owners = {}
         self.nemesis_log = []
+        # Who -> when a killed owner's ephemeral was first seen gone.
+        self.gone = {}
+        self.gone_watchers = []
+        self.ready_at = None
 
     def spawn(self, role, name, stopfile):
         env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
@@ -169,6 +176,8 @@ class Run:
             self.spawn("watcher", "watcher", self.stop_owners)
             for i in range(2):
                 self.spawn("locker", f"locker{i}", self.stop_clients)
+            leadership = threading.Thread(target=self.follow_leadership, daemon=True)
+            leadership.start()
             start = time.monotonic()
             owner_kills = sorted(rng.uniform(3, self.duration_s) for _ in range(2))
             for at, fault, ids, hold in steps:
@@ -183,6 +192,7 @@ class Run:
             self.kill_owner("owner3")
             self.cluster.wait_ready(90)
             ready = time.monotonic()
+            self.ready_at = ready
             self.note("ready")
             return self.finish(ready, steps)
         finally:
@@ -191,6 +201,17 @@ class Run:
                     p.kill()
                     p.wait()
             self.cluster.stop()
+
+    def follow_leadership(self):
+        """Notes each time a leader begins to serve (after none, or after
+        another), until the run's final checks are done."""
+        current = None
+        while not self.stop_owners.exists():
+            leader = self.cluster.leader()
+            if leader is not None and leader != current:
+                self.note("leader", server=leader)
+            current = leader
+            time.sleep(0.1)
 
     def _sleep_until(self, t, owner_kills, start):
         while time.monotonic() < t:
@@ -208,14 +229,15 @@ class Run:
             p.wait()
             self.killed_owners[name] = time.monotonic()
             self.note("kill client", client=name)
+            last = self.last_ephemeral(name)
+            if last is not None:
+                watcher = threading.Thread(target=self.watch_gone, args=(last, self.gone),
+                                           daemon=True)
+                watcher.start()
+                self.gone_watchers.append(watcher)
 
     def finish(self, ready, steps):
         zk = final_client(self.cluster.hosts)
-        # The dead owners' ephemerals are watched for from the moment a
-        # quorum is back, while the rest of the run winds down.
-        gone = {}
-        watching = threading.Thread(target=self.watch_gone, args=(self.cluster.hosts, gone))
-        watching.start()
         time.sleep(1.0)
         self.stop_clients.touch()
         for name, p in self.workers.items():
@@ -232,7 +254,8 @@ class Run:
         multi_version = zk.get(MULTI_KEY)[1].version
         history = zk.get_children(MULTI_HIST)
         children = zk.get_children(SEQ_PARENT)
-        watching.join()
+        for watcher in self.gone_watchers:
+            watcher.join()
         # Watches on the last writes have had time to fire by now.
         self.stop_owners.touch()
         for p in self.workers.values():
@@ -242,7 +265,7 @@ class Run:
                 p.kill()
         zk.stop()
         zk.close()
-        owners = self.owner_events(ready, gone)
+        owners = self.owner_events(ready)
         trees = {f"server {sid}": dump_tree(m.client) for sid, m in self.cluster.members.items()}
 
         ops = [o for n in self.workers if n.startswith("client")
@@ -282,29 +305,34 @@ class Run:
         created = [e for e in read_log(self.dir / f"{name}.jsonl") if e["ev"] == "created"]
         return created[-1] if created else None
 
-    def watch_gone(self, hosts, gone):
-        """Records when each killed owner's last ephemeral is first seen
-        gone (after a sync), giving up after three session timeouts and
-        some."""
-        zk = final_client(hosts)
-        waiting = {}
-        for name in self.killed_owners:
-            last = self.last_ephemeral(name)
-            if last is not None:
-                waiting[last["who"]] = last["path"]
-        deadline = time.monotonic() + SESSION_TIMEOUT_S * 3 + 10
-        while waiting and time.monotonic() < deadline:
-            zk.sync("/")
-            for who, path in list(waiting.items()):
-                if not zk.exists(path):
-                    gone[who] = time.monotonic()
-                    del waiting[who]
+    def watch_gone(self, last, gone):
+        """Records when a killed owner's last ephemeral is first seen gone
+        (after a sync), from the moment it was killed; gives up after three
+        session timeouts past the end of the run."""
+        while True:
+            try:
+                zk = final_client(self.cluster.hosts)
+                break
+            except Exception:  # noqa: BLE001 - no quorum yet: try again
+                time.sleep(0.2)
+        deadline = None
+        while deadline is None or time.monotonic() < deadline:
+            if deadline is None and self.ready_at is not None:
+                deadline = self.ready_at + SESSION_TIMEOUT_S * 3 + 10
+            try:
+                zk.sync("/")
+                if not zk.exists(last["path"]):
+                    gone[last["who"]] = time.monotonic()
+                    break
+            except Exception:  # noqa: BLE001 - a fault in the way: ask again
+                pass
             time.sleep(0.05)
         zk.stop()
         zk.close()
 
-    def owner_events(self, ready, gone):
+    def owner_events(self, ready):
         """Each owner session's events (checker.check_owners)."""
+        leaders = [n["t"] for n in self.nemesis_log if n["what"] == "leader"]
         events = {}
         for n in (f"owner{i}" for i in range(4)):
             for e in read_log(self.dir / f"{n}.jsonl"):
@@ -319,15 +347,23 @@ class Run:
                     rec["lost"] = e["t"]
             last = self.last_ephemeral(n)
             if n in self.killed_owners and last is not None:
-                events[last["who"]]["killed"] = self.killed_owners[n]
-                if last["who"] in gone:
-                    events[last["who"]]["gone"] = gone[last["who"]]
+                rec = events[last["who"]]
+                rec["killed"] = self.killed_owners[n]
+                if last["who"] in self.gone:
+                    rec["gone"] = self.gone[last["who"]]
+                    # The quorum that expired it: the last leader to begin
+                    # serving before it went (a new leader, or one back
+                    # with its quorum, gives every session a full timeout).
+                    before = [t for t in leaders if t <= rec["gone"]]
+                    rec["ready"] = before[-1] if before else rec["killed"]
         events = {who: rec for who, rec in events.items() if "created" in rec}
         for rec in events.values():
-            # Seen missing and then expired: the expiry's own race, judged
-            # by the premature-expiry check.
+            # Seen missing just before its session expired: the expiry's
+            # own race, judged by the premature-expiry check. Missing
+            # while acknowledged later is not excused.
             if "lost" in rec:
-                rec["missing"] = []
+                last_ack = max(rec["acks"], default=rec["created"])
+                rec["missing"] = [t for t in rec["missing"] if t < last_ack]
         return events
 
     def lock_holds(self):
@@ -336,7 +372,7 @@ class Run:
             for e in read_log(self.dir / f"{n}.jsonl"):
                 if e["ev"] == "hold":
                     holds.append(e)
-                elif e["ev"] == "state":
+                elif e["ev"] == "state" and e["state"] == "LOST":
                     states[n].append(e["t"])
         return holds, states
 
@@ -352,7 +388,7 @@ class Run:
                 arm.update(t=e["t"], ver=e["ver"])
             elif e["ev"] == "fired":
                 arm["fired"].append(e["t"])
-            elif e["ev"] == "lost":
+            elif e["ev"] == "lost" or (e["ev"] == "end" and e.get("lost")):
                 lost.update(a for a in arms if not arms[a]["fired"])
         for a in lost:
             arms[a]["lost"] = True
