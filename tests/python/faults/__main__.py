@@ -54,7 +54,7 @@ def summary(results):
     for r in results:
         rows[(r["system"], r["servers"])].append(r)
     kinds = sorted({k for r in results for k, v in r["anomalies"].items() if v})
-    lines = ["| system | servers | runs | clean | " + " | ".join(kinds) + " |",
+    lines = ["| " + " | ".join(["system", "servers", "runs", "clean"] + kinds) + " |",
              "|---|---|---|---|" + "---|" * len(kinds)]
     for (system, size), rs in sorted(rows.items()):
         cells = []
@@ -62,8 +62,29 @@ def summary(results):
             bad = [r["seed"] for r in rs if r["anomalies"].get(k)]
             cells.append(f"{len(bad)} ({', '.join(map(str, bad[:8]))}{'…' if len(bad) > 8 else ''})"
                          if bad else "0")
-        lines.append(f"| {system} | {size} | {len(rs)} | {sum(r['ok'] for r in rs)} | "
-                     + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join([system, str(size), str(len(rs)),
+                                         str(sum(r["ok"] for r in rs))] + cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def totals(results):
+    """Per system and size: the faults injected and the operations done."""
+    rows = defaultdict(lambda: defaultdict(int))
+    for r in results:
+        row = rows[(r["system"], r["servers"])]
+        for step in r.get("schedule", []):
+            row[f"fault {step[1]}"] += 1
+        for k, v in r.get("ops", {}).items():
+            row[k] += v
+        row["watches armed"] += r.get("watches armed", 0)
+        row["lock holds"] += r.get("lock holds", 0)
+        row["owner sessions"] += r.get("owner sessions", 0)
+    keys = sorted({k for row in rows.values() for k in row})
+    systems = sorted(rows)
+    lines = ["| | " + " | ".join(f"{s} {n}" for s, n in systems) + " |",
+             "|---|" + "---|" * len(systems)]
+    for k in keys:
+        lines.append(f"| {k} | " + " | ".join(str(rows[s][k]) for s in systems) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -84,12 +105,22 @@ def main():
     c.add_argument("--workdir", default="/tmp/paddock-faults")
     c.add_argument("--out", help="write the summary table (markdown) here")
     c.add_argument("--jsonl", help="append every run's result here")
+    sm = sub.add_parser("summary", help="one table from the results of several campaigns")
+    sm.add_argument("jsonl", nargs="+", help="files written by campaign --jsonl")
+    sm.add_argument("--out")
     st = sub.add_parser("stale", help="how often a read misses a write just acknowledged elsewhere")
     st.add_argument("--systems", default="paddock,zookeeper")
     st.add_argument("--servers", type=int, default=3)
     st.add_argument("--writes", type=int, default=2000)
     st.add_argument("--workdir", default="/tmp/paddock-faults")
     args = ap.parse_args()
+    if args.cmd == "summary":
+        results = [json.loads(line) for f in args.jsonl for line in open(f) if line.strip()]
+        table = summary(results) + "\n" + totals(results)
+        print(table)
+        if args.out:
+            Path(args.out).write_text(table)
+        return 0
     if args.cmd == "stale":
         for kind in args.systems.split(","):
             d = Path(args.workdir) / f"stale-{kind}"

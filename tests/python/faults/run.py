@@ -7,6 +7,7 @@ healed, drawn from the seed alone (the seed reproduces it; which server is
 "the leader" is looked up when the step starts)."""
 
 import json
+import logging
 import os
 import random
 import signal
@@ -26,6 +27,9 @@ from .workload import KEYS, LOCK, MULTI_HIST, MULTI_KEY, OWNERS, SEQ_PARENT
 FAULTS = ("isolate-leader", "partition", "bridge", "one-way", "deaf-leader", "kill",
           "kill-leader", "pause-leader", "pause")
 TICK_MS = 500
+
+# Kazoo warns on every dropped connection, and the nemesis drops many.
+logging.getLogger("kazoo.client").setLevel(logging.ERROR)
 SESSION_TIMEOUT_S = 4.0
 
 
