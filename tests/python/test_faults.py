@@ -137,9 +137,10 @@ def test_schedules_are_reproducible_from_their_seed_and_cut_what_they_say():
 
 
 # Seeds 1 (3 servers) and 3 (5 servers) are regressions: on the code
-# before the session fix (de3f043^) they left the ephemerals of killed
-# clients behind for good (a leader that had marked their sessions closing
-# while cut off never closed them when it led again).
+# before the session fix (de3f043^) they expired live sessions about a
+# second after their last acknowledged request, and left ephemerals of
+# killed clients behind (a leader that marked sessions closing while cut
+# off or paused never cleared the marks).
 SMOKE = [("paddock", 3, 1), ("paddock", 3, 2), ("paddock", 5, 3), ("zookeeper", 3, 1)]
 
 
