@@ -8,6 +8,7 @@ use crate::state_machine::{SnapshotFile, StateMachine};
 use crate::types::{Command, SnapshotMeta, TypeConfig, Vote};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use openraft::async_runtime::WatchReceiver;
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
     TransferLeaderResponse, VoteRequest, VoteResponse,
@@ -247,6 +248,11 @@ async fn handle(
     receiving: &mut Option<(tokio::fs::File, PathBuf)>,
 ) -> io::Result<Option<PeerReply>> {
     let failed = |e: &dyn std::fmt::Display| PeerReply::Failed(e.to_string());
+    // Consensus here has stopped (its log failed): nothing can be handed
+    // to it (openraft would log an error for every message).
+    if let Err(e) = &ctx.raft.metrics().borrow_watched().running_state {
+        return Ok(Some(failed(e)));
+    }
     let reply = match req {
         PeerRequest::Append(rpc) => {
             ctx.heard_from_leader();

@@ -105,6 +105,29 @@ impl Monitor {
     /// time). Not on every write: the full metrics change with each one,
     /// and waking for them would cost every write a task switch.
     pub async fn run(self) {
+        self.follow().await;
+        // Consensus stopped (shut down, or its log failed): nothing will
+        // be applied here again. An ensemble member stops serving so its
+        // clients move to servers that keep up (ZooKeeper's server exits);
+        // a standalone server keeps serving reads.
+        if !self.standalone {
+            self.status.send_modify(|s| {
+                if s.serving {
+                    warn!(
+                        me = self.me,
+                        "consensus stopped; not serving clients any more"
+                    );
+                }
+                s.role = Role::Looking;
+                s.leader = None;
+                s.serving = false;
+                s.epoch += 1;
+            });
+        }
+    }
+
+    /// Keeps the status up to date until consensus stops.
+    async fn follow(&self) {
         let metrics = self.raft.metrics();
         let mut changes = self.raft.server_metrics();
         let mut last_try: Option<Instant> = None;

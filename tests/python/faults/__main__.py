@@ -32,12 +32,12 @@ def seeds(text):
     return out
 
 
-def one(kind, size, seed, duration, workdir, keep):
-    d = Path(workdir) / f"{kind}-{size}-{seed}"
+def one(kind, size, seed, duration, workdir, keep, disk=False):
+    d = Path(workdir) / f"{kind}-{size}-{seed}{'-disk' if disk else ''}"
     shutil.rmtree(d, ignore_errors=True)
     started = time.monotonic()
     try:
-        result = Run(kind, size, seed, duration, d).execute()
+        result = Run(kind, size, seed, duration, d, disk).execute()
     except Exception as e:  # noqa: BLE001 - a run that could not finish is reported
         result = {"system": kind, "servers": size, "seed": seed, "ok": False,
                   "anomalies": {"run": [f"{type(e).__name__}: {e}"]}}
@@ -97,6 +97,7 @@ def main():
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--duration", type=float, default=30)
     r.add_argument("--workdir", default="/tmp/paddock-faults")
+    r.add_argument("--disk", action="store_true", help="also fail disks (fsync)")
     c = sub.add_parser("campaign")
     c.add_argument("--systems", default="paddock,zookeeper")
     c.add_argument("--servers", default="3")
@@ -105,6 +106,7 @@ def main():
     c.add_argument("--workdir", default="/tmp/paddock-faults")
     c.add_argument("--out", help="write the summary table (markdown) here")
     c.add_argument("--jsonl", help="append every run's result here")
+    c.add_argument("--disk", action="store_true", help="also fail disks (fsync)")
     sm = sub.add_parser("summary", help="one table from the results of several campaigns")
     sm.add_argument("jsonl", nargs="+", help="files written by campaign --jsonl")
     sm.add_argument("--out")
@@ -128,14 +130,15 @@ def main():
             print(json.dumps(stale_report(kind, args.servers, args.writes, d)), flush=True)
         return 0
     if args.cmd == "run":
-        result = one(args.system, args.servers, args.seed, args.duration, args.workdir, True)
+        result = one(args.system, args.servers, args.seed, args.duration, args.workdir, True,
+                     args.disk)
         print(json.dumps({k: v for k, v in result.items() if k not in ("nemesis",)}, indent=1))
         return 0 if result["ok"] else 1
     results = []
     for seed in seeds(args.seeds):
         for size in (int(s) for s in args.servers.split(",")):
             for kind in args.systems.split(","):
-                result = one(kind, size, seed, args.duration, args.workdir, False)
+                result = one(kind, size, seed, args.duration, args.workdir, False, args.disk)
                 results.append(result)
                 bad = {k: v[:2] for k, v in result["anomalies"].items() if v}
                 print(f"{kind} {size} seed {seed}: {'ok' if result['ok'] else bad} "

@@ -139,12 +139,24 @@ class Proxy:
         self.listener.close()
 
 
+def fsync_shim(workdir):
+    """Builds fsyncfail.c (gcc) into `workdir`: preloaded into a server, it
+    fails fsync and fdatasync with EIO while the server's flag file exists."""
+    out = Path(workdir) / "fsyncfail.so"
+    if not out.exists():
+        subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(out),
+                        str(Path(__file__).with_name("fsyncfail.c")), "-ldl"], check=True)
+    return out
+
+
 class Member:
     def __init__(self, sid, kind, dirpath):
         self.sid, self.kind, self.dir = sid, kind, dirpath
         self.client, self.peer, self.election = free_port(), free_port(), free_port()
         self.proc = None
         self.paused = False
+        # While this file exists the server's fsyncs fail (fsyncfail.c).
+        self.disk_failed = dirpath / "disk-failed"
 
     @property
     def running(self):
@@ -157,9 +169,11 @@ class Member:
 class Cluster:
     """`size` voters of `kind` ("paddock" or "zookeeper") in `workdir`."""
 
-    def __init__(self, kind, size, workdir, tick_ms=500):
+    def __init__(self, kind, size, workdir, tick_ms=500, disk_faults=False):
         self.kind, self.tick_ms = kind, tick_ms
         self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.shim = fsync_shim(self.workdir) if disk_faults else None
         self.links = Links()
         self.members = {sid: Member(sid, kind, self.workdir / f"s{sid}")
                         for sid in range(1, size + 1)}
@@ -201,7 +215,10 @@ class Cluster:
             cmd = ["java", "-Xms128m", "-Xmx256m", "-XX:+UseSerialGC",
                    f"-Dzookeeper.log.dir={m.dir}", "-cp", ZK_CLASSPATH,
                    "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(m.dir / "zoo.cfg")]
-        m.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        env = dict(os.environ)
+        if self.shim:
+            env.update(LD_PRELOAD=str(self.shim), FAULTS_FSYNC_FLAG=str(m.disk_failed))
+        m.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         m.paused = False
         log.close()
 
@@ -247,10 +264,19 @@ class Cluster:
         raise RuntimeError(f"{self.kind}: no leader with every server serving "
                            f"after {deadline_s} s: {modes}")
 
+    def fail_disk(self, sid):
+        """From now on the server's fsyncs fail."""
+        self.members[sid].disk_failed.touch()
+
     def heal(self):
-        """Every link open, every server running and resumed."""
+        """Every link open, every disk working, every server running and
+        resumed (one whose disk failed is restarted: ZooKeeper exits on a
+        failed fsync, Paddock stops taking writes until restarted)."""
         self.links.set(())
         for sid, m in self.members.items():
+            if m.disk_failed.exists():
+                m.disk_failed.unlink()
+                self.kill(sid)
             if not m.running:
                 self.start(sid)
             else:

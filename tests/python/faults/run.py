@@ -26,6 +26,9 @@ from .workload import KEYS, LOCK, MULTI_HIST, MULTI_KEY, OWNERS, SEQ_PARENT
 
 FAULTS = ("isolate-leader", "partition", "bridge", "one-way", "deaf-leader", "kill",
           "kill-leader", "pause-leader", "pause")
+# With --disk: a failed disk (fsync and fdatasync fail with EIO) on the
+# leader or on another server, until the heal restarts it.
+DISK_FAULTS = ("disk-fail-leader", "disk-fail")
 TICK_MS = 500
 
 # Kazoo warns on every dropped connection, and the nemesis drops many.
@@ -130,8 +133,9 @@ def read_log(path):
 
 
 class Run:
-    def __init__(self, kind, size, seed, duration_s, workdir):
+    def __init__(self, kind, size, seed, duration_s, workdir, disk_faults=False):
         self.kind, self.size, self.seed, self.duration_s = kind, size, seed, duration_s
+        self.faults = FAULTS + DISK_FAULTS if disk_faults else FAULTS
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.stop_clients = self.dir / "stop-clients"
@@ -162,6 +166,9 @@ class Run:
         if fault in ("kill", "kill-leader"):
             self.cluster.kill(target)
             self.note(fault, server=target)
+        elif fault in DISK_FAULTS:
+            self.cluster.fail_disk(target)
+            self.note(fault, server=target)
         elif fault in ("pause", "pause-leader"):
             self.cluster.pause(target)
             self.note(fault, server=target)
@@ -172,8 +179,9 @@ class Run:
 
     def execute(self):
         rng = random.Random(f"{self.seed}-owners")
-        steps = schedule(self.seed, self.size, self.duration_s)
-        self.cluster = Cluster(self.kind, self.size, self.dir / "servers", TICK_MS)
+        steps = schedule(self.seed, self.size, self.duration_s, self.faults)
+        self.cluster = Cluster(self.kind, self.size, self.dir / "servers", TICK_MS,
+                               disk_faults=self.faults != FAULTS)
         try:
             self.cluster.start_all()
             self.cluster.wait_ready(90)
@@ -297,6 +305,7 @@ class Run:
             counts[f"{o['f']} {o['r']}"] += 1
         result = {
             "system": self.kind, "servers": self.size, "seed": self.seed,
+            "disk faults": self.faults != FAULTS,
             "duration_s": self.duration_s,
             "schedule": [list(s) for s in steps],
             "nemesis": self.nemesis_log,
