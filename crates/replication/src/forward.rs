@@ -5,25 +5,32 @@
 //! Session reports are acknowledged: a leader that does not hear them
 //! would expire sessions whose clients talk to this server, so a report
 //! that is not acknowledged ends the epoch too (its clients move to a
-//! server the leader hears), and its sessions are reported again.
+//! server the leader hears), and its sessions are reported again with
+//! their real age.
 
 use crate::network::Network;
 use crate::peer::{Link, PeerReply, PeerRequest};
 use crate::status::Status;
 use crate::types::Command;
-use std::collections::{BTreeMap, BTreeSet};
+use crate::Heard;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 const MAX_BATCH: usize = 512;
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
+/// A leader that has not acknowledged a session report within this long
+/// is taken not to hear this server (as a follower that has not heard its
+/// leader for this long stops serving).
+const REPORT_TIMEOUT: Duration = Duration::from_millis(crate::status::CONTACT_LOST_MS);
 
 pub(crate) enum Outgoing {
     Command(Command),
-    Touch(Vec<i64>),
+    /// Sessions heard from, as of the instant given.
+    Touch(Vec<Heard>, Instant),
 }
 
 /// How often a server whose reports fail asks the leader again (with an
@@ -38,8 +45,9 @@ pub(crate) async fn run(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut link: Option<(u64, Link)> = None;
-    // Sessions heard from and not yet acknowledged by a leader.
-    let mut touched = BTreeSet::new();
+    // Sessions heard from and not yet acknowledged by a leader, with when
+    // each was last heard from.
+    let mut touched: BTreeMap<i64, Instant> = BTreeMap::new();
     loop {
         let probe = reports_failing.load(Ordering::Relaxed);
         if probe {
@@ -54,7 +62,15 @@ pub(crate) async fn run(
         for item in batch.drain(..) {
             match item {
                 Outgoing::Command(c) => commands.push(c),
-                Outgoing::Touch(ids) => touched.extend(ids),
+                Outgoing::Touch(heard, at) => {
+                    for (id, ago_ms) in heard {
+                        let heard_at = at
+                            .checked_sub(Duration::from_millis(u64::from(ago_ms)))
+                            .unwrap_or(at);
+                        let last = touched.entry(id).or_insert(heard_at);
+                        *last = (*last).max(heard_at);
+                    }
+                }
             }
         }
         let (leader, spec) = {
@@ -88,8 +104,21 @@ pub(crate) async fn run(
             }
         }
         if !touched.is_empty() || probe {
-            let report = PeerRequest::Touch(touched.iter().copied().collect());
-            match failure(to.call(&report, FORWARD_TIMEOUT).await, PeerReply::Touched) {
+            // Ages as of now: a report held back while the leader could
+            // not be reached is as old as it is.
+            let report = PeerRequest::Touch(
+                touched
+                    .iter()
+                    .map(|(id, at)| {
+                        (
+                            *id,
+                            u32::try_from(at.elapsed().as_millis()).unwrap_or(u32::MAX),
+                        )
+                    })
+                    .collect(),
+            );
+            let acked = to.call(&report, REPORT_TIMEOUT).await;
+            match failure(acked, PeerReply::Touched) {
                 None => {
                     touched.clear();
                     if reports_failing.swap(false, Ordering::Relaxed) {

@@ -86,6 +86,11 @@ async fn announce_commits(raft: Raft<TypeConfig, StateMachine>, applied: Arc<tok
     }
 }
 
+/// A session whose client was heard from, and how many ms ago (a duration,
+/// so it means the same on every server's clock; a report held back while
+/// the leader could not be reached says how old it is).
+pub type Heard = (i64, u32);
+
 /// The other servers of an ensemble, as zoo.cfg lists them.
 #[derive(Debug, Clone)]
 pub struct Ensemble {
@@ -174,8 +179,8 @@ pub struct Replica {
     node_id: u64,
     status: watch::Receiver<Status>,
     forward: mpsc::UnboundedSender<Outgoing>,
-    touches: Mutex<Option<mpsc::UnboundedReceiver<Vec<i64>>>>,
-    touches_tx: mpsc::UnboundedSender<Vec<i64>>,
+    touches: Mutex<Option<mpsc::UnboundedReceiver<Vec<Heard>>>>,
+    touches_tx: mpsc::UnboundedSender<Vec<Heard>>,
     reconfigurer: Arc<Reconfigurer>,
     /// Peer specs from this server's config, by id.
     local: Arc<BTreeMap<u64, String>>,
@@ -525,20 +530,20 @@ impl Replica {
 
     /// Reports sessions whose clients were heard from to the leader, which
     /// decides expiry.
-    pub fn report_sessions(&self, sessions: Vec<i64>) {
-        if sessions.is_empty() {
+    pub fn report_sessions(&self, heard: Vec<Heard>) {
+        if heard.is_empty() {
             return;
         }
         if self.raft.is_leader() {
-            let _ = self.touches_tx.send(sessions);
+            let _ = self.touches_tx.send(heard);
         } else {
-            let _ = self.forward.send(Outgoing::Touch(sessions));
+            let _ = self.forward.send(Outgoing::Touch(heard, Instant::now()));
         }
     }
 
     /// Sessions other servers' clients were heard from, as the leader
     /// learns of them. Taken once.
-    pub fn take_touches(&self) -> Option<mpsc::UnboundedReceiver<Vec<i64>>> {
+    pub fn take_touches(&self) -> Option<mpsc::UnboundedReceiver<Vec<Heard>>> {
         self.touches.lock().take()
     }
 

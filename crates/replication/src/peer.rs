@@ -50,7 +50,7 @@ pub enum PeerRequest {
     Forward(Vec<Command>),
     /// Sessions the sender's clients were heard from; answered `Touched`
     /// by a leader (a server that does not lead says `Failed`).
-    Touch(Vec<i64>),
+    Touch(Vec<crate::Heard>),
     /// A leader stepping down names its successor.
     TransferLeader(TransferLeaderRequest<TypeConfig>),
     /// A client's reconfig, passed to the leader.
@@ -188,7 +188,7 @@ pub struct PeerContext {
     pub leader_contact_ms: Arc<AtomicU64>,
     pub started: Instant,
     /// Session liveness reported by other servers.
-    pub touches: mpsc::UnboundedSender<Vec<i64>>,
+    pub touches: mpsc::UnboundedSender<Vec<crate::Heard>>,
     pub reconfigurer: Arc<Reconfigurer>,
 }
 

@@ -333,7 +333,8 @@ pub(crate) fn membership_text(status: &Status) -> String {
 }
 
 /// A follower tells the leader, every half tick, which sessions its
-/// clients were heard from; the leader takes in what the others report.
+/// clients were heard from and how long ago; the leader takes in what the
+/// others report.
 async fn report_sessions(shared: Arc<Shared>, replica: Arc<Replica>, shutdown: CancellationToken) {
     let Some(mut touches) = replica.take_touches() else {
         return;
@@ -343,16 +344,16 @@ async fn report_sessions(shared: Arc<Shared>, replica: Arc<Replica>, shutdown: C
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            Some(ids) = touches.recv() => {
+            Some(heard) = touches.recv() => {
                 let now = shared.mono_ms();
-                for id in ids {
-                    shared.sessions.touch(id, now);
+                for (id, ago_ms) in heard {
+                    shared.sessions.touch(id, now - i64::from(ago_ms));
                 }
             }
             _ = every.tick() => {
                 let now = shared.mono_ms();
                 if !leads(shared.status().role) {
-                    replica.report_sessions(shared.sessions.heard_since(since));
+                    replica.report_sessions(shared.sessions.heard_since(since, now));
                 }
                 since = now;
             }

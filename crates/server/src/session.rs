@@ -237,10 +237,11 @@ impl SessionTracker {
         }
     }
 
-    /// Another server heard from this session's client.
-    pub fn touch(&self, session_id: i64, now_ms: i64) {
+    /// Another server heard from this session's client at `at_ms` (never
+    /// moves the time back).
+    pub fn touch(&self, session_id: i64, at_ms: i64) {
         if let Some(t) = self.sessions.lock().get(&session_id) {
-            t.liveness.touch(now_ms);
+            t.liveness.last_seen_ms.fetch_max(at_ms, Ordering::Relaxed);
         }
     }
 
@@ -275,17 +276,21 @@ impl SessionTracker {
     }
 
     /// Sessions held by a connection here and heard from at or after
-    /// `since_ms`: what a follower reports to the leader.
-    pub fn heard_since(&self, since_ms: i64) -> Vec<i64> {
+    /// `since_ms`, with how long ago as of `now_ms`: what a follower
+    /// reports to the leader.
+    pub fn heard_since(&self, since_ms: i64, now_ms: i64) -> Vec<(i64, u32)> {
         let sessions = self.sessions.lock();
-        let mut out: Vec<i64> = sessions
+        let mut out: Vec<(i64, u32)> = sessions
             .iter()
-            .filter(|(_, t)| {
-                !t.local
-                    && t.holder.is_some()
-                    && t.liveness.last_seen_ms.load(Ordering::Relaxed) >= since_ms
+            .filter(|(_, t)| !t.local && t.holder.is_some())
+            .map(|(id, t)| (*id, t.liveness.last_seen_ms.load(Ordering::Relaxed)))
+            .filter(|(_, seen)| *seen >= since_ms)
+            .map(|(id, seen)| {
+                (
+                    id,
+                    u32::try_from((now_ms - seen).max(0)).unwrap_or(u32::MAX),
+                )
             })
-            .map(|(id, _)| *id)
             .collect();
         out.sort_unstable();
         out
@@ -528,12 +533,8 @@ mod tests {
         assert_eq!(expire(&t, 4001), vec![5]);
         t.ensure(6, 1000, 5000);
         t.extend(3000, 6000);
-        assert_eq!(
-            t.heard_since(6001),
-            Vec::<i64>::new(),
-            "never later than now"
-        );
-        assert_eq!(expire(&t, 7001), vec![6]);
+        assert!(expire(&t, 7000).is_empty());
+        assert_eq!(expire(&t, 7001), vec![6], "extended to now, not past it");
     }
 
     #[test]
@@ -568,11 +569,21 @@ mod tests {
         let held = t.add(5, 1000, 0, holder(1), false);
         t.ensure(6, 1000, 0);
         t.ensure(5, 9999, 0);
-        assert_eq!(t.heard_since(0), vec![5]);
-        assert!(t.heard_since(1).is_empty());
+        assert_eq!(t.heard_since(0, 250), vec![(5, 250)], "heard 250 ms ago");
+        assert!(t.heard_since(1, 250).is_empty());
         held.touch(10);
-        assert_eq!(t.heard_since(1), vec![5]);
+        assert_eq!(t.heard_since(1, 250), vec![(5, 240)]);
         assert_eq!(held.timeout_ms(), 1000, "ensure keeps a tracked session");
+    }
+
+    #[test]
+    fn a_report_counts_from_when_the_client_was_heard_and_never_moves_time_back() {
+        let t = SessionTracker::new(1);
+        t.ensure(5, 1000, 0);
+        t.touch(5, 800);
+        t.touch(5, 300);
+        assert!(expire(&t, 1800).is_empty());
+        assert_eq!(expire(&t, 1801), vec![5]);
     }
 
     #[test]
@@ -599,7 +610,11 @@ mod tests {
         t.add(6, 1000, 0, b.clone(), true);
         t.add(7, 1000, 0, holder(3), false);
         assert!(t.is_local(5) && !t.is_local(7));
-        assert_eq!(t.heard_since(0), vec![7], "only tree sessions are reported");
+        assert_eq!(
+            t.heard_since(0, 0),
+            vec![(7, 0)],
+            "only tree sessions are reported"
+        );
         t.touch(6, 900);
         assert_eq!(
             expire(&t, 1500),

@@ -6,6 +6,7 @@ a blackholed link held flows once it heals, as TCP delivers after a
 partition. Clients connect to the servers directly."""
 
 import os
+import random
 import select
 import signal
 import socket
@@ -26,6 +27,29 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def server_port(taken, rng=random.SystemRandom()):
+    """A free port below the kernel's ephemeral range, for a server that
+    will be killed and started again: a port from the range (free_port's)
+    can be taken meanwhile as the source port of some outgoing connection,
+    and the restarted server could not listen on it."""
+    low = 32768
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    while True:
+        port = rng.randrange(max(1024, low - 12000), low)
+        if port in taken:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        taken.add(port)
+        return port
 
 
 def four_letter(port, word, timeout=2.0):
@@ -150,9 +174,9 @@ def fsync_shim(workdir):
 
 
 class Member:
-    def __init__(self, sid, kind, dirpath):
+    def __init__(self, sid, kind, dirpath, taken):
         self.sid, self.kind, self.dir = sid, kind, dirpath
-        self.client, self.peer, self.election = free_port(), free_port(), free_port()
+        self.client, self.peer, self.election = (server_port(taken) for _ in range(3))
         self.proc = None
         self.paused = False
         # While this file exists the server's fsyncs fail (fsyncfail.c).
@@ -175,7 +199,8 @@ class Cluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.shim = fsync_shim(self.workdir) if disk_faults else None
         self.links = Links()
-        self.members = {sid: Member(sid, kind, self.workdir / f"s{sid}")
+        taken = set()
+        self.members = {sid: Member(sid, kind, self.workdir / f"s{sid}", taken)
                         for sid in range(1, size + 1)}
         self.proxies = {}
         for a in self.members:
