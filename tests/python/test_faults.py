@@ -6,7 +6,7 @@ longer campaign: scripts/faults campaign, docs/faults.md)."""
 import pytest
 
 from faults import checker
-from faults.run import Run, blocked_links, schedule
+from faults.run import Run, blocked_links, leaderless, schedule
 
 
 def op(f, k, a, t0, t1, r, v, p="c1", s="s1"):
@@ -110,7 +110,16 @@ def test_premature_expiry_leaks_and_vanished_ephemerals_are_caught():
     slow = dict(leaked, gone=20.0)
     assert checker.check_owners({"o": slow}, 4.0, 1.5, 5.4)
     assert checker.check_owners({"o": dict(leaked, gone=16.0)}, 4.0, 1.5, 5.4) == []
+    paused = dict(leaked, gone=20.0, unavailable=3.0)
+    assert checker.check_owners({"o": paused}, 4.0, 1.5, 5.4) == [], "no leader for 3 s"
     assert checker.check_owners({"o": dict(fine, missing=[3.0])}, 4.0, 1.5, 5.4)
+
+
+def test_time_without_a_leader_is_summed_from_the_changes_noted():
+    changes = [(0.0, 1), (2.0, None), (3.0, 2), (5.0, None)]
+    assert leaderless(changes, 0.0, 6.0) == 2.0
+    assert leaderless(changes, 2.5, 5.5) == 1.0
+    assert leaderless(changes, 3.0, 4.0) == 0.0
 
 
 def test_watches_that_fire_twice_or_never_are_caught():

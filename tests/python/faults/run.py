@@ -116,6 +116,16 @@ def dump_tree(port):
     return out
 
 
+def leaderless(leadership, start, end):
+    """Seconds within [start, end] during which no leader served, from the
+    (time, leader or None) changes noted while the run went on."""
+    total = 0.0
+    for (t, leader), nxt in zip(leadership, leadership[1:] + [(end, None)]):
+        if leader is None:
+            total += max(0.0, min(nxt[0], end) - max(t, start))
+    return total
+
+
 def let_go(zk):
     """Stops a Kazoo client without waiting on a server that may not answer."""
     threading.Thread(target=lambda: (zk.stop(), zk.close()), daemon=True).start()
@@ -221,11 +231,12 @@ class Run:
 
     def follow_leadership(self):
         """Notes each time a leader begins to serve (after none, or after
-        another), until the run's final checks are done."""
+        another) and each time none serves, until the run's final checks
+        are done."""
         current = None
         while not self.stop_owners.exists():
             leader = self.cluster.leader()
-            if leader is not None and leader != current:
+            if leader != current:
                 self.note("leader", server=leader)
             current = leader
             time.sleep(0.1)
@@ -364,7 +375,7 @@ class Run:
 
     def owner_events(self, ready):
         """Each owner session's events (checker.check_owners)."""
-        leaders = [n["t"] for n in self.nemesis_log if n["what"] == "leader"]
+        leadership = [(n["t"], n["server"]) for n in self.nemesis_log if n["what"] == "leader"]
         events = {}
         for n in (f"owner{i}" for i in range(4)):
             for e in read_log(self.dir / f"{n}.jsonl"):
@@ -385,9 +396,11 @@ class Run:
                     rec["gone"] = self.gone[last["who"]]
                     # The quorum that expired it: the last leader to begin
                     # serving before it went (a new leader, or one back
-                    # with its quorum, gives every session a full timeout).
-                    before = [t for t in leaders if t <= rec["gone"]]
-                    rec["ready"] = before[-1] if before else rec["killed"]
+                    # with its quorum, gives every session a full timeout),
+                    # and how long no leader served since.
+                    rec["ready"] = max([rec["killed"]] + [
+                        t for t, leader in leadership if leader is not None and t <= rec["gone"]])
+                    rec["unavailable"] = leaderless(leadership, rec["ready"], rec["gone"])
         events = {who: rec for who, rec in events.items() if "created" in rec}
         for rec in events.values():
             # Seen missing just before its session expired: the expiry's
