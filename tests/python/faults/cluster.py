@@ -23,32 +23,33 @@ ZK_CLASSPATH = ":".join(["/etc/zookeeper/conf", "/usr/share/java/zookeeper.jar"]
         "jackson-annotations")])
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_HANDED_OUT = set()
 
 
-def server_port(taken, rng=random.SystemRandom()):
-    """A free port below the kernel's ephemeral range, for a server that
-    will be killed and started again: a port from the range (free_port's)
-    can be taken meanwhile as the source port of some outgoing connection,
-    and the restarted server could not listen on it."""
+def free_port(rng=random.SystemRandom()):
+    """A loopback port free now, not handed out before by this process, and
+    below the kernel's ephemeral range: a port from that range (what binding
+    port 0 gives) can meanwhile become the source port of some outgoing
+    connection, or be given out twice, and a server started (or restarted)
+    on it then cannot listen."""
     low = 32768
     try:
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         pass
+    if len(_HANDED_OUT) > 10000:
+        # A long campaign: the servers that had the first ports are gone.
+        _HANDED_OUT.clear()
     while True:
         port = rng.randrange(max(1024, low - 12000), low)
-        if port in taken:
+        if port in _HANDED_OUT:
             continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-        taken.add(port)
+        _HANDED_OUT.add(port)
         return port
 
 
@@ -174,9 +175,9 @@ def fsync_shim(workdir):
 
 
 class Member:
-    def __init__(self, sid, kind, dirpath, taken):
+    def __init__(self, sid, kind, dirpath):
         self.sid, self.kind, self.dir = sid, kind, dirpath
-        self.client, self.peer, self.election = (server_port(taken) for _ in range(3))
+        self.client, self.peer, self.election = (free_port() for _ in range(3))
         self.proc = None
         self.paused = False
         # While this file exists the server's fsyncs fail (fsyncfail.c).
@@ -199,8 +200,7 @@ class Cluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.shim = fsync_shim(self.workdir) if disk_faults else None
         self.links = Links()
-        taken = set()
-        self.members = {sid: Member(sid, kind, self.workdir / f"s{sid}", taken)
+        self.members = {sid: Member(sid, kind, self.workdir / f"s{sid}")
                         for sid in range(1, size + 1)}
         self.proxies = {}
         for a in self.members:

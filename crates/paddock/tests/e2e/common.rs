@@ -7,10 +7,37 @@ use paddock_proto::{
 };
 use paddock_server::{Server, ServerConfig};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
+
+/// A loopback port free now, never handed out before in this process, and
+/// below the kernel's ephemeral range: a port from that range (what binding
+/// port 0 gives) can meanwhile become the source port of some outgoing
+/// connection, or be given out again, and a server started (or restarted)
+/// on it then cannot listen.
+pub fn free_port() -> u16 {
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768)
+        .max(1024 + SPAN);
+    // Test processes run one after another, or side by side: each starts
+    // at its own place in the span.
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    let _ = NEXT.compare_exchange(u32::MAX, start, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..SPAN {
+        let port = (low - SPAN + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below {low}");
+}
 
 pub struct TestServer {
     pub addr: SocketAddr,

@@ -5,7 +5,7 @@
 //! replica's digest (`hash`) equal, and sessions that could reach a quorum
 //! alive.
 
-use crate::common::{create_request, Raw};
+use crate::common::{create_request, free_port, Raw};
 use bytes::Bytes;
 use paddock_proto::{
     AuthPacket, ConnectRequest, ErrorCode, PathWatchRequest, ReconfigRequest, ReplyHeader, Request,
@@ -13,19 +13,12 @@ use paddock_proto::{
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 struct Member {
     id: u64,
@@ -276,6 +269,22 @@ impl Ensemble {
         Some(out)
     }
 
+    /// Each running server's mode and the end of its log, for a test
+    /// that gave up waiting on the ensemble.
+    fn report(&self) -> String {
+        let mut out = String::new();
+        for id in self.running() {
+            let log = self.log(id);
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+            out.push_str(&format!(
+                "--- server {id}: mode {:?}\n{tail}\n",
+                self.mode(id)
+            ));
+        }
+        out
+    }
+
     pub(crate) fn mode(&self, id: u64) -> Option<String> {
         let srvr = self.four_letter(id, "srvr")?;
         let line = srvr.lines().find(|l| l.starts_with("Mode: "))?;
@@ -286,7 +295,7 @@ impl Ensemble {
     /// server serves.
     pub(crate) async fn wait_for_leader(&self) -> u64 {
         let ids = self.running();
-        wait_until(
+        wait_until_or(
             Duration::from_secs(20),
             "a leader and every server serving",
             || {
@@ -300,6 +309,7 @@ impl Ensemble {
                 let all_serving = modes.iter().all(|m| m.is_some());
                 (leaders.len() == 1 && all_serving).then(|| leaders[0])
             },
+            || self.report(),
         )
         .await
     }
@@ -307,14 +317,19 @@ impl Ensemble {
     /// Waits until every running server reports the same digest.
     pub(crate) async fn wait_converged(&self) -> String {
         let ids = self.running();
-        wait_until(Duration::from_secs(30), "identical replicas", || {
-            let hashes: BTreeSet<Option<String>> =
-                ids.iter().map(|id| self.four_letter(*id, "hash")).collect();
-            match hashes.into_iter().collect::<Vec<_>>().as_slice() {
-                [Some(h)] if !h.is_empty() => Some(h.clone()),
-                _ => None,
-            }
-        })
+        wait_until_or(
+            Duration::from_secs(30),
+            "identical replicas",
+            || {
+                let hashes: BTreeSet<Option<String>> =
+                    ids.iter().map(|id| self.four_letter(*id, "hash")).collect();
+                match hashes.into_iter().collect::<Vec<_>>().as_slice() {
+                    [Some(h)] if !h.is_empty() => Some(h.clone()),
+                    _ => None,
+                }
+            },
+            || self.report(),
+        )
         .await
     }
 }
@@ -334,14 +349,26 @@ impl Drop for Ensemble {
 pub(crate) async fn wait_until<T>(
     limit: Duration,
     what: &str,
+    check: impl FnMut() -> Option<T>,
+) -> T {
+    wait_until_or(limit, what, check, String::new).await
+}
+
+/// Waits for `check` to give a value; a timeout panics with `report()`.
+async fn wait_until_or<T>(
+    limit: Duration,
+    what: &str,
     mut check: impl FnMut() -> Option<T>,
+    report: impl FnOnce() -> String,
 ) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = check() {
             return v;
         }
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        if start.elapsed() >= limit {
+            panic!("timed out waiting for {what}\n{}", report());
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

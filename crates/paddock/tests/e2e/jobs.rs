@@ -3,7 +3,7 @@
 //! SIGKILL while they work. Every job must still finish exactly once, with
 //! every task's correct result exactly once, and leave nothing behind.
 
-use crate::common::TestServer;
+use crate::common::{free_port, TestServer};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,11 +17,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
 }
 
 /// A throwaway redis-server on a free loopback port, no persistence.

@@ -74,8 +74,7 @@ async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 }
 
 fn free_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
+    SocketAddr::from(([127, 0, 0, 1], crate::common::free_port()))
 }
 
 /// A server with one session holding an ephemeral node and a data watch.

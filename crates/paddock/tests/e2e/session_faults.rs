@@ -156,12 +156,18 @@ async fn a_session_whose_client_died_without_a_quorum_expires_once_the_quorum_is
     let before = term(leader);
     let others: Vec<u64> = e.running().into_iter().filter(|id| *id != leader).collect();
     let c = ephemeral_owner(&e, &others, "/eph").await;
-    // Nobody can reach anybody: no quorum anywhere, and with pre-vote
-    // nobody's term moves, so the leader regains its quorum in its term.
-    blackhole(&e, &e.running(), true);
+    // The leader hears nobody: no quorum anywhere. Its heartbeats still
+    // arrive, so no follower campaigns and no term moves; the leader
+    // regains its quorum in its term. (Holding both ways would let a
+    // follower's first vote request race the leader's first heartbeat.)
+    for f in &others {
+        blackhole_one_way(&e, *f, leader, true);
+    }
     drop(c);
     tokio::time::sleep(SESSION_TIMEOUT + Duration::from_secs(1)).await;
-    blackhole(&e, &e.running(), false);
+    for f in &others {
+        blackhole_one_way(&e, *f, leader, false);
+    }
     let healed = Instant::now();
     assert_eq!(e.wait_for_leader().await, leader);
     assert_eq!(epoch_of(&before), epoch_of(&term(leader)), "the same term");
