@@ -10,6 +10,7 @@ under --workdir (default /tmp/paddock-faults), so a failing seed can be
 read and rerun."""
 
 import argparse
+import gzip
 import json
 import shutil
 import sys
@@ -108,7 +109,7 @@ def main():
     c.add_argument("--jsonl", help="append every run's result here")
     c.add_argument("--disk", action="store_true", help="also fail disks (fsync)")
     sm = sub.add_parser("summary", help="one table from the results of several campaigns")
-    sm.add_argument("jsonl", nargs="+", help="files written by campaign --jsonl")
+    sm.add_argument("jsonl", nargs="+", help="files written by campaign --jsonl (or gzipped)")
     sm.add_argument("--out")
     st = sub.add_parser("stale", help="how often a read misses a write just acknowledged elsewhere")
     st.add_argument("--systems", default="paddock,zookeeper")
@@ -117,7 +118,9 @@ def main():
     st.add_argument("--workdir", default="/tmp/paddock-faults")
     args = ap.parse_args()
     if args.cmd == "summary":
-        results = [json.loads(line) for f in args.jsonl for line in open(f) if line.strip()]
+        results = [json.loads(line) for f in args.jsonl
+                   for line in (gzip.open if f.endswith(".gz") else open)(f, "rt")
+                   if line.strip()]
         table = summary(results) + "\n" + totals(results)
         print(table)
         if args.out:
