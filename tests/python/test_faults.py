@@ -3,9 +3,14 @@ claim to catch, on hand-made histories, and a smoke set of seeded fault
 runs must come out clean on Paddock and on Apache ZooKeeper 3.8.0 (the
 longer campaign: scripts/faults campaign, docs/faults.md)."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from faults import checker
+from faults.cluster import disk_shim
 from faults.run import Run, blocked_links, leaderless, schedule
 
 
@@ -143,6 +148,38 @@ def test_schedules_are_reproducible_from_their_seed_and_cut_what_they_say():
     bridge = blocked_links("bridge", [1, 2, 3, 4, 5], None, 5)
     assert not any(1 in link for link in bridge), "the bridge sees both sides"
     assert (2, 4) in bridge and (2, 3) not in bridge
+
+
+def test_the_disk_shim_fails_data_writes_only_while_the_disk_is_full(tmp_path):
+    shim = disk_shim(tmp_path)
+    full, failed = tmp_path / "full", tmp_path / "failed"
+    probe = (
+        "import os, socket, sys\n"
+        "def attempt(f):\n"
+        "    try:\n"
+        "        f()\n"
+        "        return 'ok'\n"
+        "    except OSError as e:\n"
+        "        return os.strerror(e.errno)\n"
+        "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT)\n"
+        "a, b = socket.socketpair()\n"
+        "print(attempt(lambda: os.write(fd, b'x')), attempt(lambda: os.pwrite(fd, b'x', 9)),\n"
+        "      attempt(lambda: os.fsync(fd)), attempt(lambda: a.send(b'x')), sep='|')\n")
+    env = dict(os.environ, LD_PRELOAD=str(shim), FAULTS_FULL_FLAG=str(full),
+               FAULTS_FSYNC_FLAG=str(failed))
+
+    def outcome():
+        out = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "data")], env=env,
+                             capture_output=True, text=True, check=True)
+        return out.stdout.strip().split("|")
+
+    assert outcome() == ["ok", "ok", "ok", "ok"]
+    full.touch()
+    nospace = os.strerror(28)
+    assert outcome() == [nospace, nospace, "ok", "ok"], "a full disk; sockets still write"
+    full.unlink()
+    failed.touch()
+    assert outcome() == ["ok", "ok", os.strerror(5), "ok"], "a failed disk"
 
 
 # Seeds 1 (3 servers) and 3 (5 servers) are regressions: on the code

@@ -164,13 +164,15 @@ class Proxy:
         self.listener.close()
 
 
-def fsync_shim(workdir):
-    """Builds fsyncfail.c (gcc) into `workdir`: preloaded into a server, it
-    fails fsync and fdatasync with EIO while the server's flag file exists."""
-    out = Path(workdir) / "fsyncfail.so"
+def disk_shim(workdir):
+    """Builds diskfail.c (gcc) into `workdir`: preloaded into a server, it
+    fails fsync and fdatasync with EIO while the server's disk-failed flag
+    file exists, and writes to data files with ENOSPC while its disk-full
+    one does."""
+    out = Path(workdir) / "diskfail.so"
     if not out.exists():
         subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(out),
-                        str(Path(__file__).with_name("fsyncfail.c")), "-ldl"], check=True)
+                        str(Path(__file__).with_name("diskfail.c")), "-ldl"], check=True)
     return out
 
 
@@ -180,8 +182,10 @@ class Member:
         self.client, self.peer, self.election = (free_port() for _ in range(3))
         self.proc = None
         self.paused = False
-        # While this file exists the server's fsyncs fail (fsyncfail.c).
+        # While these files exist the server's fsyncs fail, or its disk is
+        # full (diskfail.c).
         self.disk_failed = dirpath / "disk-failed"
+        self.disk_full = dirpath / "disk-full"
 
     @property
     def running(self):
@@ -198,7 +202,7 @@ class Cluster:
         self.kind, self.tick_ms = kind, tick_ms
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.shim = fsync_shim(self.workdir) if disk_faults else None
+        self.shim = disk_shim(self.workdir) if disk_faults else None
         self.links = Links()
         self.members = {sid: Member(sid, kind, self.workdir / f"s{sid}")
                         for sid in range(1, size + 1)}
@@ -242,7 +246,8 @@ class Cluster:
                    "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(m.dir / "zoo.cfg")]
         env = dict(os.environ)
         if self.shim:
-            env.update(LD_PRELOAD=str(self.shim), FAULTS_FSYNC_FLAG=str(m.disk_failed))
+            env.update(LD_PRELOAD=str(self.shim), FAULTS_FSYNC_FLAG=str(m.disk_failed),
+                       FAULTS_FULL_FLAG=str(m.disk_full))
         m.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         m.paused = False
         log.close()
@@ -289,18 +294,24 @@ class Cluster:
         raise RuntimeError(f"{self.kind}: no leader with every server serving "
                            f"after {deadline_s} s: {modes}")
 
-    def fail_disk(self, sid):
-        """From now on the server's fsyncs fail."""
-        self.members[sid].disk_failed.touch()
+    def fail_disk(self, sid, how):
+        """From now on the server's fsyncs fail ("failed") or its disk is
+        full ("full")."""
+        m = self.members[sid]
+        {"failed": m.disk_failed, "full": m.disk_full}[how].touch()
 
     def heal(self):
         """Every link open, every disk working, every server running and
-        resumed (one whose disk failed is restarted: ZooKeeper exits on a
-        failed fsync, Paddock stops taking writes until restarted)."""
+        resumed. One whose disk failed or filled up is restarted, as an
+        operator would once the disk is replaced or space freed: ZooKeeper
+        exits on a failed fsync; Paddock stops taking writes until it is
+        restarted."""
         self.links.set(())
         for sid, m in self.members.items():
-            if m.disk_failed.exists():
-                m.disk_failed.unlink()
+            flags = [f for f in (m.disk_failed, m.disk_full) if f.exists()]
+            for f in flags:
+                f.unlink()
+            if flags:
                 self.kill(sid)
             if not m.running:
                 self.start(sid)

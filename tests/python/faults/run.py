@@ -26,9 +26,10 @@ from .workload import KEYS, LOCK, MULTI_HIST, MULTI_KEY, OWNERS, SEQ_PARENT
 
 FAULTS = ("isolate-leader", "partition", "bridge", "one-way", "deaf-leader", "kill",
           "kill-leader", "pause-leader", "pause")
-# With --disk: a failed disk (fsync and fdatasync fail with EIO) on the
-# leader or on another server, until the heal restarts it.
-DISK_FAULTS = ("disk-fail-leader", "disk-fail")
+# With --disk: a failed disk (fsync and fdatasync fail with EIO) or a full
+# one (writes to data files fail with ENOSPC) on the leader or on another
+# server, until the heal restarts it.
+DISK_FAULTS = ("disk-fail-leader", "disk-fail", "disk-full-leader", "disk-full")
 TICK_MS = 500
 
 # Kazoo warns on every dropped connection, and the nemesis drops many.
@@ -177,7 +178,7 @@ class Run:
             self.cluster.kill(target)
             self.note(fault, server=target)
         elif fault in DISK_FAULTS:
-            self.cluster.fail_disk(target)
+            self.cluster.fail_disk(target, "full" if fault.startswith("disk-full") else "failed")
             self.note(fault, server=target)
         elif fault in ("pause", "pause-leader"):
             self.cluster.pause(target)
