@@ -3,14 +3,20 @@
 //! A segment is `wal-<16 hex digits>.log`, named by the index of its first
 //! record (or one more than the previous segment's name, if that is higher:
 //! names always grow): an 8-byte magic, then frames. A frame holds one batch
-//! (one fsync): `u32 payload_len | u32 crc32c(payload) | payload | 0x42`, and
-//! the payload is records `u32 body_len | i64 index | body`. Indexes grow by
-//! one per record, except that a record may go back to an earlier index: it
-//! replaces the records from there on (what that means is up to the reader).
-//! Segments are reserved
-//! (zeroed) ahead, so a zero length marks the end of data; the trailing 0x42
-//! tells a frame that was written completely (then a bad checksum is
-//! corruption) from one cut short by a crash (a torn tail).
+//! (one fsync): `u32 payload_len | u32 crc32c(payload) | u32 crc32c(the
+//! first 8 bytes) | payload | 0x42`, and the payload is records `u32
+//! body_len | i64 index | body`. Indexes grow by one per record, except that
+//! a record may go back to an earlier index: it replaces the records from
+//! there on (what that means is up to the reader).
+//!
+//! Segments are reserved (zeroed) ahead, so a zero header marks the end of
+//! data. A frame that is not whole and intact is a torn write (cut off at
+//! recovery, never acknowledged) only when it is in the newest segment and
+//! nothing but zeros follows it: past its end, if its header is intact (the
+//! trailing 0x42 then tells a frame written completely, whose bad checksum
+//! is corruption, from one cut short), or past its header if not. Anything
+//! else is corruption. Segments of format 1 (`PDKWAL01`, no header
+//! checksum) are still read.
 
 use crate::disk::{AppendFile, Disk};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -18,9 +24,12 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-const MAGIC: &[u8; 8] = b"PDKWAL01";
+const MAGIC: &[u8; 8] = b"PDKWAL02";
+/// Format 1: frame headers without their own checksum.
+const MAGIC_V1: &[u8; 8] = b"PDKWAL01";
 const FRAME_END: u8 = 0x42;
-const FRAME_HEADER: usize = 8;
+const FRAME_HEADER: usize = 12;
+const FRAME_HEADER_V1: usize = 8;
 const RECORD_HEADER: usize = 12;
 /// A frame larger than this is not believed (it is damage).
 pub const MAX_FRAME_BYTES: usize = 256 << 20;
@@ -164,7 +173,12 @@ impl Scan {
                 offset: offset as u64,
                 reason: reason.to_owned(),
             };
-            if seg.peek(MAGIC.len()).map_err(io_err(path))? != MAGIC {
+            let magic = seg.peek(MAGIC.len()).map_err(io_err(path))?;
+            let header = if magic == MAGIC {
+                FRAME_HEADER
+            } else if magic == MAGIC_V1 {
+                FRAME_HEADER_V1
+            } else {
                 if last && seg.rest_is_zero().map_err(io_err(path))? {
                     // Created but never written: nothing was acknowledged from it.
                     if repair {
@@ -174,14 +188,14 @@ impl Scan {
                     continue;
                 }
                 return Err(corrupt(0, "not a Paddock log segment (bad magic)"));
-            }
+            };
             seg.consume(MAGIC.len());
             while !seg.peek(1).map_err(io_err(path))?.is_empty() {
                 let at = seg.offset();
-                match read_frame(&mut seg).map_err(io_err(path))? {
+                match read_frame(&mut seg, header).map_err(io_err(path))? {
                     Frame::End => {
-                        if !last && !seg.rest_is_zero().map_err(io_err(path))? {
-                            return Err(corrupt(at, "data after the end of a closed segment"));
+                        if !seg.rest_is_zero().map_err(io_err(path))? {
+                            return Err(corrupt(at, "data after the end of the log's data"));
                         }
                         if last && repair {
                             // Give back the reserved space: appends go to a new
@@ -190,17 +204,23 @@ impl Scan {
                         }
                         break;
                     }
-                    Frame::Torn if last => {
+                    Frame::Torn { zeros_from } if last => {
+                        seg.skip(zeros_from).map_err(io_err(path))?;
+                        if !seg.rest_is_zero().map_err(io_err(path))? {
+                            return Err(corrupt(at, "a damaged frame with data after it"));
+                        }
                         if repair {
                             trim(disk, path, at)?;
                         }
                         out.truncated = Some((path.clone(), at as u64));
                         break;
                     }
-                    Frame::Torn => return Err(corrupt(at, "incomplete frame in a closed segment")),
+                    Frame::Torn { .. } => {
+                        return Err(corrupt(at, "incomplete frame in a closed segment"))
+                    }
                     Frame::Corrupt(reason) => return Err(corrupt(at, reason)),
                     Frame::Ok { payload } => {
-                        let size = FRAME_HEADER + payload.len() + 1;
+                        let size = header + payload.len() + 1;
                         let records = records(payload, bodies_from).map_err(|r| corrupt(at, r))?;
                         seg.consume(size);
                         for record in records {
@@ -270,6 +290,20 @@ impl Pieces {
         self.pos += n;
     }
 
+    /// Passes over the next `n` bytes, or to the end of the file.
+    fn skip(&mut self, mut n: usize) -> std::io::Result<()> {
+        while n > 0 {
+            let want = n.min(self.piece);
+            let got = self.peek(want)?.len();
+            if got == 0 {
+                return Ok(());
+            }
+            self.consume(got);
+            n -= got;
+        }
+        Ok(())
+    }
+
     /// The file offset of the next unread byte.
     fn offset(&self) -> usize {
         self.base + self.pos
@@ -303,43 +337,65 @@ fn trim(disk: &dyn Disk, path: &Path, len: usize) -> Result<(), WalError> {
 }
 
 enum Frame<'a> {
+    /// A zero header: the end of the data.
     End,
-    Torn,
+    /// Not a whole, intact frame: a torn write if everything from
+    /// `zeros_from` bytes past its start on is zero.
+    Torn {
+        zeros_from: usize,
+    },
     Corrupt(&'static str),
-    Ok { payload: &'a [u8] },
+    Ok {
+        payload: &'a [u8],
+    },
 }
 
-/// The frame at the reader's position (not consumed).
-fn read_frame(seg: &mut Pieces) -> std::io::Result<Frame<'_>> {
-    let head = seg.peek(FRAME_HEADER)?;
-    if head.len() < FRAME_HEADER {
-        return Ok(if head.iter().all(|&b| b == 0) {
-            Frame::End
+/// The frame at the reader's position (not consumed), its header `header`
+/// bytes long (with a checksum of its own if 12).
+fn read_frame(seg: &mut Pieces, header: usize) -> std::io::Result<Frame<'_>> {
+    let head = seg.peek(header)?;
+    if head.iter().all(|&b| b == 0) {
+        return Ok(if head.len() < header {
+            Frame::Torn {
+                zeros_from: head.len(),
+            }
         } else {
-            Frame::Torn
+            Frame::End
+        });
+    }
+    if head.len() < header {
+        return Ok(Frame::Torn {
+            zeros_from: head.len(),
         });
     }
     let mut h = head;
     let len = h.get_u32() as usize;
     let crc = h.get_u32();
-    if len == 0 {
-        return Ok(if crc == 0 { Frame::End } else { Frame::Torn });
+    if header == FRAME_HEADER && crc32c::crc32c(&head[..8]) != h.get_u32() {
+        // A header cut short by a crash has only zeros after it.
+        return Ok(Frame::Torn { zeros_from: header });
     }
-    if len > MAX_FRAME_BYTES {
-        return Ok(Frame::Torn);
+    if len == 0 || len > MAX_FRAME_BYTES {
+        return Ok(Frame::Corrupt("frame length out of range"));
     }
-    let end = FRAME_HEADER + len;
+    let end = header + len;
     let frame = seg.peek(end + 1)?;
     if frame.len() <= end {
-        return Ok(Frame::Torn);
+        return Ok(Frame::Torn {
+            zeros_from: end + 1,
+        });
     }
     match frame[end] {
         // A crash leaves the reserved zeros where the end marker goes.
-        0 => return Ok(Frame::Torn),
+        0 => {
+            return Ok(Frame::Torn {
+                zeros_from: end + 1,
+            })
+        }
         FRAME_END => {}
         _ => return Ok(Frame::Corrupt("damaged frame end marker")),
     }
-    let payload = &frame[FRAME_HEADER..end];
+    let payload = &frame[header..end];
     if crc32c::crc32c(payload) != crc {
         return Ok(Frame::Corrupt("checksum mismatch in a complete frame"));
     }
@@ -422,16 +478,22 @@ impl Wal {
 
     fn write_frame(&mut self, first_index: i64, records: &[(i64, &[u8])]) -> Result<(), WalError> {
         self.frame.clear();
-        self.frame.put_u64(0);
+        self.frame.put_bytes(0, FRAME_HEADER);
         for (index, body) in records {
             self.frame.put_u32(body.len() as u32);
             self.frame.put_i64(*index);
             self.frame.put_slice(body);
         }
         let payload_len = self.frame.len() - FRAME_HEADER;
+        assert!(
+            payload_len <= MAX_FRAME_BYTES,
+            "a batch of {payload_len} bytes: the writer caps batches far below the frame limit"
+        );
         let crc = crc32c::crc32c(&self.frame[FRAME_HEADER..]);
         self.frame[..4].copy_from_slice(&(payload_len as u32).to_be_bytes());
         self.frame[4..8].copy_from_slice(&crc.to_be_bytes());
+        let header_crc = crc32c::crc32c(&self.frame[..8]);
+        self.frame[8..12].copy_from_slice(&header_crc.to_be_bytes());
         self.frame.put_u8(FRAME_END);
         let need = self.frame.len() as u64;
         let rotate = match &self.current {
@@ -554,18 +616,69 @@ mod tests {
     }
 
     #[test]
-    fn the_newest_segment_is_read_only_a_piece_past_its_data() {
+    fn the_newest_segment_is_read_once_to_its_end() {
         let dir = tempfile::tempdir().unwrap();
         write_log(dir.path(), 100, 8 << 20);
         let disk = Counting::default();
         let log = read_log(&disk, dir.path()).unwrap();
         assert_eq!(log.records.len(), 300);
-        let data = 8 + 100 * (8 + 3 * 12 + 10 + 11 + 12 + 1);
-        let read = disk.0.load(Ordering::SeqCst);
-        assert!(
-            read >= data && read <= data + READ_PIECE,
-            "read {read} bytes of a segment holding {data} in 8 MiB"
-        );
+        // Past its data, the reserve is read to see that it is unwritten.
+        assert_eq!(disk.0.load(Ordering::SeqCst), 8 << 20);
+    }
+
+    /// Every record `write_log(_, batches, _)` wrote, in order, or damage
+    /// found: never fewer records and no error.
+    fn all_or_corrupt(dir: &Path, batches: i64, what: &str) {
+        match read_log(&FsDisk, dir) {
+            Ok(log) => {
+                let indexes: Vec<i64> = log.records.iter().map(|r| r.index).collect();
+                assert_eq!(indexes, (1..=3 * batches).collect::<Vec<_>>(), "{what}");
+            }
+            Err(WalError::Corrupt { .. }) => {}
+            Err(other) => panic!("{what}: {other}"),
+        }
+    }
+
+    #[test]
+    fn no_flipped_bit_anywhere_in_the_log_loses_a_record_silently() {
+        let dir = tempfile::tempdir().unwrap();
+        // Three segments: two closed, the newest reserved to 1 KiB.
+        write_log(dir.path(), 30, 1024);
+        let segments = list_segments(&FsDisk, dir.path()).unwrap();
+        assert_eq!(segments.len(), 3);
+        for (_, path) in &segments {
+            let bytes = std::fs::read(path).unwrap();
+            for bit in 0..bytes.len() * 8 {
+                let mut flipped = bytes.clone();
+                flipped[bit / 8] ^= 1 << (bit % 8);
+                std::fs::write(path, &flipped).unwrap();
+                let what = format!("bit {bit} of {}", path.display());
+                all_or_corrupt(dir.path(), 30, &what);
+            }
+            std::fs::write(path, &bytes).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_segment_of_format_1_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut payload = Vec::new();
+        for index in 1..=2i64 {
+            payload.put_u32(3);
+            payload.put_i64(index);
+            payload.put_slice(b"abc");
+        }
+        let mut segment = MAGIC_V1.to_vec();
+        segment.put_u32(payload.len() as u32);
+        segment.put_u32(crc32c::crc32c(&payload));
+        segment.extend_from_slice(&payload);
+        segment.put_u8(FRAME_END);
+        segment.extend_from_slice(&[0; 100]);
+        std::fs::write(dir.path().join(segment_name(1)), &segment).unwrap();
+        let log = read_log(&FsDisk, dir.path()).unwrap();
+        assert_eq!(log.records.len(), 2);
+        assert_eq!(log.records[1].body, Bytes::from_static(b"abc"));
+        assert!(log.truncated.is_none());
     }
 
     #[test]

@@ -58,7 +58,7 @@ fn a_crash_at_any_byte_of_the_last_batch_loses_only_that_batch() {
     let full = std::fs::read(&seg).unwrap();
     let data_end = full.len() - full.iter().rev().take_while(|&&b| b == 0).count();
     let frame_len = |first: i64| {
-        8 + batch(first, 3)
+        12 + batch(first, 3)
             .iter()
             .map(|(_, t)| 12 + t.len())
             .sum::<usize>()
@@ -89,8 +89,8 @@ fn a_flipped_byte_in_a_finished_batch_is_reported_with_file_and_offset() {
     let seg = segments(dir.path()).pop().unwrap();
     let full = std::fs::read(&seg).unwrap();
     // Batches 1-3 have 5-byte txns, the 4th 6-byte ones.
-    let frame_len = 8 + 3 * (12 + 5) + 1;
-    let last_len = 8 + 3 * (12 + 6) + 1;
+    let frame_len = 12 + 3 * (12 + 5) + 1;
+    let last_len = 12 + 3 * (12 + 6) + 1;
     for (frame, byte) in [(0usize, 20usize), (1, 8), (3, 30), (3, last_len - 1)] {
         let mut bad = full.clone();
         bad[8 + frame * frame_len + byte] ^= 0x10;
@@ -199,15 +199,17 @@ fn a_record_may_go_back_to_an_earlier_index_but_never_skip_one() {
 fn reading_from_an_index_skips_only_segments_wholly_before_it() {
     let dir = write_batches(50, 256);
     let all = read_log(&FsDisk, dir.path()).unwrap();
-    let from = read_log_from(&FsDisk, dir.path(), 100).unwrap();
+    // An index inside a batch, so inside a segment (batches start at 3k + 1).
+    let index = 101;
+    let from = read_log_from(&FsDisk, dir.path(), index).unwrap();
     let first = from.records[0].index;
     assert!(
-        first < 100 && first > 90,
-        "starts in the segment holding 100: {first}"
+        first < index && first > index - 12,
+        "starts in the segment holding {index}: {first}"
     );
     // Records read before the index come without their bodies.
     for r in &from.records {
-        let body = if r.index < 100 {
+        let body = if r.index < index {
             String::new()
         } else {
             format!("txn-{}", r.index)

@@ -274,7 +274,7 @@ fn a_damaged_log_stops_the_server_with_file_and_offset() {
     });
     let seg = files(&dir.path().join("wal"), "wal-").remove(0);
     let mut bytes = std::fs::read(&seg).unwrap();
-    bytes[8 + 8 + 3] ^= 0x01; // inside the first frame's payload
+    bytes[8 + 12 + 3] ^= 0x01; // inside the first frame's payload
     std::fs::write(&seg, &bytes).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
         .args(["server", "--port", "0", "--data-dir"])
@@ -287,6 +287,92 @@ fn a_damaged_log_stops_the_server_with_file_and_offset() {
         err.contains(&seg.display().to_string()) && err.contains("at offset 8"),
         "{err}"
     );
+}
+
+/// The frames of a log segment: (offset, whole length), from the layout in
+/// docs/storage.md (8-byte magic; 12-byte header, payload, end marker).
+fn frames(segment: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = 8;
+    while at + 12 <= segment.len() {
+        let len = u32::from_be_bytes(segment[at..at + 4].try_into().unwrap()) as usize;
+        if len == 0 {
+            break;
+        }
+        out.push((at, 12 + len + 1));
+        at += 12 + len + 1;
+    }
+    out
+}
+
+#[test]
+fn no_flipped_bit_in_the_log_lets_the_binary_start_with_less() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s = TestServer::start_in(dir.path(), |_| {}).await;
+        let (mut raw, _) = Raw::session(s.addr, 30_000).await;
+        for i in 0..200 {
+            assert_eq!(raw.call(&create(&format!("/d{i}"), 0)).await.0.err, 0);
+        }
+        drop(raw);
+        s.stop().await;
+    });
+    let seg = files(&dir.path().join("wal"), "wal-").pop().unwrap();
+    let clean = std::fs::read(&seg).unwrap();
+    let frames = frames(&clean);
+    assert!(frames.len() > 10, "{} frames", frames.len());
+    // Every bit of the first, a middle and the last frame's header, and a
+    // bit of every 97th byte of everything written.
+    let (first, middle, last) = (
+        frames[0],
+        frames[frames.len() / 2],
+        frames[frames.len() - 1],
+    );
+    let mut bits: Vec<usize> = [first, middle, last]
+        .iter()
+        .flat_map(|(at, _)| at * 8..(at + 12) * 8)
+        .collect();
+    bits.extend(
+        (8..last.0 + last.1)
+            .step_by(97)
+            .map(|byte| byte * 8 + byte % 8),
+    );
+    let file = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    let put = |byte: usize, value: u8| {
+        std::os::unix::fs::FileExt::write_all_at(&file, &[value], byte as u64).unwrap()
+    };
+    for bit in bits {
+        let byte = bit / 8;
+        put(byte, clean[byte] ^ (1 << (bit % 8)));
+        let mut server = Proc(
+            Command::new(env!("CARGO_BIN_EXE_paddock"))
+                .args(["server", "--port", "0", "--data-dir"])
+                .arg(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = server.0.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "bit {bit}: the server started");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut server.0.stderr.take().unwrap(), &mut err).unwrap();
+        let frame = frames.iter().rev().find(|(at, _)| *at <= byte).unwrap().0;
+        assert!(
+            !status.success()
+                && err.contains(&seg.display().to_string())
+                && err.contains(&format!("at offset {frame}")),
+            "bit {bit} (byte {byte}, frame at {frame}): {err}"
+        );
+        put(byte, clean[byte]);
+    }
 }
 
 #[tokio::test]
