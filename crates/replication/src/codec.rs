@@ -8,7 +8,8 @@
 //!   decided in | txn bytes`); kind 3 with no term or payload marks that
 //!   the entries from its key on were removed (a follower's log conflict).
 //! * a snapshot's payload: `u32 meta_len | meta (JSON) | tree encoding`.
-//! * the `raft-state` file: JSON of the vote and the last purged log id.
+//! * the `raft-state` file: JSON of the vote and the last purged log id,
+//!   sealed (`PDKSTAT1`, crc32c; `paddock_storage::sealed`).
 //!
 //! Pure functions, no I/O.
 
@@ -218,6 +219,24 @@ pub struct RaftState {
     pub last_purged: Option<LogId>,
 }
 
+/// The consensus state file's format: sealed (`paddock_storage::sealed`)
+/// JSON. A file written before it was sealed is the JSON alone.
+const STATE_MAGIC: &[u8; 8] = b"PDKSTAT1";
+
+pub fn encode_state(state: &RaftState) -> Vec<u8> {
+    let json = serde_json::to_vec(state).expect("a RaftState always renders as JSON");
+    paddock_storage::sealed::seal(STATE_MAGIC, &json)
+}
+
+pub fn decode_state(bytes: &[u8]) -> Result<RaftState, String> {
+    let json = match paddock_storage::sealed::unseal(STATE_MAGIC, bytes)? {
+        Some(json) => json,
+        None if bytes.first() == Some(&b'{') => bytes,
+        None => return Err("not a Paddock consensus state file".into()),
+    };
+    serde_json::from_slice(json).map_err(|e| e.to_string())
+}
+
 /// The number a snapshot file is named by: how many log entries it covers.
 pub fn snapshot_position(last: Option<&LogId>) -> i64 {
     last.map_or(0, |l| l.index as i64 + 1)
@@ -235,6 +254,23 @@ mod tests {
             Ok(Record::Entry(e)) => e,
             other => panic!("decoded to {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_state_file_is_checked_and_the_unsealed_format_still_reads() {
+        let state = RaftState {
+            vote: Some(Vote::new(3, 2)),
+            last_purged: Some(LogId::new_term_index(2, 40)),
+        };
+        let bytes = encode_state(&state);
+        assert_eq!(decode_state(&bytes), Ok(state.clone()));
+        for bit in 0..bytes.len() * 8 {
+            let mut bad = bytes.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(decode_state(&bad).is_err(), "bit {bit} went unnoticed");
+        }
+        let old = serde_json::to_vec(&state).unwrap();
+        assert_eq!(decode_state(&old), Ok(state));
     }
 
     #[test]

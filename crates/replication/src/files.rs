@@ -31,7 +31,7 @@ impl Dirs {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FilesError {
-    #[error("the stored state is damaged, refusing to start: {0}")]
+    #[error("{}", storage_problem(.0))]
     Storage(WalError),
     #[error("the log is damaged, refusing to start: record {index}: {reason}")]
     Record { index: i64, reason: String },
@@ -39,6 +39,15 @@ pub enum FilesError {
     Gap(String),
     #[error("{0} already holds Paddock data")]
     NotEmpty(PathBuf),
+}
+
+/// A file that cannot be read or written (missing permissions, say) is
+/// not damage.
+fn storage_problem(e: &WalError) -> String {
+    match e {
+        WalError::Io { .. } => format!("cannot use the stored state, refusing to start: {e}"),
+        _ => format!("the stored state is damaged, refusing to start: {e}"),
+    }
 }
 
 impl From<WalError> for FilesError {
@@ -71,11 +80,11 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FilesError + '_ {
 pub fn read_state(disk: &dyn Disk, dirs: &Dirs) -> Result<RaftState, FilesError> {
     let path = dirs.state_file();
     match disk.read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+        Ok(bytes) => codec::decode_state(&bytes).map_err(|reason| {
             FilesError::Storage(WalError::Corrupt {
                 path,
                 offset: 0,
-                reason: e.to_string(),
+                reason,
             })
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RaftState::default()),
@@ -84,8 +93,7 @@ pub fn read_state(disk: &dyn Disk, dirs: &Dirs) -> Result<RaftState, FilesError>
 }
 
 pub fn write_state(disk: &dyn Disk, dirs: &Dirs, state: &RaftState) -> std::io::Result<()> {
-    let json = serde_json::to_vec(state).map_err(std::io::Error::other)?;
-    disk.write_atomic(&dirs.state_file(), &json)
+    disk.write_atomic(&dirs.state_file(), &codec::encode_state(state))
 }
 
 /// Decodes the log's records into the entries that stand, from index
@@ -384,6 +392,27 @@ pub fn seed(disk: &dyn Disk, dirs: &Dirs, tree: &DataTree) -> Result<PathBuf, Fi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_that_cannot_be_read_is_not_called_damaged() {
+        let denied = FilesError::Storage(WalError::Io {
+            path: "/data/wal/wal-0000000000000001.log".into(),
+            source: std::io::ErrorKind::PermissionDenied.into(),
+        });
+        assert_eq!(
+            denied.to_string(),
+            "cannot use the stored state, refusing to start: \
+             /data/wal/wal-0000000000000001.log: permission denied"
+        );
+        let damaged = FilesError::Storage(WalError::Corrupt {
+            path: "/data/wal/raft-state".into(),
+            offset: 0,
+            reason: "checksum mismatch".into(),
+        });
+        assert!(damaged
+            .to_string()
+            .starts_with("the stored state is damaged"));
+    }
     use crate::types::LogId;
 
     /// A log record at `index`: an entry of `term`, or with no term a

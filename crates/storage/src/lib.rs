@@ -2,6 +2,7 @@
 //! goes through the `Disk` trait. No sockets, no tasks.
 
 pub mod disk;
+pub mod sealed;
 pub mod snapshot;
 pub mod wal;
 
