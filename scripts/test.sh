@@ -40,12 +40,13 @@ stage "cargo fmt --check"
 cargo fmt --all -- --check
 stage "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-# The tests build with the release profile: one build of the dependencies
-# instead of two keeps the suite well inside CI's time. They also build
-# target/release/paddock, which the end-to-end tests and pytest run (a
-# separate `cargo build --release` would build it a second time, with the
+# The tests build with the `checked` profile (Cargo.toml): release speed,
+# with debug assertions and overflow checks on. One build of the
+# dependencies instead of two keeps the suite well inside CI's time. It
+# also builds target/checked/paddock, which the end-to-end tests and
+# pytest run (a separate build would build it a second time, with the
 # dependencies' features unified differently).
-stage "cargo test --release"
-cargo test --release --workspace --quiet
+stage "cargo test --profile checked"
+cargo test --profile checked --workspace --quiet
 stage "pytest (Kazoo, zkCli.sh, C client, differential against ZooKeeper 3.8.0)"
-PADDOCK_BIN="$PWD/target/release/paddock" python3 -m pytest -q tests/python
+PADDOCK_BIN="$PWD/target/checked/paddock" python3 -m pytest -q tests/python
