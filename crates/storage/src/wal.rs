@@ -29,7 +29,30 @@ const MAGIC: &[u8; 8] = b"PDKWAL02";
 const MAGIC_V1: &[u8; 8] = b"PDKWAL01";
 const FRAME_END: u8 = 0x42;
 const FRAME_HEADER: usize = 12;
-const FRAME_HEADER_V1: usize = 8;
+
+/// A segment's format, by its magic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    V1,
+    V2,
+}
+
+impl Format {
+    fn of(magic: &[u8]) -> Option<Format> {
+        match magic {
+            m if m == MAGIC => Some(Format::V2),
+            m if m == MAGIC_V1 => Some(Format::V1),
+            _ => None,
+        }
+    }
+
+    fn header_len(self) -> usize {
+        match self {
+            Format::V1 => 8,
+            Format::V2 => FRAME_HEADER,
+        }
+    }
+}
 const RECORD_HEADER: usize = 12;
 /// A frame larger than this is not believed (it is damage).
 pub const MAX_FRAME_BYTES: usize = 256 << 20;
@@ -173,12 +196,7 @@ impl Scan {
                 offset: offset as u64,
                 reason: reason.to_owned(),
             };
-            let magic = seg.peek(MAGIC.len()).map_err(io_err(path))?;
-            let header = if magic == MAGIC {
-                FRAME_HEADER
-            } else if magic == MAGIC_V1 {
-                FRAME_HEADER_V1
-            } else {
+            let Some(format) = Format::of(seg.peek(MAGIC.len()).map_err(io_err(path))?) else {
                 if last && seg.rest_is_zero().map_err(io_err(path))? {
                     // Created but never written: nothing was acknowledged from it.
                     if repair {
@@ -192,7 +210,7 @@ impl Scan {
             seg.consume(MAGIC.len());
             while !seg.peek(1).map_err(io_err(path))?.is_empty() {
                 let at = seg.offset();
-                match read_frame(&mut seg, header).map_err(io_err(path))? {
+                match read_frame(&mut seg, format).map_err(io_err(path))? {
                     Frame::End => {
                         if !seg.rest_is_zero().map_err(io_err(path))? {
                             return Err(corrupt(at, "data after the end of the log's data"));
@@ -220,7 +238,7 @@ impl Scan {
                     }
                     Frame::Corrupt(reason) => return Err(corrupt(at, reason)),
                     Frame::Ok { payload } => {
-                        let size = header + payload.len() + 1;
+                        let size = format.header_len() + payload.len() + 1;
                         let records = records(payload, bodies_from).map_err(|r| corrupt(at, r))?;
                         seg.consume(size);
                         for record in records {
@@ -350,28 +368,22 @@ enum Frame<'a> {
     },
 }
 
-/// The frame at the reader's position (not consumed), its header `header`
-/// bytes long (with a checksum of its own if 12).
-fn read_frame(seg: &mut Pieces, header: usize) -> std::io::Result<Frame<'_>> {
+/// The frame at the reader's position (not consumed).
+fn read_frame(seg: &mut Pieces, format: Format) -> std::io::Result<Frame<'_>> {
+    let header = format.header_len();
     let head = seg.peek(header)?;
-    if head.iter().all(|&b| b == 0) {
-        return Ok(if head.len() < header {
-            Frame::Torn {
-                zeros_from: head.len(),
-            }
-        } else {
-            Frame::End
-        });
-    }
     if head.len() < header {
         return Ok(Frame::Torn {
             zeros_from: head.len(),
         });
     }
+    if head.iter().all(|&b| b == 0) {
+        return Ok(Frame::End);
+    }
     let mut h = head;
     let len = h.get_u32() as usize;
     let crc = h.get_u32();
-    if header == FRAME_HEADER && crc32c::crc32c(&head[..8]) != h.get_u32() {
+    if format == Format::V2 && crc32c::crc32c(&head[..8]) != h.get_u32() {
         // A header cut short by a crash has only zeros after it.
         return Ok(Frame::Torn { zeros_from: header });
     }

@@ -48,14 +48,21 @@ static int refused(int fd) {
     return 1;
 }
 
-#define REAL(name, type) ((type)dlsym(RTLD_NEXT, name))
+/* libc's own `name`, looked up once. */
+#define REAL(name, type)                                                 \
+    ({                                                                   \
+        static __typeof__(type) real_fn;                                 \
+        if (real_fn == NULL)                                             \
+            real_fn = (type)dlsym(RTLD_NEXT, name);                      \
+        real_fn;                                                         \
+    })
 
-static int sync_call(const char *name, int fd) {
+/* `real` (libc's fsync or fdatasync) unless the disk has failed. */
+static int sync_call(int (*real)(int), int fd) {
     if (flag_set("FAULTS_FSYNC_FLAG")) {
         errno = EIO;
         return -1;
     }
-    int (*real)(int) = REAL(name, int (*)(int));
     if (real == NULL) {
         errno = ENOSYS;
         return -1;
@@ -63,8 +70,8 @@ static int sync_call(const char *name, int fd) {
     return real(fd);
 }
 
-int fsync(int fd) { return sync_call("fsync", fd); }
-int fdatasync(int fd) { return sync_call("fdatasync", fd); }
+int fsync(int fd) { return sync_call(REAL("fsync", int (*)(int)), fd); }
+int fdatasync(int fd) { return sync_call(REAL("fdatasync", int (*)(int)), fd); }
 
 ssize_t write(int fd, const void *buf, size_t n) {
     if (refused(fd))

@@ -259,19 +259,25 @@ async fn kill_9_at_random_moments_loses_no_acknowledged_write() {
     );
 }
 
-#[test]
-fn a_damaged_log_stops_the_server_with_file_and_offset() {
+/// A data directory holding `n` acknowledged creates, its server stopped.
+fn log_of_creates(n: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let s = TestServer::start_in(dir.path(), |_| {}).await;
         let (mut raw, _) = Raw::session(s.addr, 30_000).await;
-        for i in 0..5 {
-            raw.call(&create(&format!("/d{i}"), 0)).await;
+        for i in 0..n {
+            assert_eq!(raw.call(&create(&format!("/d{i}"), 0)).await.0.err, 0);
         }
         drop(raw);
         s.stop().await;
     });
+    dir
+}
+
+#[test]
+fn a_damaged_log_stops_the_server_with_file_and_offset() {
+    let dir = log_of_creates(5);
     let seg = files(&dir.path().join("wal"), "wal-").remove(0);
     let mut bytes = std::fs::read(&seg).unwrap();
     bytes[8 + 12 + 3] ^= 0x01; // inside the first frame's payload
@@ -307,17 +313,7 @@ fn frames(segment: &[u8]) -> Vec<(usize, usize)> {
 
 #[test]
 fn no_flipped_bit_in_the_log_lets_the_binary_start_with_less() {
-    let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let s = TestServer::start_in(dir.path(), |_| {}).await;
-        let (mut raw, _) = Raw::session(s.addr, 30_000).await;
-        for i in 0..200 {
-            assert_eq!(raw.call(&create(&format!("/d{i}"), 0)).await.0.err, 0);
-        }
-        drop(raw);
-        s.stop().await;
-    });
+    let dir = log_of_creates(200);
     let seg = files(&dir.path().join("wal"), "wal-").pop().unwrap();
     let clean = std::fs::read(&seg).unwrap();
     let frames = frames(&clean);
