@@ -11,6 +11,7 @@ mod log_store;
 mod membership;
 mod network;
 mod peer;
+mod receive;
 mod state_machine;
 mod status;
 mod types;
@@ -225,7 +226,7 @@ impl Opened {
             applier.clone(),
         );
         let files = Arc::new(SnapshotFiles {
-            disk,
+            disk: disk.clone(),
             dirs: options.dirs.clone(),
             tree_config: options.tree_config,
             retain: options.snap_retain,
@@ -342,6 +343,7 @@ impl Opened {
         if let Some(listener) = listener {
             let ctx = Arc::new(PeerContext {
                 raft: raft.clone(),
+                disk: disk.clone(),
                 snapshot_dir: options.dirs.snapshots.clone(),
                 leader_contact_ms,
                 started,

@@ -4,6 +4,7 @@
 //! connection, redialled after any error; `serve` answers incoming ones.
 
 use crate::membership::{Reconfig, ReconfigError, Reconfigurer};
+use crate::receive::{Receiving, MAX_RECEIVED_SNAPSHOT_BYTES};
 use crate::state_machine::{SnapshotFile, StateMachine};
 use crate::types::{Command, SnapshotMeta, TypeConfig, Vote};
 use bytes::Bytes;
@@ -14,13 +15,13 @@ use openraft::raft::{
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::Raft;
+use paddock_storage::Disk;
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
@@ -182,6 +183,7 @@ impl Link {
 /// What the peer listener needs from the rest of the replica.
 pub struct PeerContext {
     pub raft: Raft<TypeConfig, StateMachine>,
+    pub disk: Arc<dyn Disk>,
     /// Where received snapshots are written before they are installed.
     pub snapshot_dir: PathBuf,
     /// When the leader was last heard from, in ms since `started`.
@@ -221,10 +223,19 @@ pub async fn serve(listener: TcpListener, ctx: Arc<PeerContext>) {
     }
 }
 
+/// Runs blocking file work off the runtime's threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(io::Error::other)?
+}
+
 async fn serve_one(stream: TcpStream, ctx: &PeerContext, id: u64) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let mut conn = Framed::new(stream, codec());
-    let mut receiving: Option<(tokio::fs::File, PathBuf)> = None;
+    let mut receiving: Option<Receiving> = None;
     let result = async {
         while let Some(frame) = conn.next().await {
             let req: PeerRequest = decode(&frame?)?;
@@ -235,8 +246,11 @@ async fn serve_one(stream: TcpStream, ctx: &PeerContext, id: u64) -> io::Result<
         Ok(())
     }
     .await;
-    if let Some((_, path)) = receiving {
-        let _ = tokio::fs::remove_file(path).await;
+    if let Some(part) = receiving {
+        let (disk, path) = (ctx.disk.clone(), part.path().to_owned());
+        if let Err(e) = blocking(move || Receiving::remove(&*disk, &path)).await {
+            warn!("removing a snapshot received in part: {e}");
+        }
     }
     result
 }
@@ -245,7 +259,7 @@ async fn handle(
     req: PeerRequest,
     ctx: &PeerContext,
     conn_id: u64,
-    receiving: &mut Option<(tokio::fs::File, PathBuf)>,
+    receiving: &mut Option<Receiving>,
 ) -> io::Result<Option<PeerReply>> {
     let failed = |e: &dyn std::fmt::Display| PeerReply::Failed(e.to_string());
     // Consensus here has stopped (its log failed): nothing can be handed
@@ -280,31 +294,48 @@ async fn handle(
         },
         PeerRequest::SnapshotBegin => {
             let path = ctx.snapshot_dir.join(format!("receiving.{conn_id}.tmp"));
-            let file = tokio::fs::File::create(&path).await?;
-            *receiving = Some((file, path));
+            let disk = ctx.disk.clone();
+            let part =
+                blocking(move || Receiving::begin(disk, path, MAX_RECEIVED_SNAPSHOT_BYTES)).await?;
+            *receiving = Some(part);
             return Ok(None);
         }
         PeerRequest::SnapshotChunk(bytes) => {
             ctx.heard_from_leader();
-            let (file, _) = receiving
-                .as_mut()
+            let mut part = receiving
+                .take()
                 .ok_or_else(|| io::Error::other("a snapshot chunk before its start"))?;
-            file.write_all(&bytes).await?;
+            let (part, written) = blocking(move || {
+                let written = part.chunk(&bytes);
+                Ok((part, written))
+            })
+            .await?;
+            // Kept, so that an error removes it.
+            *receiving = Some(part);
+            written?;
             return Ok(None);
         }
         PeerRequest::SnapshotDone { vote, meta } => {
-            let (mut file, path) = receiving
+            let part = receiving
                 .take()
                 .ok_or_else(|| io::Error::other("a snapshot end before its start"))?;
-            file.flush().await?;
-            file.sync_all().await?;
-            drop(file);
+            let path = part.path().to_owned();
+            let synced = blocking(move || part.finish()).await;
+            let synced = match synced {
+                Ok(synced) => synced,
+                Err(e) => {
+                    let disk = ctx.disk.clone();
+                    blocking(move || Receiving::remove(&*disk, &path)).await?;
+                    return Err(e);
+                }
+            };
             let snapshot = openraft::alias::SnapshotOf::<TypeConfig, SnapshotFile> {
                 meta,
-                snapshot: SnapshotFile(path.clone()),
+                snapshot: SnapshotFile(synced),
             };
             let installed = ctx.raft.install_full_snapshot(vote, snapshot).await;
-            let _ = tokio::fs::remove_file(&path).await;
+            let disk = ctx.disk.clone();
+            blocking(move || Receiving::remove(&*disk, &path)).await?;
             match installed {
                 Ok(r) => PeerReply::Snapshot(r),
                 Err(e) => failed(&e),

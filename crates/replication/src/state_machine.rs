@@ -123,10 +123,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 crate::codec::snapshot_position(meta.last_log_id.as_ref()),
             ));
         let copy_to = target.clone();
+        let announced = meta.clone();
         let (loaded_meta, tree) = tokio::task::spawn_blocking(move || -> io::Result<_> {
             let bytes = paddock_storage::snapshot::read_snapshot(&*files.disk, &snapshot.0)
                 .map_err(io::Error::other)?;
             let (meta, tree) = crate::codec::decode_snapshot(bytes).map_err(io::Error::other)?;
+            // The leader announced what the file holds: another state
+            // under that name would be installed as the one agreed on.
+            if (&meta.last_log_id, &meta.last_membership)
+                != (&announced.last_log_id, &announced.last_membership)
+            {
+                return Err(io::Error::other(format!(
+                    "a received snapshot holds the state at {:?}, announced as {:?}",
+                    meta.last_log_id, announced.last_log_id
+                )));
+            }
             let tree =
                 DataTree::decode_snapshot(&mut paddock_proto::Reader::new(tree), files.tree_config)
                     .map_err(io::Error::other)?;

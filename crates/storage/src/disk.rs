@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+/// The unit a disk writes whole: a crash may leave any sector of an
+/// unsynced write unwritten, and the others written.
+pub const SECTOR: u64 = 512;
+
 /// A file being appended to.
 pub trait AppendFile: Send {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;

@@ -1,8 +1,12 @@
 //! Paddock's storage: the write-ahead log, snapshot files, recovery. All file access
 //! goes through the `Disk` trait. No sockets, no tasks.
 
+#[cfg(test)]
+mod crashes;
 pub mod disk;
 pub mod sealed;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
 pub mod snapshot;
 pub mod wal;
 

@@ -10,15 +10,15 @@
 //! there on (what that means is up to the reader).
 //!
 //! Segments are reserved (zeroed) ahead, so a zero header marks the end of
-//! data. A frame that is not whole and intact is a torn write (cut off at
-//! recovery, never acknowledged) only when it is in the newest segment and
-//! nothing but zeros follows it: past its end, if its header is intact (the
-//! trailing 0x42 then tells a frame written completely, whose bad checksum
-//! is corruption, from one cut short), or past its header if not. Anything
-//! else is corruption. Segments of format 1 (`PDKWAL01`, no header
-//! checksum) are still read.
+//! data. Damage is a torn write (cut off at recovery, never acknowledged:
+//! each frame is synced before the next is written) only in the newest
+//! segment, only as its last data, and only in the shapes a crash leaves:
+//! a frame cut short with nothing but zeros after it, or one write's
+//! sectors landed in any order ([`torn_tail`]). Anything else is
+//! corruption, an error naming the file and offset. Segments of format 1
+//! (`PDKWAL01`, no header checksum) are still read, by the first rule only.
 
-use crate::disk::{AppendFile, Disk};
+use crate::disk::{AppendFile, Disk, SECTOR};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -107,12 +107,15 @@ pub fn list_segments(disk: &dyn Disk, dir: &Path) -> Result<Vec<(i64, PathBuf)>,
         .list(dir)
         .map_err(io_err(dir))?
         .into_iter()
-        .filter_map(|p| {
-            let name = p.file_name()?.to_str()?;
-            let hex = name.strip_prefix("wal-")?.strip_suffix(".log")?;
-            Some((i64::from_str_radix(hex, 16).ok()?, p))
-        })
+        .filter_map(|p| Some((list_number(&p)?, p)))
         .collect())
+}
+
+/// The number a segment is named by.
+fn list_number(path: &Path) -> Option<i64> {
+    let name = path.file_name()?.to_str()?;
+    let hex = name.strip_prefix("wal-")?.strip_suffix(".log")?;
+    i64::from_str_radix(hex, 16).ok()
 }
 
 /// Reads the segments in `dir` that hold records from index `from` on
@@ -196,51 +199,80 @@ impl Scan {
                 offset: offset as u64,
                 reason: reason.to_owned(),
             };
-            let Some(format) = Format::of(seg.peek(MAGIC.len()).map_err(io_err(path))?) else {
-                if last && seg.rest_is_zero().map_err(io_err(path))? {
-                    // Created but never written: nothing was acknowledged from it.
+            // Damage at `at`: a torn write to cut there, or corruption.
+            let torn_or_corrupt = |format: Format, at: usize, reason: &str| {
+                if !(last && format == Format::V2) {
+                    return Err(corrupt(at, reason));
+                }
+                let mut again = Pieces::new(disk.open(path).map_err(io_err(path))?, piece);
+                again.skip(at).map_err(io_err(path))?;
+                match again.tail().map_err(io_err(path))? {
+                    Some(tail) => torn_tail(at as u64, &tail)
+                        .map_err(|r| corrupt(at, &format!("{reason}; {r}"))),
+                    None => Err(corrupt(at, &format!("{reason}; data follows far past it"))),
+                }
+            };
+            let format = match Format::of(seg.peek(MAGIC.len()).map_err(io_err(path))?) {
+                Some(format) => format,
+                // A new segment whose first write was cut short.
+                None if torn_or_corrupt(Format::V2, 0, "not a Paddock log segment (bad magic)")
+                    .is_ok() =>
+                {
                     if repair {
                         disk.remove(path).map_err(io_err(path))?;
                     }
                     out.truncated = Some((path.clone(), 0));
                     continue;
                 }
-                return Err(corrupt(0, "not a Paddock log segment (bad magic)"));
+                None => return Err(corrupt(0, "not a Paddock log segment (bad magic)")),
             };
             seg.consume(MAGIC.len());
-            while !seg.peek(1).map_err(io_err(path))?.is_empty() {
+            let name = list_number(path);
+            let mut frames = 0usize;
+            let cut_at = loop {
                 let at = seg.offset();
-                match read_frame(&mut seg, format).map_err(io_err(path))? {
+                if seg.peek(1).map_err(io_err(path))?.is_empty() {
+                    break None;
+                }
+                let damage = match read_frame(&mut seg, format).map_err(io_err(path))? {
                     Frame::End => {
-                        if !seg.rest_is_zero().map_err(io_err(path))? {
-                            return Err(corrupt(at, "data after the end of the log's data"));
+                        if seg.rest_is_zero().map_err(io_err(path))? {
+                            if frames == 0 && !last {
+                                return Err(corrupt(at, "a closed segment without a frame"));
+                            }
+                            if last && repair {
+                                // Give back the reserved space: appends go to a new
+                                // segment, and this one is closed from now on.
+                                trim(disk, path, at)?;
+                            }
+                            break None;
                         }
-                        if last && repair {
-                            // Give back the reserved space: appends go to a new
-                            // segment, and this one is closed from now on.
-                            trim(disk, path, at)?;
-                        }
-                        break;
+                        "data after the end of the log's data"
                     }
                     Frame::Torn { zeros_from } if last => {
                         seg.skip(zeros_from).map_err(io_err(path))?;
-                        if !seg.rest_is_zero().map_err(io_err(path))? {
-                            return Err(corrupt(at, "a damaged frame with data after it"));
+                        if seg.rest_is_zero().map_err(io_err(path))? {
+                            break Some(at);
                         }
-                        if repair {
-                            trim(disk, path, at)?;
-                        }
-                        out.truncated = Some((path.clone(), at as u64));
-                        break;
+                        "a damaged frame with data after it"
                     }
-                    Frame::Torn { .. } => {
-                        return Err(corrupt(at, "incomplete frame in a closed segment"))
-                    }
+                    Frame::Torn { .. } => "incomplete frame in a closed segment",
+                    Frame::Damaged(reason) => reason,
                     Frame::Corrupt(reason) => return Err(corrupt(at, reason)),
                     Frame::Ok { payload } => {
                         let size = format.header_len() + payload.len() + 1;
                         let records = records(payload, bodies_from).map_err(|r| corrupt(at, r))?;
                         seg.consume(size);
+                        if let (0, Some(first), Some(name)) = (frames, records.first(), name) {
+                            // Named by its first index, or higher.
+                            if first.index > name {
+                                return Err(corrupt(
+                                    at,
+                                    "the first record is past the segment's name",
+                                ));
+                            }
+                        }
+                        frames += 1;
                         for record in records {
                             if let Some(prev) = out.records.last() {
                                 if record.index > prev.index + 1 {
@@ -255,8 +287,17 @@ impl Scan {
                             }
                             out.records.push(record);
                         }
+                        continue;
                     }
+                };
+                torn_or_corrupt(format, at, damage)?;
+                break Some(at);
+            };
+            if let Some(at) = cut_at {
+                if repair {
+                    trim(disk, path, at)?;
                 }
+                out.truncated = Some((path.clone(), at as u64));
             }
         }
         Ok(out)
@@ -344,6 +385,66 @@ impl Pieces {
     }
 }
 
+impl Pieces {
+    /// The rest of the segment without its trailing zeros, if that is no
+    /// longer than a frame could be (None if it is).
+    fn tail(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        let mut tail = self.peek(TAIL_LIMIT)?.to_vec();
+        self.consume(tail.len());
+        if !self.rest_is_zero()? {
+            return Ok(None);
+        }
+        let data = tail.len() - tail.iter().rev().take_while(|&&b| b == 0).count();
+        tail.truncate(data);
+        Ok(Some(tail))
+    }
+}
+
+/// The longest damage a single torn frame can be.
+const TAIL_LIMIT: usize = FRAME_HEADER + MAX_FRAME_BYTES + 1;
+
+/// Whether `tail`, the data from offset `at` to the last non-zero byte of
+/// the newest segment, can be a frame a crash cut short: every frame
+/// before it was synced before it was written, so a crash can have left of
+/// it only some of its sectors, in any order, and zeros (the reserve) in
+/// the others. So it is torn if no intact frame starts anywhere in it and
+/// some sector of it is unwritten (all zeros). A bit flipped in the last
+/// frame leaves no sector of zeros, and damage before intact frames is
+/// seen by them; both are corruption.
+///
+/// What no single disk can tell apart: a frame whose own data holds a
+/// whole sector of zeros, damaged elsewhere, looks torn and is cut.
+fn torn_tail(at: u64, tail: &[u8]) -> Result<(), &'static str> {
+    if tail.is_empty() {
+        return Ok(());
+    }
+    if (1..tail.len()).any(|from| intact_frame(&tail[from..])) {
+        return Err("intact frames follow it");
+    }
+    let first = ((SECTOR - at % SECTOR) as usize).min(tail.len());
+    let unwritten = std::iter::once(&tail[..first])
+        .chain(tail[first..].chunks(SECTOR as usize))
+        .any(|sector| sector.iter().all(|&b| b == 0));
+    if unwritten {
+        Ok(())
+    } else {
+        Err("no sector of it is unwritten, as a crash would leave one")
+    }
+}
+
+/// Whether `bytes` start with a whole format-2 frame whose checksums hold.
+fn intact_frame(bytes: &[u8]) -> bool {
+    let Some((head, rest)) = bytes.split_first_chunk::<FRAME_HEADER>() else {
+        return false;
+    };
+    let word = |i: usize| u32::from_be_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+    let len = word(0) as usize;
+    if crc32c::crc32c(&head[..8]) != word(8) || len == 0 || len > MAX_FRAME_BYTES {
+        return false;
+    }
+    rest.len() > len && rest[len] == FRAME_END && crc32c::crc32c(&rest[..len]) == word(4)
+}
+
 /// Trims a segment to its first `len` bytes, or removes it if that leaves no
 /// frame at all.
 fn trim(disk: &dyn Disk, path: &Path, len: usize) -> Result<(), WalError> {
@@ -362,6 +463,9 @@ enum Frame<'a> {
     Torn {
         zeros_from: usize,
     },
+    /// Whole but not intact: damage, or sectors of a torn write.
+    Damaged(&'static str),
+    /// Never a torn write: a header whose checksum holds says so.
     Corrupt(&'static str),
     Ok {
         payload: &'a [u8],
@@ -405,11 +509,11 @@ fn read_frame(seg: &mut Pieces, format: Format) -> std::io::Result<Frame<'_>> {
             })
         }
         FRAME_END => {}
-        _ => return Ok(Frame::Corrupt("damaged frame end marker")),
+        _ => return Ok(Frame::Damaged("damaged frame end marker")),
     }
     let payload = &frame[header..end];
     if crc32c::crc32c(payload) != crc {
-        return Ok(Frame::Corrupt("checksum mismatch in a complete frame"));
+        return Ok(Frame::Damaged("checksum mismatch in a complete frame"));
     }
     Ok(Frame::Ok { payload })
 }
@@ -669,6 +773,48 @@ mod tests {
             }
             std::fs::write(path, &bytes).unwrap();
         }
+    }
+
+    /// A format-2 frame of one record.
+    fn frame_of(index: i64, body: &[u8]) -> Vec<u8> {
+        let mut payload = Vec::new();
+        payload.put_u32(body.len() as u32);
+        payload.put_i64(index);
+        payload.put_slice(body);
+        let mut frame = Vec::new();
+        frame.put_u32(payload.len() as u32);
+        frame.put_u32(crc32c::crc32c(&payload));
+        frame.put_u32(crc32c::crc32c(&frame[..8]));
+        frame.extend_from_slice(&payload);
+        frame.put_u8(FRAME_END);
+        frame
+    }
+
+    #[test]
+    fn a_torn_tail_has_an_unwritten_sector_and_no_intact_frame_after_it() {
+        let body = vec![0x5a; 1500];
+        let frame = frame_of(9, &body);
+        assert!(intact_frame(&frame));
+        // Its middle sector never landed: torn, at any alignment.
+        for at in [8u64, 500, 512, 1000] {
+            let mut torn = frame.clone();
+            let hole = (SECTOR - at % SECTOR) as usize;
+            torn[hole..hole + SECTOR as usize].fill(0);
+            assert_eq!(torn_tail(at, &torn), Ok(()), "at {at}");
+            // Its header's sector never landed: the same.
+            let mut headless = frame.clone();
+            headless[..(SECTOR - at % SECTOR) as usize].fill(0);
+            assert_eq!(torn_tail(at, &headless), Ok(()), "at {at}");
+        }
+        // A flipped bit leaves no unwritten sector: corruption.
+        let mut flipped = frame.clone();
+        flipped[700] ^= 4;
+        assert!(torn_tail(8, &flipped).is_err());
+        // Damage with an intact frame after it is never a torn write.
+        let mut lost = vec![0; 600];
+        lost.extend_from_slice(&frame_of(10, b"after"));
+        assert_eq!(torn_tail(8, &lost), Err("intact frames follow it"));
+        assert_eq!(torn_tail(8, &[]), Ok(()));
     }
 
     #[test]

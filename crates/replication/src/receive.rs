@@ -1,0 +1,112 @@
+//! A snapshot received from the leader in chunks, written through `Disk`
+//! to a file of its own until it is installed, and never past a limit.
+
+use paddock_storage::disk::AppendFile;
+use paddock_storage::Disk;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The largest snapshot file a replica takes from a leader. Snapshots are
+/// compressed about 24 to 1 (a 900k-znode tree of 198 MB is 8.2 MB), so
+/// this is far past any tree a server can hold; it stops a peer that
+/// streams without end from filling the disk.
+pub const MAX_RECEIVED_SNAPSHOT_BYTES: u64 = 8 << 30;
+
+pub struct Receiving {
+    file: Box<dyn AppendFile>,
+    path: PathBuf,
+    bytes: u64,
+    limit: u64,
+}
+
+/// Removes a file that may not be there.
+fn remove_if_there(disk: &dyn Disk, path: &Path) -> io::Result<()> {
+    match disk.remove(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        removed => removed,
+    }
+}
+
+impl Receiving {
+    /// Starts the file at `path` (one an earlier run left there is
+    /// replaced).
+    pub fn begin(disk: Arc<dyn Disk>, path: PathBuf, limit: u64) -> io::Result<Receiving> {
+        remove_if_there(&*disk, &path)?;
+        let file = disk.create(&path, 0)?;
+        Ok(Receiving {
+            file,
+            path,
+            bytes: 0,
+            limit,
+        })
+    }
+
+    /// Appends a chunk; more than the limit in all is an error, and the
+    /// caller abandons the file.
+    pub fn chunk(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.bytes += bytes.len() as u64;
+        if self.bytes > self.limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "a snapshot over {} bytes for {}",
+                    self.limit,
+                    self.path.display()
+                ),
+            ));
+        }
+        self.file.write_all(bytes)
+    }
+
+    /// Makes the file durable: the path of a whole snapshot to install
+    /// (removed with [`Receiving::remove`] once installed).
+    pub fn finish(mut self) -> io::Result<PathBuf> {
+        self.file.sync_data()?;
+        Ok(self.path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes the file received (in part or whole).
+    pub fn remove(disk: &dyn Disk, path: &Path) -> io::Result<()> {
+        remove_if_there(disk, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paddock_storage::sim::{Crash, SimDisk};
+
+    #[test]
+    fn chunks_land_in_order_durably_and_a_stale_file_is_replaced() {
+        let disk = SimDisk::new(1);
+        let path = PathBuf::from("/data/snap/receiving.1.tmp");
+        disk.write_atomic(&path, b"from an earlier run").unwrap();
+        let mut part = Receiving::begin(Arc::new(disk.clone()), path.clone(), 100).unwrap();
+        part.chunk(b"first ").unwrap();
+        part.chunk(b"second").unwrap();
+        let whole = part.finish().unwrap();
+        assert_eq!(whole, path);
+        let after = disk.restart(Crash::LoseAll);
+        assert_eq!(after.contents(&path).unwrap(), b"first second");
+        Receiving::remove(&after, &path).unwrap();
+        Receiving::remove(&after, &path).unwrap();
+        assert_eq!(after.contents(&path), None);
+    }
+
+    #[test]
+    fn a_snapshot_past_the_limit_is_refused_before_it_is_written() {
+        let disk = SimDisk::new(2);
+        let path = PathBuf::from("/data/snap/receiving.2.tmp");
+        let mut part = Receiving::begin(Arc::new(disk.clone()), path.clone(), 10).unwrap();
+        part.chunk(&[1; 10]).unwrap();
+        let err = part.chunk(&[2]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("over 10 bytes"), "{err}");
+        assert_eq!(disk.contents(&path).unwrap(), vec![1; 10]);
+    }
+}
