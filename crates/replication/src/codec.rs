@@ -1,19 +1,33 @@
-//! Byte layouts of what this crate stores (see docs/storage.md):
+//! Byte layouts of what this crate stores (see docs/storage.md). Ours,
+//! not serde renderings of openraft's types, so an openraft upgrade cannot
+//! change what is on disk:
 //!
 //! * a log record's body (the WAL frames it; the record key is the index):
 //!   `u8 kind | u64 term | payload`, where kind 0 is a blank entry (a new
 //!   leader's first), 1 a transaction (`u64 origin | u64 seq | txn bytes`),
-//!   2 a membership (JSON), 4 a claim (`u64 origin | u64 seq | i64
+//!   6 a membership (`membership` below; kind 2 is the JSON of earlier
+//!   versions, still read), 4 a claim (`u64 origin | u64 seq | i64
 //!   session`), 5 a leader's expiry (`u64 origin | u64 seq | u64 term
 //!   decided in | txn bytes`); kind 3 with no term or payload marks that
 //!   the entries from its key on were removed (a follower's log conflict).
-//! * a snapshot's payload: `u32 meta_len | meta (JSON) | tree encoding`.
-//! * the `raft-state` file: JSON of the vote and the last purged log id,
-//!   sealed (`PDKSTAT1`, crc32c; `paddock_storage::sealed`).
+//! * a snapshot's payload: `u32 meta_len | meta | tree encoding`, meta
+//!   being `u8 1 | opt(log_id) | opt(log_id) membership` (the last entry
+//!   it includes, then the membership and the entry that set it); a meta
+//!   starting with `{` is the JSON of earlier versions, still read.
+//! * the `raft-state` file, sealed (`paddock_storage::sealed`) as
+//!   `PDKSTAT2`: `opt(vote) | opt(log_id)`, the vote and the last purged
+//!   log id (`PDKSTAT1` holds the JSON of earlier versions, still read).
+//!
+//! With `log_id := u64 term | u64 index`, `vote := u64 term | u64 node |
+//! u8 committed`, `opt(x) := u8 0 | u8 1 x`, `membership := u32 configs
+//! (u32 voters (u64 id)*)* | u32 nodes (u64 id | u32 len | address)*`;
+//! integers big-endian.
 //!
 //! Pure functions, no I/O.
 
-use crate::types::{Command, Entry, LogId, Membership, Payload, SnapshotMeta, Vote};
+use crate::types::{
+    Command, Entry, LogId, Membership, Payload, SnapshotMeta, StoredMembership, Vote,
+};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +37,10 @@ const MEMBERSHIP: u8 = 2;
 const TRUNCATE: u8 = 3;
 const CLAIM: u8 = 4;
 const EXPIRY: u8 = 5;
+/// A membership in our layout (kind 2 is JSON).
+const MEMBERSHIP_V1: u8 = 6;
+/// The first byte of a snapshot's meta in our layout (JSON starts `{`).
+const SNAPSHOT_META_V1: u8 = 1;
 
 /// One log record, decoded.
 #[derive(Debug, Clone)]
@@ -44,13 +62,120 @@ pub enum CodecError {
     SnapshotMeta(String),
 }
 
+/// A field cut short.
+fn short<T>(_: T) -> CodecError {
+    CodecError::Short
+}
+
+fn get_u8(b: &mut Bytes) -> Result<u8, CodecError> {
+    b.try_get_u8().map_err(short)
+}
+
+fn get_u32(b: &mut Bytes) -> Result<u32, CodecError> {
+    b.try_get_u32().map_err(short)
+}
+
+fn get_u64(b: &mut Bytes) -> Result<u64, CodecError> {
+    b.try_get_u64().map_err(short)
+}
+
+fn put_log_id(id: &LogId, out: &mut BytesMut) {
+    out.put_u64(id.leader_id.term);
+    out.put_u64(id.index);
+}
+
+fn get_log_id(b: &mut Bytes) -> Result<LogId, CodecError> {
+    let term = get_u64(b)?;
+    Ok(LogId::new_term_index(term, get_u64(b)?))
+}
+
+fn put_opt<T>(value: Option<&T>, out: &mut BytesMut, put: impl FnOnce(&T, &mut BytesMut)) {
+    match value {
+        None => out.put_u8(0),
+        Some(v) => {
+            out.put_u8(1);
+            put(v, out);
+        }
+    }
+}
+
+fn get_opt<T>(
+    b: &mut Bytes,
+    get: impl FnOnce(&mut Bytes) -> Result<T, CodecError>,
+) -> Result<Option<T>, CodecError> {
+    match get_u8(b)? {
+        0 => Ok(None),
+        1 => get(b).map(Some),
+        other => Err(CodecError::Membership(format!("option tag {other}"))),
+    }
+}
+
+fn put_vote(vote: &Vote, out: &mut BytesMut) {
+    out.put_u64(vote.leader_id.term);
+    out.put_u64(vote.leader_id.voted_for);
+    out.put_u8(u8::from(vote.committed));
+}
+
+fn get_vote(b: &mut Bytes) -> Result<Vote, CodecError> {
+    let (term, node) = (get_u64(b)?, get_u64(b)?);
+    Ok(match get_u8(b)? {
+        0 => Vote::new(term, node),
+        _ => Vote::new_committed(term, node),
+    })
+}
+
+fn put_membership(m: &Membership, out: &mut BytesMut) {
+    let configs = m.get_joint_config();
+    out.put_u32(configs.len() as u32);
+    for voters in configs {
+        out.put_u32(voters.len() as u32);
+        voters.iter().for_each(|id| out.put_u64(*id));
+    }
+    let nodes: Vec<_> = m.nodes().collect();
+    out.put_u32(nodes.len() as u32);
+    for (id, node) in nodes {
+        out.put_u64(*id);
+        out.put_u32(node.addr.len() as u32);
+        out.put_slice(node.addr.as_bytes());
+    }
+}
+
+fn get_membership(b: &mut Bytes) -> Result<Membership, CodecError> {
+    let bad = |e: &dyn std::fmt::Display| CodecError::Membership(e.to_string());
+    // Counts come from the bytes: each is checked against what is left
+    // before anything is allocated for it.
+    let count = |b: &mut Bytes, each: usize| -> Result<usize, CodecError> {
+        let n = get_u32(b)? as usize;
+        if n.saturating_mul(each) > b.remaining() {
+            return Err(CodecError::Short);
+        }
+        Ok(n)
+    };
+    let mut configs = Vec::with_capacity(count(b, 4)?);
+    for _ in 0..configs.capacity() {
+        let voters = count(b, 8)?;
+        configs.push((0..voters).map(|_| get_u64(b)).collect::<Result<_, _>>()?);
+    }
+    let mut nodes = std::collections::BTreeMap::new();
+    for _ in 0..count(b, 12)? {
+        let id = get_u64(b)?;
+        let len = count(b, 1)?;
+        let addr = String::from_utf8(b.split_to(len).to_vec()).map_err(|e| bad(&e))?;
+        nodes.insert(id, openraft::BasicNode { addr });
+    }
+    if configs.is_empty() && nodes.is_empty() {
+        return Ok(Membership::default());
+    }
+    Membership::new(configs, nodes).map_err(|e| bad(&e))
+}
+
 pub fn encode_entry(entry: &Entry, out: &mut BytesMut) {
     let kind = match &entry.payload {
         Payload::Blank => BLANK,
         Payload::Normal(cmd) if cmd.claim.is_some() => CLAIM,
         Payload::Normal(cmd) if cmd.expiry_term.is_some() => EXPIRY,
         Payload::Normal(_) => TXN,
-        Payload::Membership(_) => MEMBERSHIP,
+        Payload::Membership(_) => MEMBERSHIP_V1,
     };
     out.put_u8(kind);
     out.put_u64(entry.log_id.leader_id.term);
@@ -68,12 +193,7 @@ pub fn encode_entry(entry: &Entry, out: &mut BytesMut) {
                 (None, None) => out.put_slice(&cmd.txn),
             }
         }
-        Payload::Membership(m) => {
-            // A Membership always serializes (maps of integers and strings).
-            if let Ok(json) = serde_json::to_vec(m) {
-                out.put_slice(&json);
-            }
-        }
+        Payload::Membership(m) => put_membership(m, out),
     }
 }
 
@@ -116,6 +236,13 @@ pub fn decode_record(index: u64, mut body: Bytes) -> Result<Record, CodecError> 
         MEMBERSHIP => {
             let m: Membership =
                 serde_json::from_slice(&body).map_err(|e| CodecError::Membership(e.to_string()))?;
+            Payload::Membership(m)
+        }
+        MEMBERSHIP_V1 => {
+            let m = get_membership(&mut body)?;
+            if body.has_remaining() {
+                return Err(CodecError::Membership("bytes after it".into()));
+            }
             Payload::Membership(m)
         }
         k => return Err(CodecError::Kind(k)),
@@ -189,25 +316,49 @@ pub fn inspect_record(index: u64, body: Bytes) -> Result<Logged, CodecError> {
 /// The head of a snapshot payload: what it covers in the log. The tree's
 /// encoding follows it.
 pub fn encode_snapshot_meta(meta: &SnapshotMeta, out: &mut BytesMut) {
-    let json = serde_json::to_vec(meta).unwrap_or_default();
-    out.put_u32(json.len() as u32);
-    out.put_slice(&json);
+    let mut head = BytesMut::new();
+    head.put_u8(SNAPSHOT_META_V1);
+    put_opt(meta.last_log_id.as_ref(), &mut head, put_log_id);
+    put_opt(
+        meta.last_membership.log_id().as_ref(),
+        &mut head,
+        put_log_id,
+    );
+    put_membership(meta.last_membership.membership(), &mut head);
+    out.put_u32(head.len() as u32);
+    out.put_slice(&head);
 }
 
 /// Splits a snapshot payload into its log position and the tree encoding.
 pub fn decode_snapshot(mut payload: Bytes) -> Result<(SnapshotMeta, Bytes), CodecError> {
-    if payload.len() < 4 {
-        return Err(CodecError::SnapshotMeta("too short".into()));
-    }
-    let len = payload.get_u32() as usize;
+    let bad = |e: &dyn std::fmt::Display| CodecError::SnapshotMeta(e.to_string());
+    let len = get_u32(&mut payload).map_err(|_| bad(&"too short"))? as usize;
     if len > payload.len() {
-        return Err(CodecError::SnapshotMeta(
-            "header longer than the file".into(),
-        ));
+        return Err(bad(&"header longer than the file"));
     }
-    let json = payload.split_to(len);
-    let meta =
-        serde_json::from_slice(&json).map_err(|e| CodecError::SnapshotMeta(e.to_string()))?;
+    let mut head = payload.split_to(len);
+    let meta = match head.first() {
+        Some(&SNAPSHOT_META_V1) => {
+            head.advance(1);
+            let last_log_id = get_opt(&mut head, get_log_id).map_err(|e| bad(&e))?;
+            let set_at = get_opt(&mut head, get_log_id).map_err(|e| bad(&e))?;
+            let membership = get_membership(&mut head).map_err(|e| bad(&e))?;
+            if head.has_remaining() {
+                return Err(bad(&"bytes after it"));
+            }
+            SnapshotMeta {
+                last_log_id,
+                last_membership: StoredMembership::new(set_at, membership),
+            }
+        }
+        Some(b'{') => serde_json::from_slice(&head).map_err(|e| bad(&e))?,
+        Some(other) => {
+            return Err(bad(&format!(
+                "format {other}, this binary reads format {SNAPSHOT_META_V1} (and JSON)"
+            )))
+        }
+        None => return Err(bad(&"empty")),
+    };
     Ok((meta, payload))
 }
 
@@ -219,20 +370,38 @@ pub struct RaftState {
     pub last_purged: Option<LogId>,
 }
 
-/// The consensus state file's format: sealed (`paddock_storage::sealed`)
-/// JSON. A file written before it was sealed is the JSON alone.
-const STATE_MAGIC: &[u8; 8] = b"PDKSTAT1";
+/// The consensus state file's format: sealed (`paddock_storage::sealed`).
+const STATE_MAGIC: &[u8; 8] = b"PDKSTAT2";
+/// Earlier: sealed JSON; before that, the JSON alone.
+const STATE_MAGIC_JSON: &[u8; 8] = b"PDKSTAT1";
 
 pub fn encode_state(state: &RaftState) -> Vec<u8> {
-    let json = serde_json::to_vec(state).expect("a RaftState always renders as JSON");
-    paddock_storage::sealed::seal(STATE_MAGIC, &json)
+    let mut body = BytesMut::new();
+    put_opt(state.vote.as_ref(), &mut body, put_vote);
+    put_opt(state.last_purged.as_ref(), &mut body, put_log_id);
+    paddock_storage::sealed::seal(STATE_MAGIC, &body)
 }
 
 pub fn decode_state(bytes: &[u8]) -> Result<RaftState, String> {
-    let json = match paddock_storage::sealed::unseal(STATE_MAGIC, bytes)? {
+    if let Some(body) = paddock_storage::sealed::unseal(STATE_MAGIC, bytes)? {
+        let mut body = Bytes::copy_from_slice(body);
+        let vote = get_opt(&mut body, get_vote).map_err(|e| e.to_string())?;
+        let last_purged = get_opt(&mut body, get_log_id).map_err(|e| e.to_string())?;
+        if body.has_remaining() {
+            return Err("bytes after the consensus state".into());
+        }
+        return Ok(RaftState { vote, last_purged });
+    }
+    let json = match paddock_storage::sealed::unseal(STATE_MAGIC_JSON, bytes)? {
         Some(json) => json,
         None if bytes.first() == Some(&b'{') => bytes,
-        None => return Err("not a Paddock consensus state file".into()),
+        None => {
+            return Err(paddock_storage::sealed::unknown_format(
+                bytes,
+                "consensus state file",
+                &[STATE_MAGIC, STATE_MAGIC_JSON],
+            ))
+        }
     };
     serde_json::from_slice(json).map_err(|e| e.to_string())
 }
@@ -360,5 +529,120 @@ mod tests {
         assert_eq!(snapshot_position(meta.last_log_id.as_ref()), 11);
         assert_eq!(snapshot_position(None), 0);
         assert!(decode_snapshot(Bytes::from_static(&[0, 0, 1, 0, b'{'])).is_err());
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn members() -> Membership {
+        let nodes = std::collections::BTreeMap::from([
+            (1, openraft::BasicNode::new("a:2888:3888")),
+            (2, openraft::BasicNode::new("b")),
+            (3, openraft::BasicNode::new("")),
+        ]);
+        Membership::new(vec![BTreeSet::from([1, 2])], nodes).unwrap()
+    }
+
+    /// The layouts are pinned byte for byte: a change to them, or to the
+    /// openraft types behind them, fails here before it reaches a disk.
+    #[test]
+    fn the_stored_layouts_are_exactly_the_documented_bytes() {
+        let state = RaftState {
+            vote: Some(Vote::new_committed(3, 2)),
+            last_purged: Some(LogId::new_term_index(2, 40)),
+        };
+        let body = "01000000000000000300000000000000020101000000000000000200000000000000\
+                    28";
+        let sealed = encode_state(&state);
+        assert_eq!(&sealed[..8], b"PDKSTAT2");
+        assert_eq!(hex(&sealed[12..]), body);
+        let change = Entry {
+            log_id: LogId::new_term_index(1, 5),
+            payload: Payload::Membership(members()),
+        };
+        let mut record = BytesMut::new();
+        encode_entry(&change, &mut record);
+        assert_eq!(
+            hex(&record),
+            "060000000000000001\
+             00000001 00000002 0000000000000001 0000000000000002\
+             00000003 0000000000000001 0000000b 613a323838383a33383838\
+             0000000000000002 00000001 62 0000000000000003 00000000"
+                .replace(' ', "")
+        );
+        let meta = SnapshotMeta {
+            last_log_id: Some(LogId::new_term_index(3, 10)),
+            last_membership: StoredMembership::new(Some(LogId::new_term_index(1, 5)), members()),
+        };
+        let mut head = BytesMut::new();
+        encode_snapshot_meta(&meta, &mut head);
+        assert_eq!(
+            hex(&head[..39]),
+            "0000006f 01 01 0000000000000003 000000000000000a 01 0000000000000001 0000000000000005"
+                .replace(' ', "")
+        );
+        assert_eq!(
+            &head[39..],
+            &record[9..],
+            "then the membership, as in a record"
+        );
+    }
+
+    #[test]
+    fn the_json_of_earlier_versions_still_reads_and_a_later_format_is_named() {
+        let state = RaftState {
+            vote: Some(Vote::new(4, 1)),
+            last_purged: None,
+        };
+        let json = serde_json::to_vec(&state).unwrap();
+        let sealed_json = paddock_storage::sealed::seal(b"PDKSTAT1", &json);
+        assert_eq!(decode_state(&sealed_json), Ok(state.clone()));
+        let later = paddock_storage::sealed::seal(b"PDKSTAT3", b"?");
+        let err = decode_state(&later).unwrap_err();
+        assert!(
+            err.contains("format 3") && err.contains("reads format 1 and 2"),
+            "{err}"
+        );
+
+        let mut record = BytesMut::new();
+        record.put_u8(2);
+        record.put_u64(1);
+        record.put_slice(&serde_json::to_vec(&members()).unwrap());
+        match decode_record(5, record.freeze()) {
+            Ok(Record::Entry(e)) => assert_eq!(e.payload, Payload::Membership(members())),
+            other => panic!("{other:?}"),
+        }
+
+        let meta = SnapshotMeta {
+            last_log_id: Some(LogId::new_term_index(3, 10)),
+            last_membership: StoredMembership::new(Some(LogId::new_term_index(1, 5)), members()),
+        };
+        let json = serde_json::to_vec(&meta).unwrap();
+        let mut payload = BytesMut::new();
+        payload.put_u32(json.len() as u32);
+        payload.put_slice(&json);
+        payload.put_slice(b"tree");
+        let (back, tree) = decode_snapshot(payload.freeze()).unwrap();
+        assert_eq!((back, &tree[..]), (meta, &b"tree"[..]));
+        let err = decode_snapshot(Bytes::from_static(&[0, 0, 0, 1, 7])).unwrap_err();
+        assert!(err.to_string().contains("format 7"), "{err}");
+    }
+
+    #[test]
+    fn a_membership_whose_counts_overrun_its_bytes_is_refused_before_allocating() {
+        for body in [
+            &[0xff, 0xff, 0xff, 0xff][..],
+            &[0, 0, 0, 1, 0x7f, 0xff, 0xff, 0xff],
+            &[
+                0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xf0,
+            ],
+        ] {
+            let mut record = BytesMut::new();
+            record.put_u8(6);
+            record.put_u64(1);
+            record.put_slice(body);
+            assert!(decode_record(1, record.freeze()).is_err(), "{body:?}");
+        }
     }
 }

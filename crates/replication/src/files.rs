@@ -11,7 +11,7 @@ use paddock_storage::{list_segments, recover, Disk, WalError};
 use paddock_tree::{Applied, DataTree, FrozenTree, TreeConfig, Txn};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 /// Bytes of a tree's snapshot encoding handed on at a time.
 const SNAPSHOT_PART: usize = 1 << 20;
@@ -151,12 +151,15 @@ pub(crate) enum Outcome<'a> {
 /// to `done`; a barrier (a command without a transaction, for `sync`) to
 /// `done` as None; a membership to `applied`. The live state machine and
 /// start-up share it, so they cannot disagree.
+///
+/// A committed transaction that does not decode is an error: the log's
+/// checksums held, so it was proposed so, a bug no replica may guess past.
 pub(crate) fn apply_entry(
     tree: &mut DataTree,
     applied: &mut SnapshotMeta,
     entry: &Entry,
     mut done: impl FnMut(&Command, Outcome<'_>),
-) {
+) -> Result<(), String> {
     match &entry.payload {
         Payload::Blank => {}
         Payload::Normal(cmd) if cmd.txn.is_empty() => done(
@@ -179,23 +182,22 @@ pub(crate) fn apply_entry(
                 "skipping an expiry decided in another term"
             );
         }
-        Payload::Normal(cmd) => match Txn::decode(cmd.txn.clone()) {
-            Ok(txn) => {
-                let outcome = tree.apply(&txn);
-                done(cmd, Outcome::Txn(&txn, outcome));
-            }
-            // Every replica skips it alike; the log checksum makes this a
-            // bug rather than damage.
-            Err(e) => error!(
-                index = entry.log_id.index,
-                "skipping an undecodable transaction: {e}"
-            ),
-        },
+        Payload::Normal(cmd) => {
+            let txn = Txn::decode(cmd.txn.clone()).map_err(|e| {
+                format!(
+                    "the committed entry {} holds an undecodable transaction: {e}",
+                    entry.log_id.index
+                )
+            })?;
+            let outcome = tree.apply(&txn);
+            done(cmd, Outcome::Txn(&txn, outcome));
+        }
         Payload::Membership(m) => {
             applied.last_membership = StoredMembership::new(Some(entry.log_id), m.clone());
         }
     }
     applied.last_log_id = Some(entry.log_id);
+    Ok(())
 }
 
 /// The newest snapshot that reads back intact, then the log, at start-up:
@@ -261,8 +263,13 @@ pub fn load(disk: &dyn Disk, dirs: &Dirs, config: TreeConfig) -> Result<Loaded, 
     let purged = state.last_purged.map(|l| l.index);
     let end = purged.max(snapshots.first().and_then(|(pos, _)| committed(*pos)));
     if let Some(end) = end.filter(|e| *e >= base) {
-        for entry in entries.range(base..=end).map(|(_, e)| e) {
-            apply_entry(&mut tree, &mut applied, entry, |_, _| {});
+        for (&index, entry) in entries.range(base..=end) {
+            apply_entry(&mut tree, &mut applied, entry, |_, _| {}).map_err(|reason| {
+                FilesError::Record {
+                    index: index as i64,
+                    reason,
+                }
+            })?;
         }
     }
     let reached = codec::snapshot_position(applied.last_log_id.as_ref());
@@ -498,7 +505,7 @@ mod tests {
             entry(2, 3, close.clone(), Some(2)),
             entry(3, 3, close, Some(3)),
         ] {
-            apply_entry(&mut tree, &mut applied, &e, |cmd, _| seen.push(cmd.seq));
+            apply_entry(&mut tree, &mut applied, &e, |cmd, _| seen.push(cmd.seq)).unwrap();
             if e.log_id.index == 2 {
                 assert!(
                     tree.session_exists(0x77),
@@ -510,5 +517,27 @@ mod tests {
         assert!(!tree.session_exists(0x77));
         assert_eq!(tree.last_zxid(), 2, "the skipped entry takes no zxid");
         assert_eq!(applied.last_log_id.map(|l| l.index), Some(3));
+    }
+
+    #[test]
+    fn a_committed_transaction_that_does_not_decode_stops_the_apply() {
+        let mut tree = DataTree::new(TreeConfig::default());
+        let mut applied = SnapshotMeta::default();
+        let entry = Entry {
+            log_id: LogId::new_term_index(1, 5),
+            payload: Payload::Normal(Command {
+                origin: 1,
+                seq: 1,
+                txn: bytes::Bytes::from_static(b"\x00\x01"),
+                claim: None,
+                expiry_term: None,
+            }),
+        };
+        let err = apply_entry(&mut tree, &mut applied, &entry, |_, _| {
+            panic!("nothing is handed on")
+        })
+        .unwrap_err();
+        assert!(err.contains("committed entry 5"), "{err}");
+        assert_eq!(applied.last_log_id, None, "not counted as applied");
     }
 }

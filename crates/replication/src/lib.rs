@@ -5,6 +5,8 @@
 //! `Txn`s and hears about each applied one through `Applier`.
 
 pub mod codec;
+#[cfg(test)]
+mod crashes;
 pub mod files;
 mod forward;
 mod log_store;
@@ -224,7 +226,8 @@ impl Opened {
             loaded.entries,
             loaded.state,
             applier.clone(),
-        );
+        )
+        .map_err(|e| start_err(&e))?;
         let files = Arc::new(SnapshotFiles {
             disk: disk.clone(),
             dirs: options.dirs.clone(),

@@ -71,7 +71,7 @@ impl LogStore {
         entries: BTreeMap<u64, Entry>,
         state: RaftState,
         applier: Arc<dyn Applier>,
-    ) -> (LogStore, Flushed) {
+    ) -> std::io::Result<(LogStore, Flushed)> {
         // Entries a snapshot covers are purged, even if a crash left them
         // on disk while the log was being cleared.
         let mut entries = entries;
@@ -88,8 +88,7 @@ impl LogStore {
         std::thread::Builder::new()
             .name("paddock-wal".into())
             .spawn(move || write_loop(wal, rx, flushed_tx, applier))
-            .map_err(|e| error!("cannot start the log writer: {e}"))
-            .ok();
+            .map_err(|e| std::io::Error::other(format!("cannot start the log writer: {e}")))?;
         let inner = Inner {
             mem: Mutex::new(Mem {
                 entries,
@@ -100,12 +99,12 @@ impl LogStore {
             dirs,
             jobs,
         };
-        (
+        Ok((
             LogStore {
                 inner: Arc::new(inner),
             },
             flushed,
-        )
+        ))
     }
 
     /// Lets applied entries go from memory, keeping a window for followers.

@@ -68,20 +68,24 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let mut tree = tree.write();
             let (me, applier) = (self.node_id, &self.applier);
             for (entry, _) in &batch {
-                files::apply_entry(&mut tree, &mut self.applied, entry, |cmd, applied| {
-                    let seq = (cmd.origin == me).then_some(cmd.seq);
-                    match applied {
-                        Outcome::Txn(txn, outcome) => applier.applied(seq, txn, outcome),
-                        Outcome::Barrier { zxid, claim } => {
-                            if let Some(session_id) = claim {
-                                applier.claimed(session_id, seq.is_some());
-                            }
-                            if let Some(seq) = seq {
-                                applier.barrier(seq, zxid);
+                let applied =
+                    files::apply_entry(&mut tree, &mut self.applied, entry, |cmd, applied| {
+                        let seq = (cmd.origin == me).then_some(cmd.seq);
+                        match applied {
+                            Outcome::Txn(txn, outcome) => applier.applied(seq, txn, outcome),
+                            Outcome::Barrier { zxid, claim } => {
+                                if let Some(session_id) = claim {
+                                    applier.claimed(session_id, seq.is_some());
+                                }
+                                if let Some(seq) = seq {
+                                    applier.barrier(seq, zxid);
+                                }
                             }
                         }
-                    }
-                });
+                    });
+                // Every replica stops here alike: consensus halts rather
+                // than guess (openraft stops on a state machine error).
+                applied.map_err(io::Error::other)?;
             }
         }
         if let Some(last) = self.applied.last_log_id {

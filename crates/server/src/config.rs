@@ -410,6 +410,11 @@ impl ServerConfig {
                     self.container_check_interval_ms = num(key, v, err)?
                 }
                 "snapCount" => self.snap_count = num::<u64>(key, v, err)?.max(1),
+                // ZooKeeper grows its log files by this many KiB; our
+                // segments reserve it when created.
+                "preAllocSize" | "zookeeper.preAllocSize" => {
+                    self.wal_segment_bytes = num::<u64>(key, v, err)?.clamp(4, 1 << 20) << 10
+                }
                 "autopurge.snapRetainCount" => {
                     self.snap_retain_count = num::<usize>(key, v, err)?.max(3)
                 }
@@ -527,9 +532,10 @@ mod tests {
     fn zoo_cfg_values_are_applied_and_timeouts_follow_tick_time() {
         let mut c = ServerConfig::default();
         let w = c
-            .apply_properties("zoo.cfg", "tickTime=2000\nclientPort=2281\nclientPortAddress=127.0.0.2\ndataDir=/tmp/x\nmaxClientCnxns=0\njute.maxbuffer=0x1000\nfoo=bar\nreadonlymode.enabled=true\n")
+            .apply_properties("zoo.cfg", "tickTime=2000\nclientPort=2281\nclientPortAddress=127.0.0.2\ndataDir=/tmp/x\nmaxClientCnxns=0\njute.maxbuffer=0x1000\nfoo=bar\nreadonlymode.enabled=true\npreAllocSize=64\n")
             .unwrap();
         assert!(c.read_only_mode);
+        assert_eq!(c.wal_segment_bytes, 64 << 10, "preAllocSize is in KiB");
         assert_eq!(c.client_addr, "127.0.0.2:2281".parse().unwrap());
         assert_eq!(
             (c.min_session_timeout_ms, c.max_session_timeout_ms),

@@ -9,7 +9,7 @@
 //! appends more and crashes again. `PADDOCK_CRASH_SEEDS` runs more seeds.
 
 use crate::sim::{Crash, Fault, SimDisk};
-use crate::wal::{recover, Wal, WalError};
+use crate::wal::{recover, Wal, WalError, AMBIGUOUS_HEADER};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::path::Path;
@@ -116,10 +116,23 @@ fn seeds(default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Recovers after a crash: the records, or None for the one refusal a
+/// crash may cause (`AMBIGUOUS_HEADER`, counted in `ambiguous`).
+fn after_crash(disk: &SimDisk, ambiguous: &mut u64, what: &str) -> Option<Vec<(i64, Vec<u8>)>> {
+    match records_of(disk) {
+        Ok(records) => Some(records),
+        Err(WalError::Corrupt { reason, .. }) if reason.contains(AMBIGUOUS_HEADER) => {
+            *ambiguous += 1;
+            None
+        }
+        Err(e) => panic!("{what}: {e}"),
+    }
+}
+
 #[test]
 fn every_acknowledged_record_survives_a_crash_at_any_point_and_a_second_after_recovery() {
-    let mut points = 0u64;
-    for seed in 0..seeds(40) {
+    let (mut points, mut ambiguous) = (0u64, 0u64);
+    for seed in 0..seeds(100) {
         let mut rng = StdRng::seed_from_u64(seed);
         let first = Workload::new(&mut rng, 1, 14);
         let dry = SimDisk::new(seed);
@@ -131,9 +144,11 @@ fn every_acknowledged_record_survives_a_crash_at_any_point_and_a_second_after_re
                 disk.crash_at(at);
                 let (acked, inflight) = first.run(&disk);
                 let after = disk.restart(crash);
-                let recovered = records_of(&after).unwrap_or_else(|e| panic!("{what}: {e}"));
-                check_whole(&recovered, &acked, &inflight, &what);
                 points += 1;
+                let Some(recovered) = after_crash(&after, &mut ambiguous, &what) else {
+                    continue;
+                };
+                check_whole(&recovered, &acked, &inflight, &what);
                 // Go on from what was recovered, and crash again.
                 let next = recovered.last().map_or(1, |(i, _)| i + 1);
                 let second = Workload::new(&mut rng, next, 4);
@@ -141,14 +156,21 @@ fn every_acknowledged_record_survives_a_crash_at_any_point_and_a_second_after_re
                 let (acked2, inflight2) = second.run(&after);
                 let again = after.restart(Crash::ALL[rng.random_range(0..4)]);
                 let what = format!("{what}, then a second crash");
-                let twice = records_of(&again).unwrap_or_else(|e| panic!("{what}: {e}"));
+                points += 1;
+                let Some(twice) = after_crash(&again, &mut ambiguous, &what) else {
+                    continue;
+                };
                 let before: Batch = effective(recovered);
                 let acked_all: Vec<Batch> = std::iter::once(before).chain(acked2).collect();
                 check_whole(&twice, &acked_all, &inflight2, &what);
             }
         }
     }
+    eprintln!("{points} recoveries after a crash, {ambiguous} refused as ambiguous");
     assert!(points > 1000, "{points} crash points");
+    // A frame starting in the last 7 bytes of a sector, that sector lost
+    // and a later one landed.
+    assert!(ambiguous * 200 < points, "{ambiguous} of {points} refused");
 }
 
 #[test]

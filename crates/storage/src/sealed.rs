@@ -26,9 +26,57 @@ pub fn unseal<'a>(magic: &[u8; 8], bytes: &'a [u8]) -> Result<Option<&'a [u8]>, 
     Ok(Some(body))
 }
 
+/// A magic's name and format number: `PDKWAL02` is `PDKWAL`, 2.
+fn split_magic(magic: &[u8]) -> Option<(&[u8], u32)> {
+    let digits = magic
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let (name, number) = magic.split_at(magic.len() - digits);
+    let number = std::str::from_utf8(number).ok()?.parse().ok()?;
+    (!name.is_empty()).then_some((name, number))
+}
+
+/// Why a file whose first 8 bytes are none of the magics `reads` is
+/// refused: another format of the same kind (a later version wrote it),
+/// or not a file of this kind at all.
+pub fn unknown_format(bytes: &[u8], what: &str, reads: &[&[u8; 8]]) -> String {
+    let found = bytes.get(..8).and_then(split_magic);
+    let known: Vec<(&[u8], u32)> = reads.iter().filter_map(|m| split_magic(&m[..])).collect();
+    match found {
+        Some((name, number)) if known.iter().any(|(n, _)| *n == name) => {
+            let mut numbers: Vec<String> = known.iter().map(|(_, v)| v.to_string()).collect();
+            numbers.sort();
+            format!(
+                "a {what} of format {number}; this binary reads format {}",
+                numbers.join(" and ")
+            )
+        }
+        _ => format!("not a Paddock {what} (unknown magic)"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_later_format_is_named_and_a_foreign_file_is_not_taken_for_one() {
+        let reads: [&[u8; 8]; 2] = [b"PDKWAL02", b"PDKWAL01"];
+        assert_eq!(
+            unknown_format(b"PDKWAL03\0\0", "log segment", &reads),
+            "a log segment of format 3; this binary reads format 1 and 2"
+        );
+        assert_eq!(
+            unknown_format(b"PDKSNAP1", "log segment", &reads),
+            "not a Paddock log segment (unknown magic)"
+        );
+        assert_eq!(
+            unknown_format(b"PDK", "log segment", &reads),
+            "not a Paddock log segment (unknown magic)"
+        );
+    }
 
     #[test]
     fn a_sealed_body_comes_back_and_every_flipped_bit_is_caught() {

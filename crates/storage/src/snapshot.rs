@@ -82,7 +82,10 @@ pub fn read_snapshot(disk: &dyn Disk, path: &Path) -> Result<Bytes, WalError> {
         source,
     })?;
     if bytes.len() < HEADER || &bytes[..8] != MAGIC {
-        return Err(corrupt(0, "not a Paddock snapshot (bad magic)"));
+        return Err(corrupt(
+            0,
+            &crate::sealed::unknown_format(&bytes, "snapshot", &[MAGIC]),
+        ));
     }
     let crc = u32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
     let body = &bytes[HEADER..];

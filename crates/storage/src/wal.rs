@@ -212,11 +212,14 @@ impl Scan {
                     None => Err(corrupt(at, &format!("{reason}; data follows far past it"))),
                 }
             };
-            let format = match Format::of(seg.peek(MAGIC.len()).map_err(io_err(path))?) {
+            let head = seg.peek(MAGIC.len()).map_err(io_err(path))?;
+            let unwritten = head.iter().all(|&b| b == 0);
+            let format = match Format::of(head) {
                 Some(format) => format,
-                // A new segment whose first write was cut short.
-                None if torn_or_corrupt(Format::V2, 0, "not a Paddock log segment (bad magic)")
-                    .is_ok() =>
+                // A new segment whose first write was cut short (its magic
+                // never landed; another magic is another format).
+                None if unwritten
+                    && torn_or_corrupt(Format::V2, 0, "a segment without its magic").is_ok() =>
                 {
                     if repair {
                         disk.remove(path).map_err(io_err(path))?;
@@ -224,7 +227,12 @@ impl Scan {
                     out.truncated = Some((path.clone(), 0));
                     continue;
                 }
-                None => return Err(corrupt(0, "not a Paddock log segment (bad magic)")),
+                None => {
+                    let head = seg.peek(MAGIC.len()).map_err(io_err(path))?;
+                    let why =
+                        crate::sealed::unknown_format(head, "log segment", &[MAGIC, MAGIC_V1]);
+                    return Err(corrupt(0, &why));
+                }
             };
             seg.consume(MAGIC.len());
             let name = list_number(path);
@@ -237,8 +245,13 @@ impl Scan {
                 let damage = match read_frame(&mut seg, format).map_err(io_err(path))? {
                     Frame::End => {
                         if seg.rest_is_zero().map_err(io_err(path))? {
-                            if frames == 0 && !last {
-                                return Err(corrupt(at, "a closed segment without a frame"));
+                            // A closed segment was cut to the end of its
+                            // frames: zeros in it are where one never landed.
+                            if !last && (frames == 0 || format == Format::V2) {
+                                return Err(corrupt(
+                                    at,
+                                    "zeros where a closed segment's frames go",
+                                ));
                             }
                             if last && repair {
                                 // Give back the reserved space: appends go to a new
@@ -408,29 +421,43 @@ const TAIL_LIMIT: usize = FRAME_HEADER + MAX_FRAME_BYTES + 1;
 /// before it was synced before it was written, so a crash can have left of
 /// it only some of its sectors, in any order, and zeros (the reserve) in
 /// the others. So it is torn if no intact frame starts anywhere in it and
-/// some sector of it is unwritten (all zeros). A bit flipped in the last
-/// frame leaves no sector of zeros, and damage before intact frames is
-/// seen by them; both are corruption.
+/// some sector of it is unwritten: a whole sector of zeros, or zeros from
+/// `at` to the end of its sector covering at least the header's length
+/// and checksum (never zero in a real header). A bit flipped in the last
+/// frame leaves no such zeros, and damage before intact frames is seen by
+/// them: both are corruption.
 ///
-/// What no single disk can tell apart: a frame whose own data holds a
-/// whole sector of zeros, damaged elsewhere, looks torn and is cut.
+/// What no single disk can tell apart: a last frame whose own data holds a
+/// whole aligned sector of zeros, damaged elsewhere, looks torn and is
+/// cut; and one whose first sector held fewer than 8 bytes of it, left
+/// unwritten while the rest landed, is [`AMBIGUOUS_HEADER`] and stops
+/// start-up.
 fn torn_tail(at: u64, tail: &[u8]) -> Result<(), &'static str> {
     if tail.is_empty() {
         return Ok(());
+    }
+    if intact_frame(tail) {
+        return Err("it reads intact now: the disk returned different bytes");
     }
     if (1..tail.len()).any(|from| intact_frame(&tail[from..])) {
         return Err("intact frames follow it");
     }
     let first = ((SECTOR - at % SECTOR) as usize).min(tail.len());
-    let unwritten = std::iter::once(&tail[..first])
-        .chain(tail[first..].chunks(SECTOR as usize))
-        .any(|sector| sector.iter().all(|&b| b == 0));
-    if unwritten {
+    let zero = |bytes: &[u8]| bytes.iter().all(|&b| b == 0);
+    let header_unwritten = first >= 8 && zero(&tail[..first]);
+    let sector_unwritten = tail[first..].chunks_exact(SECTOR as usize).any(zero);
+    if header_unwritten || sector_unwritten {
         Ok(())
+    } else if zero(&tail[..first]) {
+        Err(AMBIGUOUS_HEADER)
     } else {
         Err("no sector of it is unwritten, as a crash would leave one")
     }
 }
+
+/// Damage [`torn_tail`] cannot tell from a crash.
+pub const AMBIGUOUS_HEADER: &str =
+    "the first bytes of its header, alone in their sector, are zeros: a crash or damage, no telling which";
 
 /// Whether `bytes` start with a whole format-2 frame whose checksums hold.
 fn intact_frame(bytes: &[u8]) -> bool {

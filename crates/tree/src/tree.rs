@@ -624,22 +624,34 @@ impl DataTree {
         Ok(parent)
     }
 
+    /// Undoes a failed multi's mutations, newest first. Each one's node
+    /// (or parent) is there, since everything done after it was undone
+    /// before it; if one is not, the tree is not what the multi left, and
+    /// applying on would make this replica differ from the others.
     fn rollback(&mut self, undo: Vec<Undo>) {
+        let missing = |p: &str| -> ! { panic!("rolling back a multi: {p} is not in the tree") };
         for u in undo.into_iter().rev() {
             match u {
                 Undo::Created(p, pzxid) => {
-                    self.take_node(&p);
-                    if let Some(parent) = path::parent(&p).and_then(|pp| self.get_mut(pp).ok()) {
-                        parent.child_creates = parent.child_creates.wrapping_sub(1);
-                        parent.pzxid = pzxid;
+                    if self.take_node(&p).is_none() {
+                        missing(&p);
                     }
+                    let parent_path = path::parent(&p).unwrap_or("/");
+                    let Ok(parent) = self.get_mut(parent_path) else {
+                        missing(parent_path)
+                    };
+                    parent.child_creates = parent.child_creates.wrapping_sub(1);
+                    parent.pzxid = pzxid;
                 }
                 Undo::Deleted(p, node, pzxid) => {
-                    if let Some(parent) = path::parent(&p).and_then(|pp| self.get_mut(pp).ok()) {
-                        parent.pzxid = pzxid;
+                    let parent_path = path::parent(&p).unwrap_or("/");
+                    let Ok(parent) = self.get_mut(parent_path) else {
+                        missing(parent_path)
+                    };
+                    parent.pzxid = pzxid;
+                    if let Err(e) = self.restore_node(&p, node) {
+                        panic!("rolling back a multi: {e}");
                     }
-                    // The parent is there: ops after the delete were undone.
-                    let _ = self.restore_node(&p, node);
                 }
                 Undo::Data {
                     path,
@@ -648,22 +660,24 @@ impl DataTree {
                     mzxid,
                     mtime,
                 } => {
-                    if let Ok(n) = self.get_mut(&path) {
-                        n.restore_text(text);
-                        n.version = version;
-                        n.mzxid = mzxid;
-                        n.mtime = mtime;
-                    }
+                    let Ok(n) = self.get_mut(&path) else {
+                        missing(&path)
+                    };
+                    n.restore_text(text);
+                    n.version = version;
+                    n.mzxid = mzxid;
+                    n.mtime = mtime;
                 }
                 Undo::Acl {
                     path,
                     acl,
                     aversion,
                 } => {
-                    if let Ok(n) = self.get_mut(&path) {
-                        n.acl = acl;
-                        n.aversion = aversion;
-                    }
+                    let Ok(n) = self.get_mut(&path) else {
+                        missing(&path)
+                    };
+                    n.acl = acl;
+                    n.aversion = aversion;
                 }
             }
         }

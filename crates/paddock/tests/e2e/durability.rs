@@ -651,3 +651,195 @@ async fn a_damaged_snapshot_is_skipped_only_while_the_log_covers_it() {
         "{msg}"
     );
 }
+
+/// Copies a directory tree.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Every znode under `path` with its data, full Stat and ACL, one line
+/// each, parents first and siblings by name.
+async fn listing(c: &zookeeper_client::Client, path: &str, out: &mut Vec<String>) {
+    let (data, s) = c.get_data(path).await.unwrap();
+    let (acl, _) = c.get_acl(path).await.unwrap();
+    let acl: Vec<String> = acl
+        .iter()
+        .map(|a| format!("{}:{}:{:?}", a.scheme(), a.id(), a.permission()))
+        .collect();
+    let shown = String::from_utf8_lossy(&data);
+    let shown = match shown.len() {
+        0..=40 => shown.into_owned(),
+        _ => format!("{}… ({} bytes)", &shown[..20], data.len()),
+    };
+    out.push(format!(
+        "{path} {shown:?} czxid={:#x} mzxid={:#x} pzxid={:#x} ctime={} mtime={} \
+         version={} cversion={} aversion={} owner={:#x} length={} children={} acl={}",
+        s.czxid,
+        s.mzxid,
+        s.pzxid,
+        s.ctime,
+        s.mtime,
+        s.version,
+        s.cversion,
+        s.aversion,
+        s.ephemeral_owner,
+        s.data_length,
+        s.num_children,
+        acl.join(",")
+    ));
+    let (mut kids, _) = c.get_children(path).await.unwrap();
+    kids.sort();
+    for kid in kids {
+        let child = match path {
+            "/" => format!("/{kid}"),
+            _ => format!("{path}/{kid}"),
+        };
+        Box::pin(listing(c, &child, out)).await;
+    }
+}
+
+/// A data directory written by the binary of 2026-12-07 (log segment
+/// format 2, snapshot metadata and consensus state in our own layouts;
+/// scripts/golden-datadir.sh wrote it) loads into the same tree in every
+/// later version.
+#[tokio::test]
+async fn a_data_directory_written_on_2026_12_07_still_loads_into_the_same_tree() {
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/datadir-v2");
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture, dir.path());
+    let s = TestServer::start_in(dir.path(), |_| {}).await;
+    let c = crate::common::client(&s).await;
+    let mut lines = Vec::new();
+    listing(&c, "/", &mut lines).await;
+    insta::assert_snapshot!("golden_datadir_v2_tree", lines.join("\n"));
+    drop(c);
+    s.stop().await;
+}
+
+/// A segment of a later format is refused by name, not taken for damage.
+#[test]
+fn a_log_of_a_later_format_is_refused_naming_the_format() {
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/datadir-v2");
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture, dir.path());
+    let wal = dir.path().join("wal");
+    let newest = files(&wal, "wal-").pop().unwrap();
+    let mut bytes = std::fs::read(&newest).unwrap();
+    bytes[..8].copy_from_slice(b"PDKWAL03");
+    std::fs::write(&newest, bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(["server", "--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&newest.display().to_string())
+            && err.contains("a log segment of format 3; this binary reads format 1 and 2"),
+        "{err}"
+    );
+}
+
+/// Starts the binary on `dir`: its answer to `hash` (last zxid and tree
+/// digest) once it serves, or what it printed if it stopped.
+fn hash_or_refusal(dir: &std::path::Path) -> Result<String, String> {
+    let port = crate::common::free_port();
+    let mut server = Proc(
+        Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .args(["server", "--port", &port.to_string(), "--data-dir"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if server.0.try_wait().unwrap().is_some() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut server.0.stderr.take().unwrap(), &mut err).unwrap();
+            return Err(err);
+        }
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let mut answer = String::new();
+            if s.write_all(b"hash").is_ok() && s.read_to_string(&mut answer).is_ok() {
+                server.kill9();
+                return Ok(answer);
+            }
+        }
+        assert!(Instant::now() < deadline, "the server started or stopped");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Flips bits in the snapshots, the consensus state file and the log of
+/// the 2026-12-07 data directory (every bit of each file's header, a bit
+/// of a sample of the rest), restarting the real binary each time: it
+/// serves the whole tree (an older snapshot and the log stand in for a
+/// damaged one) or refuses naming the file. Never less.
+#[test]
+fn no_flipped_bit_in_any_stored_file_lets_the_binary_start_with_less() {
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/datadir-v2");
+    // A server changes its directory as it starts: each run gets a copy.
+    let fresh = || {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&fixture, dir.path());
+        dir
+    };
+    let whole = hash_or_refusal(fresh().path()).expect("the fixture loads");
+    let (mut refused, mut served) = (0, 0);
+    let mut stored = files(&fixture.join("snap"), "snapshot-");
+    stored.extend(files(&fixture.join("wal"), "raft-state"));
+    stored.extend(files(&fixture.join("wal"), "wal-"));
+    for original in stored {
+        let clean = std::fs::read(&original).unwrap();
+        let rel = original.strip_prefix(&fixture).unwrap().to_owned();
+        let header = if original.ends_with("raft-state") {
+            47
+        } else {
+            12
+        };
+        let mut bits: Vec<usize> = (0..header.min(clean.len()) * 8).collect();
+        bits.extend((header..clean.len()).step_by(23).map(|b| b * 8 + b % 8));
+        for bit in bits {
+            let dir = fresh();
+            let path = dir.path().join(&rel);
+            let mut bad = clean.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            std::fs::write(&path, &bad).unwrap();
+            match hash_or_refusal(dir.path()) {
+                Ok(hash) => {
+                    assert_eq!(hash, whole, "bit {bit} of {}", rel.display());
+                    served += 1;
+                }
+                Err(err) => {
+                    assert!(
+                        err.contains(&path.display().to_string()) && err.contains("refusing"),
+                        "bit {bit} of {}: {err}",
+                        rel.display()
+                    );
+                    refused += 1;
+                }
+            }
+        }
+    }
+    eprintln!("{refused} refused, {served} served the whole tree");
+    assert!(
+        refused > 100 && served > 50,
+        "{refused} refused, {served} served whole"
+    );
+}

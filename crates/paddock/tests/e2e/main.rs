@@ -5,6 +5,7 @@ mod bench;
 mod binary;
 mod client_ops;
 mod common;
+mod disk_full;
 mod durability;
 mod ensemble;
 mod jobs;
