@@ -8,7 +8,10 @@ import subprocess
 import sys
 
 import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import SystemErrorException
 
+from conftest import Server, free_port, paddock_binary, wait_serving
 from faults import checker
 from faults.cluster import disk_shim
 from faults.run import Run, blocked_links, leaderless, schedule
@@ -180,6 +183,59 @@ def test_the_disk_shim_fails_data_writes_only_while_the_disk_is_full(tmp_path):
     full.unlink()
     failed.touch()
     assert outcome() == ["ok", "ok", os.strerror(5), "ok"], "a failed disk"
+
+
+def test_the_binary_acknowledges_no_write_whose_fsync_failed(tmp_path):
+    """The log of the real binary syncs its files: with every fsync and
+    fdatasync failing (the disk shim), a write gets SystemError (were the
+    sync a no-op, it would be acknowledged). The write may still be in the
+    page cache, so its fate is unknown, as after ZooKeeper's exit on a
+    failed fsync; a restart that cannot make the log durable refuses to
+    start, and one that can serves every acknowledged write."""
+    failed = tmp_path / "fsync-fails"
+    data = tmp_path / "data"
+    shimmed = dict(os.environ, LD_PRELOAD=str(disk_shim(tmp_path)), FAULTS_FSYNC_FLAG=str(failed))
+
+    def launch(env):
+        port = free_port()
+        log = open(tmp_path / f"server-{port}.log", "w")
+        proc = subprocess.Popen([paddock_binary(), "server", "--port", str(port),
+                                 "--data-dir", str(data)], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+        return Server("paddock", port, proc, log)
+
+    def start(env):
+        server = launch(env)
+        wait_serving(server.port, server.proc, "paddock")
+        client = KazooClient(hosts=server.hosts, timeout=10)
+        client.start(timeout=10)
+        return server, client
+
+    server, client = start(shimmed)
+    try:
+        client.create("/before", b"x")
+        failed.touch()
+        with pytest.raises(SystemErrorException):
+            client.create("/during", b"x")
+        with pytest.raises(SystemErrorException):
+            client.create("/after", b"x")
+        assert client.exists("/before") is not None, "reads go on"
+    finally:
+        client.stop()
+        server.stop()
+    refused = launch(shimmed)
+    try:
+        assert refused.proc.wait(20) != 0, "a log it cannot sync is not served"
+    finally:
+        refused.stop()
+    failed.unlink()
+    server, client = start(dict(os.environ))
+    try:
+        assert client.exists("/before") is not None
+        client.create("/again", b"x")
+    finally:
+        client.stop()
+        server.stop()
 
 
 # Seeds 1 (3 servers) and 3 (5 servers) are regressions: on the code

@@ -245,9 +245,8 @@ fn snapshot(target: &Target, at: Option<i64>, out: &mut impl Write) -> anyhow::R
         );
     };
     let payload = read_snapshot(&FsDisk, path)?;
-    let (meta, tree) = codec::decode_snapshot(payload)
+    let (last_index, tree) = codec::inspect_snapshot(payload)
         .with_context(|| format!("{} does not decode", path.display()))?;
-    let last_index = meta.last_log_id.map(|l| l.index);
     let tree = DataTree::decode_snapshot(&mut Reader::new(tree), tree_config(&target.config()))
         .with_context(|| format!("{} does not decode", path.display()))?;
     if target.json {

@@ -44,7 +44,7 @@ const SNAPSHOT_META_V1: u8 = 1;
 
 /// One log record, decoded.
 #[derive(Debug, Clone)]
-pub enum Record {
+pub(crate) enum Record {
     Entry(Entry),
     /// Every entry at this index or later is gone.
     TruncateFrom(u64),
@@ -63,33 +63,37 @@ pub enum CodecError {
 }
 
 /// A field cut short.
-fn short<T>(_: T) -> CodecError {
+pub(crate) fn short<T>(_: T) -> CodecError {
     CodecError::Short
 }
 
-fn get_u8(b: &mut Bytes) -> Result<u8, CodecError> {
+pub(crate) fn get_u8(b: &mut Bytes) -> Result<u8, CodecError> {
     b.try_get_u8().map_err(short)
 }
 
-fn get_u32(b: &mut Bytes) -> Result<u32, CodecError> {
+pub(crate) fn get_u32(b: &mut Bytes) -> Result<u32, CodecError> {
     b.try_get_u32().map_err(short)
 }
 
-fn get_u64(b: &mut Bytes) -> Result<u64, CodecError> {
+pub(crate) fn get_u64(b: &mut Bytes) -> Result<u64, CodecError> {
     b.try_get_u64().map_err(short)
 }
 
-fn put_log_id(id: &LogId, out: &mut BytesMut) {
+pub(crate) fn put_log_id(id: &LogId, out: &mut BytesMut) {
     out.put_u64(id.leader_id.term);
     out.put_u64(id.index);
 }
 
-fn get_log_id(b: &mut Bytes) -> Result<LogId, CodecError> {
+pub(crate) fn get_log_id(b: &mut Bytes) -> Result<LogId, CodecError> {
     let term = get_u64(b)?;
     Ok(LogId::new_term_index(term, get_u64(b)?))
 }
 
-fn put_opt<T>(value: Option<&T>, out: &mut BytesMut, put: impl FnOnce(&T, &mut BytesMut)) {
+pub(crate) fn put_opt<T>(
+    value: Option<&T>,
+    out: &mut BytesMut,
+    put: impl FnOnce(&T, &mut BytesMut),
+) {
     match value {
         None => out.put_u8(0),
         Some(v) => {
@@ -99,7 +103,7 @@ fn put_opt<T>(value: Option<&T>, out: &mut BytesMut, put: impl FnOnce(&T, &mut B
     }
 }
 
-fn get_opt<T>(
+pub(crate) fn get_opt<T>(
     b: &mut Bytes,
     get: impl FnOnce(&mut Bytes) -> Result<T, CodecError>,
 ) -> Result<Option<T>, CodecError> {
@@ -110,13 +114,13 @@ fn get_opt<T>(
     }
 }
 
-fn put_vote(vote: &Vote, out: &mut BytesMut) {
+pub(crate) fn put_vote(vote: &Vote, out: &mut BytesMut) {
     out.put_u64(vote.leader_id.term);
     out.put_u64(vote.leader_id.voted_for);
     out.put_u8(u8::from(vote.committed));
 }
 
-fn get_vote(b: &mut Bytes) -> Result<Vote, CodecError> {
+pub(crate) fn get_vote(b: &mut Bytes) -> Result<Vote, CodecError> {
     let (term, node) = (get_u64(b)?, get_u64(b)?);
     Ok(match get_u8(b)? {
         0 => Vote::new(term, node),
@@ -169,7 +173,7 @@ fn get_membership(b: &mut Bytes) -> Result<Membership, CodecError> {
     Membership::new(configs, nodes).map_err(|e| bad(&e))
 }
 
-pub fn encode_entry(entry: &Entry, out: &mut BytesMut) {
+pub(crate) fn encode_entry(entry: &Entry, out: &mut BytesMut) {
     let kind = match &entry.payload {
         Payload::Blank => BLANK,
         Payload::Normal(cmd) if cmd.claim.is_some() => CLAIM,
@@ -197,12 +201,12 @@ pub fn encode_entry(entry: &Entry, out: &mut BytesMut) {
     }
 }
 
-pub fn encode_truncate(out: &mut BytesMut) {
+pub(crate) fn encode_truncate(out: &mut BytesMut) {
     out.put_u8(TRUNCATE);
 }
 
 /// Decodes the record stored under log index `index`.
-pub fn decode_record(index: u64, mut body: Bytes) -> Result<Record, CodecError> {
+pub(crate) fn decode_record(index: u64, mut body: Bytes) -> Result<Record, CodecError> {
     if body.is_empty() {
         return Err(CodecError::Short);
     }
@@ -315,7 +319,7 @@ pub fn inspect_record(index: u64, body: Bytes) -> Result<Logged, CodecError> {
 
 /// The head of a snapshot payload: what it covers in the log. The tree's
 /// encoding follows it.
-pub fn encode_snapshot_meta(meta: &SnapshotMeta, out: &mut BytesMut) {
+pub(crate) fn encode_snapshot_meta(meta: &SnapshotMeta, out: &mut BytesMut) {
     let mut head = BytesMut::new();
     head.put_u8(SNAPSHOT_META_V1);
     put_opt(meta.last_log_id.as_ref(), &mut head, put_log_id);
@@ -330,7 +334,7 @@ pub fn encode_snapshot_meta(meta: &SnapshotMeta, out: &mut BytesMut) {
 }
 
 /// Splits a snapshot payload into its log position and the tree encoding.
-pub fn decode_snapshot(mut payload: Bytes) -> Result<(SnapshotMeta, Bytes), CodecError> {
+pub(crate) fn decode_snapshot(mut payload: Bytes) -> Result<(SnapshotMeta, Bytes), CodecError> {
     let bad = |e: &dyn std::fmt::Display| CodecError::SnapshotMeta(e.to_string());
     let len = get_u32(&mut payload).map_err(|_| bad(&"too short"))? as usize;
     if len > payload.len() {
@@ -362,10 +366,17 @@ pub fn decode_snapshot(mut payload: Bytes) -> Result<(SnapshotMeta, Bytes), Code
     Ok((meta, payload))
 }
 
+/// A snapshot payload as tools show it: the index of the last log entry
+/// it includes, and the tree's encoding.
+pub fn inspect_snapshot(payload: Bytes) -> Result<(Option<u64>, Bytes), CodecError> {
+    let (meta, tree) = decode_snapshot(payload)?;
+    Ok((meta.last_log_id.map(|l| l.index), tree))
+}
+
 /// What must survive a restart besides the log: the vote (so a server never
 /// votes twice in a term) and how far the log was purged.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RaftState {
+pub(crate) struct RaftState {
     pub vote: Option<Vote>,
     pub last_purged: Option<LogId>,
 }
@@ -375,14 +386,14 @@ const STATE_MAGIC: &[u8; 8] = b"PDKSTAT2";
 /// Earlier: sealed JSON; before that, the JSON alone.
 const STATE_MAGIC_JSON: &[u8; 8] = b"PDKSTAT1";
 
-pub fn encode_state(state: &RaftState) -> Vec<u8> {
+pub(crate) fn encode_state(state: &RaftState) -> Vec<u8> {
     let mut body = BytesMut::new();
     put_opt(state.vote.as_ref(), &mut body, put_vote);
     put_opt(state.last_purged.as_ref(), &mut body, put_log_id);
     paddock_storage::sealed::seal(STATE_MAGIC, &body)
 }
 
-pub fn decode_state(bytes: &[u8]) -> Result<RaftState, String> {
+pub(crate) fn decode_state(bytes: &[u8]) -> Result<RaftState, String> {
     if let Some(body) = paddock_storage::sealed::unseal(STATE_MAGIC, bytes)? {
         let mut body = Bytes::copy_from_slice(body);
         let vote = get_opt(&mut body, get_vote).map_err(|e| e.to_string())?;
@@ -407,7 +418,7 @@ pub fn decode_state(bytes: &[u8]) -> Result<RaftState, String> {
 }
 
 /// The number a snapshot file is named by: how many log entries it covers.
-pub fn snapshot_position(last: Option<&LogId>) -> i64 {
+pub(crate) fn snapshot_position(last: Option<&LogId>) -> i64 {
     last.map_or(0, |l| l.index as i64 + 1)
 }
 

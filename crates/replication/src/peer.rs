@@ -1,4 +1,5 @@
-//! The wire between replicas: length-prefixed MessagePack frames over TCP.
+//! The wire between replicas: length-prefixed frames over TCP, each one
+//! message in our own layout (`wire.rs`).
 //! Each request gets one reply, in order, except the fire-and-forget ones
 //! (snapshot chunks, session liveness). A `Link` is one outgoing
 //! connection, redialled after any error; `serve` answers incoming ones.
@@ -16,7 +17,6 @@ use openraft::raft::{
 };
 use openraft::Raft;
 use paddock_storage::Disk;
-use serde::{Deserialize, Serialize};
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,7 +35,7 @@ pub const MAX_PEER_FRAME_BYTES: usize = 256 << 20;
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub enum PeerRequest {
     Append(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<TypeConfig>),
@@ -61,7 +61,7 @@ pub enum PeerRequest {
     Initialized,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum PeerReply {
     Append(AppendEntriesResponse<TypeConfig>),
     Vote(VoteResponse<TypeConfig>),
@@ -81,14 +81,8 @@ fn codec() -> LengthDelimitedCodec {
         .new_codec()
 }
 
-fn encode<T: Serialize>(value: &T) -> io::Result<Bytes> {
-    rmp_serde::to_vec(value)
-        .map(Bytes::from)
-        .map_err(io::Error::other)
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(frame: &[u8]) -> io::Result<T> {
-    rmp_serde::from_slice(frame).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+fn invalid(e: crate::wire::WireError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
 /// The peer address (`host:port`) in a ZooKeeper server spec
@@ -142,7 +136,7 @@ impl Link {
 
     /// Sends a request that gets no reply.
     pub async fn send(&mut self, req: &PeerRequest) -> io::Result<()> {
-        let frame = encode(req)?;
+        let frame = crate::wire::encode_request(req);
         let mut conn = self.take_connection().await?;
         conn.send(frame).await?;
         self.conn = Some(conn);
@@ -153,12 +147,12 @@ impl Link {
     /// error the connection is dropped, so a late reply cannot be taken
     /// for the next request's.
     pub async fn call(&mut self, req: &PeerRequest, timeout: Duration) -> io::Result<PeerReply> {
-        let frame = encode(req)?;
+        let frame = crate::wire::encode_request(req);
         let exchange = async {
             let mut conn = self.take_connection().await?;
             conn.send(frame).await?;
             let reply = match conn.next().await {
-                Some(Ok(reply)) => decode::<PeerReply>(&reply)?,
+                Some(Ok(reply)) => crate::wire::decode_reply(reply.freeze()).map_err(invalid)?,
                 Some(Err(e)) => return Err(e),
                 None => {
                     return Err(io::Error::new(
@@ -238,9 +232,9 @@ async fn serve_one(stream: TcpStream, ctx: &PeerContext, id: u64) -> io::Result<
     let mut receiving: Option<Receiving> = None;
     let result = async {
         while let Some(frame) = conn.next().await {
-            let req: PeerRequest = decode(&frame?)?;
+            let req = crate::wire::decode_request(frame?.freeze()).map_err(invalid)?;
             if let Some(reply) = handle(req, ctx, id, &mut receiving).await? {
-                conn.send(encode(&reply)?).await?;
+                conn.send(crate::wire::encode_reply(&reply)).await?;
             }
         }
         Ok(())
@@ -373,10 +367,6 @@ async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Entry, LogId, Payload};
-    use openraft::vote::leader_id_std::CommittedLeaderId;
-    use openraft::BasicNode;
-    use std::collections::BTreeMap;
 
     #[test]
     fn peer_addresses_come_from_zookeeper_server_specs() {
@@ -390,45 +380,5 @@ mod tests {
         );
         assert_eq!(peer_addr(""), None);
         assert_eq!(peer_addr("host:notaport:3888"), None);
-    }
-
-    #[test]
-    fn requests_survive_the_wire() {
-        let log_id = |index| LogId::new(CommittedLeaderId::new(3), index);
-        let members = BTreeMap::from([(1u64, BasicNode::new("a:1:2"))]);
-        let membership = openraft::Membership::new(vec![[1u64].into()], members).unwrap();
-        let entries: Vec<Entry> = vec![
-            Entry {
-                log_id: log_id(7),
-                payload: Payload::Normal(Command {
-                    origin: 2,
-                    seq: 9,
-                    txn: Bytes::from_static(b"\x00\x01txn"),
-                    claim: Some(7),
-                    expiry_term: Some(3),
-                }),
-            },
-            Entry {
-                log_id: log_id(8),
-                payload: Payload::Membership(membership),
-            },
-            Entry {
-                log_id: log_id(9),
-                payload: Payload::Blank,
-            },
-        ];
-        let req = PeerRequest::Append(AppendEntriesRequest {
-            vote: Vote::new_committed(3, 1),
-            prev_log_id: Some(log_id(6)),
-            entries: entries.clone(),
-            leader_commit: Some(log_id(6)),
-        });
-        let back: PeerRequest = decode(&encode(&req).unwrap()).unwrap();
-        let PeerRequest::Append(back) = back else {
-            panic!("wrong kind: {back:?}")
-        };
-        assert_eq!(back.entries, entries);
-        assert_eq!(back.prev_log_id, Some(log_id(6)));
-        assert!(decode::<PeerRequest>(b"\xc1garbage").is_err());
     }
 }

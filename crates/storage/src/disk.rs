@@ -26,6 +26,10 @@ pub trait Disk: Send + Sync {
     fn open(&self, path: &Path) -> io::Result<Box<dyn Read + Send>>;
     /// Cuts a file to `len` bytes and makes that durable.
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
+    /// Makes a file's contents durable (fsync), whoever wrote them: after
+    /// a failed fsync, data can still be read back from the page cache
+    /// without being on the disk.
+    fn sync_file(&self, path: &Path) -> io::Result<()>;
     /// The files of a directory, sorted by name.
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
     fn remove(&self, path: &Path) -> io::Result<()>;
@@ -129,6 +133,10 @@ impl Disk for FsDisk {
         let file = OpenOptions::new().write(true).open(path)?;
         file.set_len(len)?;
         file.sync_all()
+    }
+
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_all()
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
@@ -270,6 +278,14 @@ impl Disk for FaultyDisk {
 
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         FsDisk.truncate(path, len)
+    }
+
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        if take_one(&self.syncs_left) {
+            FsDisk.sync_file(path)
+        } else {
+            Err(io::Error::other("injected fsync failure"))
+        }
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {

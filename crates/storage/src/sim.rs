@@ -403,6 +403,17 @@ impl Disk for SimDisk {
         Ok(())
     }
 
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.state();
+        state.change()?;
+        let ignored = state.syncs_ignored;
+        let file = state.file(path)?;
+        if !ignored {
+            file.settle();
+        }
+        Ok(())
+    }
+
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
         let state = self.state();
         if state.crashed {

@@ -312,6 +312,14 @@ impl Scan {
                 }
                 out.truncated = Some((path.clone(), at as u64));
             }
+            if repair {
+                // What a failed fsync left in the page cache reads back
+                // intact: it must be durable before it is served.
+                match disk.sync_file(path) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    synced => synced.map_err(io_err(path))?,
+                }
+            }
         }
         Ok(out)
     }
@@ -727,6 +735,9 @@ mod tests {
         }
         fn truncate(&self, path: &Path, len: u64) -> std::io::Result<()> {
             FsDisk.truncate(path, len)
+        }
+        fn sync_file(&self, path: &Path) -> std::io::Result<()> {
+            FsDisk.sync_file(path)
         }
         fn list(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             FsDisk.list(dir)
