@@ -25,6 +25,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("peer_message", peer_message),
     ("log_segment", log_segment),
     ("snapshot_file", snapshot_file),
+    ("snapshot_payload", snapshot_payload),
+    ("log_record", log_record),
     ("state_file", state_file),
     ("zookeeper_files", zookeeper_files),
 ];
@@ -93,9 +95,29 @@ pub fn snapshot_file(data: &[u8]) {
     }
 }
 
-/// The consensus state file (`raft-state`).
+/// What a snapshot file holds past its checksum (which the fuzzer could
+/// seldom get right): metadata and the tree. A leader could send any.
+pub fn snapshot_payload(data: &[u8]) {
+    paddock_replication::fuzzing::snapshot_payload(Bytes::copy_from_slice(data));
+}
+
+/// A log record's body past its frame's checksum: an index (the first 8
+/// bytes) and the body.
+pub fn log_record(data: &[u8]) {
+    let Some((index, body)) = data.split_first_chunk::<8>() else {
+        return;
+    };
+    paddock_replication::fuzzing::log_record(
+        i64::from_be_bytes(*index),
+        Bytes::copy_from_slice(body),
+    );
+}
+
+/// The consensus state file (`raft-state`), as found and with its checksum
+/// made right.
 pub fn state_file(data: &[u8]) {
     paddock_replication::fuzzing::state_file(data);
+    paddock_replication::fuzzing::state_file(&paddock_storage::sealed::seal(b"PDKSTAT2", data));
 }
 
 /// Apache ZooKeeper's snapshot and transaction log files (`paddock import`).
