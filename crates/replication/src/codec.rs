@@ -144,17 +144,18 @@ fn put_membership(m: &Membership, out: &mut BytesMut) {
     }
 }
 
+/// A `u32` count of items of at least `each` bytes, refused if the bytes
+/// left cannot hold them, before anything is allocated for them.
+pub(crate) fn count(b: &mut Bytes, each: usize) -> Result<usize, CodecError> {
+    let n = get_u32(b)? as usize;
+    if n.saturating_mul(each) > b.remaining() {
+        return Err(CodecError::Short);
+    }
+    Ok(n)
+}
+
 fn get_membership(b: &mut Bytes) -> Result<Membership, CodecError> {
     let bad = |e: &dyn std::fmt::Display| CodecError::Membership(e.to_string());
-    // Counts come from the bytes: each is checked against what is left
-    // before anything is allocated for it.
-    let count = |b: &mut Bytes, each: usize| -> Result<usize, CodecError> {
-        let n = get_u32(b)? as usize;
-        if n.saturating_mul(each) > b.remaining() {
-            return Err(CodecError::Short);
-        }
-        Ok(n)
-    };
     let mut configs = Vec::with_capacity(count(b, 4)?);
     for _ in 0..configs.capacity() {
         let voters = count(b, 8)?;

@@ -16,6 +16,7 @@ use openraft::raft::{
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::Raft;
+use paddock_storage::disk::remove_if_there;
 use paddock_storage::Disk;
 use std::io;
 use std::path::PathBuf;
@@ -242,7 +243,7 @@ async fn serve_one(stream: TcpStream, ctx: &PeerContext, id: u64) -> io::Result<
     .await;
     if let Some(part) = receiving {
         let (disk, path) = (ctx.disk.clone(), part.path().to_owned());
-        if let Err(e) = blocking(move || Receiving::remove(&*disk, &path)).await {
+        if let Err(e) = blocking(move || remove_if_there(&*disk, &path)).await {
             warn!("removing a snapshot received in part: {e}");
         }
     }
@@ -319,7 +320,7 @@ async fn handle(
                 Ok(synced) => synced,
                 Err(e) => {
                     let disk = ctx.disk.clone();
-                    blocking(move || Receiving::remove(&*disk, &path)).await?;
+                    blocking(move || remove_if_there(&*disk, &path)).await?;
                     return Err(e);
                 }
             };
@@ -329,7 +330,7 @@ async fn handle(
             };
             let installed = ctx.raft.install_full_snapshot(vote, snapshot).await;
             let disk = ctx.disk.clone();
-            blocking(move || Receiving::remove(&*disk, &path)).await?;
+            blocking(move || remove_if_there(&*disk, &path)).await?;
             match installed {
                 Ok(r) => PeerReply::Snapshot(r),
                 Err(e) => failed(&e),

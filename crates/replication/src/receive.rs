@@ -1,7 +1,7 @@
 //! A snapshot received from the leader in chunks, written through `Disk`
 //! to a file of its own until it is installed, and never past a limit.
 
-use paddock_storage::disk::AppendFile;
+use paddock_storage::disk::{remove_if_there, AppendFile};
 use paddock_storage::Disk;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -18,14 +18,6 @@ pub struct Receiving {
     path: PathBuf,
     bytes: u64,
     limit: u64,
-}
-
-/// Removes a file that may not be there.
-fn remove_if_there(disk: &dyn Disk, path: &Path) -> io::Result<()> {
-    match disk.remove(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        removed => removed,
-    }
 }
 
 impl Receiving {
@@ -60,7 +52,7 @@ impl Receiving {
     }
 
     /// Makes the file durable: the path of a whole snapshot to install
-    /// (removed with [`Receiving::remove`] once installed).
+    /// (removed with `remove_if_there` once installed).
     pub fn finish(mut self) -> io::Result<PathBuf> {
         self.file.sync_data()?;
         Ok(self.path)
@@ -68,11 +60,6 @@ impl Receiving {
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Removes the file received (in part or whole).
-    pub fn remove(disk: &dyn Disk, path: &Path) -> io::Result<()> {
-        remove_if_there(disk, path)
     }
 }
 
@@ -93,8 +80,8 @@ mod tests {
         assert_eq!(whole, path);
         let after = disk.restart(Crash::LoseAll);
         assert_eq!(after.contents(&path).unwrap(), b"first second");
-        Receiving::remove(&after, &path).unwrap();
-        Receiving::remove(&after, &path).unwrap();
+        remove_if_there(&after, &path).unwrap();
+        remove_if_there(&after, &path).unwrap();
         assert_eq!(after.contents(&path), None);
     }
 

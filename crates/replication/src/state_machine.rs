@@ -132,16 +132,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let bytes = paddock_storage::snapshot::read_snapshot(&*files.disk, &snapshot.0)
                 .map_err(io::Error::other)?;
             let (meta, tree) = crate::codec::decode_snapshot(bytes).map_err(io::Error::other)?;
-            // The leader announced what the file holds: another state
-            // under that name would be installed as the one agreed on.
-            if (&meta.last_log_id, &meta.last_membership)
-                != (&announced.last_log_id, &announced.last_membership)
-            {
-                return Err(io::Error::other(format!(
-                    "a received snapshot holds the state at {:?}, announced as {:?}",
-                    meta.last_log_id, announced.last_log_id
-                )));
-            }
+            is_announced(&meta, &announced)?;
             let tree =
                 DataTree::decode_snapshot(&mut paddock_proto::Reader::new(tree), files.tree_config)
                     .map_err(io::Error::other)?;
@@ -213,5 +204,44 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
             meta,
             snapshot: SnapshotFile(path),
         })
+    }
+}
+
+/// The leader announced what a snapshot file holds: another state under
+/// that name would be installed as the one agreed on.
+fn is_announced(found: &SnapshotMeta, announced: &SnapshotMeta) -> io::Result<()> {
+    if (&found.last_log_id, &found.last_membership)
+        != (&announced.last_log_id, &announced.last_membership)
+    {
+        return Err(io::Error::other(format!(
+            "a received snapshot holds the state at {:?}, announced as {:?}",
+            found.last_log_id, announced.last_log_id
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Membership;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn a_snapshot_is_installed_only_as_what_was_announced() {
+        let meta = |index, voters: &[u64]| SnapshotMeta {
+            last_log_id: Some(LogId::new_term_index(2, index)),
+            last_membership: StoredMembership::new(
+                Some(LogId::new_term_index(1, 1)),
+                Membership::new_with_defaults(
+                    vec![voters.iter().copied().collect::<BTreeSet<_>>()],
+                    [],
+                ),
+            ),
+        };
+        assert!(is_announced(&meta(40, &[1, 2, 3]), &meta(40, &[1, 2, 3])).is_ok());
+        let err = is_announced(&meta(39, &[1, 2, 3]), &meta(40, &[1, 2, 3])).unwrap_err();
+        assert!(err.to_string().contains("announced as"), "{err}");
+        assert!(is_announced(&meta(40, &[1, 2]), &meta(40, &[1, 2, 3])).is_err());
     }
 }

@@ -8,7 +8,7 @@
 //!
 //! Pure functions, no I/O.
 
-use crate::codec::{self, get_u32, get_u64, get_u8, short, CodecError, Record};
+use crate::codec::{self, count, get_u32, get_u64, get_u8, CodecError, Record};
 use crate::membership::{Change, Reconfig, ReconfigError};
 use crate::peer::{PeerReply, PeerRequest};
 use crate::status::Member;
@@ -41,16 +41,6 @@ fn bad(what: impl std::fmt::Display) -> WireError {
 fn put_str(s: &str, out: &mut BytesMut) {
     out.put_u32(s.len() as u32);
     out.put_slice(s.as_bytes());
-}
-
-/// A count of items of at least `each` bytes, no more than the bytes left
-/// can hold.
-fn count(b: &mut Bytes, each: usize) -> Result<usize, WireError> {
-    let n = get_u32(b)? as usize;
-    if n.saturating_mul(each) > b.remaining() {
-        return Err(short(()).into());
-    }
-    Ok(n)
 }
 
 fn get_bytes(b: &mut Bytes) -> Result<Bytes, WireError> {

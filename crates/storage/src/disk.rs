@@ -45,6 +45,14 @@ pub trait Disk: Send + Sync {
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()>;
 }
 
+/// Removes a file that may already be gone (that is not an error).
+pub fn remove_if_there(disk: &dyn Disk, path: &Path) -> io::Result<()> {
+    match disk.remove(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        removed => removed,
+    }
+}
+
 /// The name of a file once retired ([`Disk::retire`]).
 pub fn retiring_name(path: &Path) -> PathBuf {
     path.with_extension("retiring")

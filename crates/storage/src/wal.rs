@@ -674,10 +674,9 @@ impl Wal {
         let result = list_segments(&*self.disk, &self.dir).and_then(|segments| {
             segments
                 .iter()
-                .try_for_each(|(_, path)| match self.disk.remove(path) {
-                    // Already gone: a purge of old segments got there first.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                    removed => removed.map_err(io_err(path)),
+                // One already gone: a purge of old segments got there first.
+                .try_for_each(|(_, path)| {
+                    crate::disk::remove_if_there(&*self.disk, path).map_err(io_err(path))
                 })
         });
         if result.is_err() {

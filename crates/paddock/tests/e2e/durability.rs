@@ -341,30 +341,11 @@ fn no_flipped_bit_in_the_log_lets_the_binary_start_with_less() {
     for bit in bits {
         let byte = bit / 8;
         put(byte, clean[byte] ^ (1 << (bit % 8)));
-        let mut server = Proc(
-            Command::new(env!("CARGO_BIN_EXE_paddock"))
-                .args(["server", "--port", "0", "--data-dir"])
-                .arg(dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(status) = server.0.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "bit {bit}: the server started");
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        let mut err = String::new();
-        std::io::Read::read_to_string(&mut server.0.stderr.take().unwrap(), &mut err).unwrap();
+        let err = hash_or_refusal(dir.path())
+            .expect_err(&format!("bit {bit}: the server refused to start"));
         let frame = frames.iter().rev().find(|(at, _)| *at <= byte).unwrap().0;
         assert!(
-            !status.success()
-                && err.contains(&seg.display().to_string())
-                && err.contains(&format!("at offset {frame}")),
+            err.contains(&seg.display().to_string()) && err.contains(&format!("at offset {frame}")),
             "bit {bit} (byte {byte}, frame at {frame}): {err}"
         );
         put(byte, clean[byte]);
@@ -738,13 +719,7 @@ fn a_log_of_a_later_format_is_refused_naming_the_format() {
     let mut bytes = std::fs::read(&newest).unwrap();
     bytes[..8].copy_from_slice(b"PDKWAL03");
     std::fs::write(&newest, bytes).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .args(["server", "--port", "0", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let err = hash_or_refusal(dir.path()).expect_err("the server refused to start");
     assert!(
         err.contains(&newest.display().to_string())
             && err.contains("a log segment of format 3; this binary reads format 1 and 2"),
@@ -753,7 +728,8 @@ fn a_log_of_a_later_format_is_refused_naming_the_format() {
 }
 
 /// Starts the binary on `dir`: its answer to `hash` (last zxid and tree
-/// digest) once it serves, or what it printed if it stopped.
+/// digest) once it serves, or what it printed if it stopped (with a
+/// failure status: it never stops by itself with success).
 fn hash_or_refusal(dir: &std::path::Path) -> Result<String, String> {
     let port = crate::common::free_port();
     let mut server = Proc(
@@ -767,9 +743,10 @@ fn hash_or_refusal(dir: &std::path::Path) -> Result<String, String> {
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if server.0.try_wait().unwrap().is_some() {
+        if let Some(status) = server.0.try_wait().unwrap() {
             let mut err = String::new();
             std::io::Read::read_to_string(&mut server.0.stderr.take().unwrap(), &mut err).unwrap();
+            assert!(!status.success(), "it stopped by itself: {err}");
             return Err(err);
         }
         if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
