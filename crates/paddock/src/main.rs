@@ -167,6 +167,11 @@ struct ServerArgs {
     /// Log filter, e.g. info, debug, paddock_server=trace (RUST_LOG wins).
     #[arg(long)]
     log_level: Option<String>,
+    /// Move this ensemble member's files aside (to snap.damaged-T and
+    /// wal.damaged-T) and copy the state from the other servers: for a
+    /// member whose files are damaged. Needs a quorum of the others running.
+    #[arg(long)]
+    rebuild: bool,
 }
 
 impl ServerArgs {
@@ -195,6 +200,7 @@ impl ServerArgs {
             cfg.container_check_interval_ms = ms;
         }
         cfg.extended_types |= self.extended_types;
+        cfg.rebuild = self.rebuild;
         let local = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
         if let Some(port) = self.admin_port {
             cfg.admin_addr = Some(local(port));

@@ -13,6 +13,7 @@ mod log_store;
 mod membership;
 mod network;
 mod peer;
+mod rebuild;
 mod receive;
 mod state_machine;
 mod status;
@@ -21,6 +22,7 @@ mod wire;
 
 pub use files::{seed, Dirs, FilesError};
 pub use membership::{Change, Reconfig, ReconfigError};
+pub use rebuild::set_aside;
 pub use status::{Member, Role, Status, CONTACT_LOST_MS};
 
 use crate::files::Loaded;
@@ -126,6 +128,8 @@ pub enum ReplicationError {
     Files(#[from] FilesError),
     #[error("consensus did not start: {0}")]
     Start(String),
+    #[error("cannot rebuild from the ensemble: {0}")]
+    Rebuild(String),
     #[error("cannot listen for peers on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -150,6 +154,8 @@ pub struct Opened {
     disk: Arc<dyn Disk>,
     wal: Wal,
     loaded: Loaded,
+    /// A rebuild from the ensemble is under way (`rebuild`).
+    rebuilding: bool,
 }
 
 /// Reads the data directory (newest good snapshot, the log after it) and
@@ -167,6 +173,7 @@ pub fn open(options: Options, disk: Arc<dyn Disk>) -> Result<(DataTree, Opened),
     }
     let wal = Wal::new(disk.clone(), &options.dirs.log, options.segment_bytes)?;
     let tree = std::mem::replace(&mut loaded.tree, DataTree::new(options.tree_config));
+    let rebuilding = rebuild::underway(&*disk, &options.dirs);
     Ok((
         tree,
         Opened {
@@ -174,6 +181,7 @@ pub fn open(options: Options, disk: Arc<dyn Disk>) -> Result<(DataTree, Opened),
             disk,
             wal,
             loaded,
+            rebuilding,
         },
     ))
 }
@@ -206,6 +214,7 @@ impl Opened {
             disk,
             wal,
             loaded,
+            rebuilding,
         } = self;
         let node_id = options.node_id;
         let start_err = |e: &dyn std::fmt::Display| ReplicationError::Start(e.to_string());
@@ -219,6 +228,28 @@ impl Opened {
                 )?),
                 None => None,
             };
+        let voter_spec = options
+            .ensemble
+            .as_ref()
+            .and_then(|e| e.voters.get(&node_id).cloned());
+        let local: Arc<BTreeMap<u64, String>> = Arc::new(
+            options
+                .ensemble
+                .iter()
+                .flat_map(|e| e.voters.iter().chain(&e.observers))
+                .map(|(id, spec)| (*id, spec.clone()))
+                .collect(),
+        );
+        // A rebuilding server stops counting as a voter, and the leader
+        // expects its log to start again, before it runs at all.
+        if rebuilding {
+            let Some(spec) = local.get(&node_id) else {
+                return Err(ReplicationError::Rebuild(
+                    "this server is not in its own ensemble's server list".into(),
+                ));
+            };
+            rebuild::step_aside(node_id, spec, &local).await?;
+        }
         let last_index = loaded.entries.keys().next_back().copied();
         let (log, flushed) = LogStore::open(
             disk.clone(),
@@ -273,14 +304,6 @@ impl Opened {
         }
         .validate()
         .map_err(|e| start_err(&e))?;
-        let local: Arc<BTreeMap<u64, String>> = Arc::new(
-            options
-                .ensemble
-                .iter()
-                .flat_map(|e| e.voters.iter().chain(&e.observers))
-                .map(|(id, spec)| (*id, spec.clone()))
-                .collect(),
-        );
         let network = Network {
             local: local.clone(),
             reachability: Default::default(),
@@ -300,7 +323,11 @@ impl Opened {
         // Every voter of a new ensemble initializes with the same members;
         // observers wait for the leader to add them, and so does a server
         // joining a running ensemble (it is added by reconfig).
-        if !initialized && voters.contains_key(&node_id) && !joining(node_id, &local).await {
+        if !initialized
+            && !rebuilding
+            && voters.contains_key(&node_id)
+            && !joining(node_id, &local).await
+        {
             raft.initialize(voters).await.map_err(|e| start_err(&e))?;
         }
         let reconfigurer = Arc::new(Reconfigurer {
@@ -343,6 +370,16 @@ impl Opened {
         ];
         if let Some(applied) = applied_batch {
             tasks.push(tokio::spawn(announce_commits(raft.clone(), applied)));
+        }
+        if rebuilding {
+            tasks.push(tokio::spawn(rebuild::rejoin(
+                status.clone(),
+                node_id,
+                voter_spec,
+                local.clone(),
+                disk.clone(),
+                options.dirs.clone(),
+            )));
         }
         if let Some(listener) = listener {
             let ctx = Arc::new(PeerContext {

@@ -120,6 +120,72 @@ impl Reconfigurer {
         };
         change(&self.raft, self.me, req).await
     }
+
+    /// Makes member `id` a learner (`voter` false) or, once it holds this
+    /// leader's whole log, a voter again, with `spec`'s addresses; asked
+    /// by a server rebuilding its files (`crate::rebuild`).
+    pub async fn set_voter(&self, id: u64, spec: &str, voter: bool) -> Result<u64, ReconfigError> {
+        let Ok(_one) = self.busy.try_lock() else {
+            return Err(ReconfigError::InProgress);
+        };
+        if !self.raft.is_leader() {
+            return Err(ReconfigError::NoLeader);
+        }
+        let (current, version) = membership_of(&self.raft.metrics().borrow_watched());
+        let Some(now) = current.iter().find(|m| m.id == id) else {
+            return Err(ReconfigError::BadArguments(format!(
+                "server.{id} is not a member of the ensemble"
+            )));
+        };
+        let wanted = Member {
+            id,
+            spec: with_role(spec, voter),
+            voter,
+        };
+        let version = if *now == wanted {
+            version
+        } else {
+            if voter && !caught_up(&self.raft, self.me, &BTreeSet::from([id]), 1).await {
+                return Err(ReconfigError::NoQuorum);
+            }
+            let req = Reconfig {
+                change: Change::Incremental {
+                    joining: vec![wanted],
+                    leaving: Vec::new(),
+                },
+                expected_version: None,
+                min_voters: 1,
+            };
+            change(&self.raft, self.me, req).await?
+        };
+        if !voter {
+            // It comes back with less than it had: replicate to it from
+            // the start (otherwise openraft takes the shorter log for a
+            // bug).
+            let allowed = self.raft.trigger().allow_next_revert(&id, true).await;
+            if !matches!(allowed, Ok(Ok(()))) {
+                return Err(ReconfigError::NoLeader);
+            }
+        }
+        Ok(version)
+    }
+}
+
+/// A server spec with its role (`:participant` or `:observer`) set.
+fn with_role(spec: &str, voter: bool) -> String {
+    let (servers, client) = match spec.split_once(';') {
+        Some((servers, client)) => (servers, Some(client)),
+        None => (spec, None),
+    };
+    let base = servers
+        .strip_suffix(":participant")
+        .or_else(|| servers.strip_suffix(":observer"))
+        .unwrap_or(servers);
+    let role = if voter { "participant" } else { "observer" };
+    match client {
+        Some(client) => format!("{base}:{role};{client}"),
+        None => format!("{base}:{role}"),
+    }
 }
 
 async fn change(
@@ -162,7 +228,8 @@ async fn change(
             .map_err(|e| failed(&e))?;
     }
     let next_voters: BTreeSet<u64> = next.iter().filter(|m| m.voter).map(|m| m.id).collect();
-    if !quorum_caught_up(raft, me, &next_voters).await {
+    let need = next_voters.len() / 2 + 1;
+    if !caught_up(raft, me, &next_voters, need).await {
         if !added.is_empty() {
             let ids = added.keys().copied().collect();
             let _ = raft
@@ -204,21 +271,21 @@ async fn change(
     Ok(done.log_id.index)
 }
 
-/// Waits (a few seconds at most) until a majority of `voters` has the
+/// Waits (a few seconds at most) until `need` of `servers` have the
 /// leader's log as of now.
-async fn quorum_caught_up(
+async fn caught_up(
     raft: &Raft<TypeConfig, StateMachine>,
     me: u64,
-    voters: &BTreeSet<u64>,
+    servers: &BTreeSet<u64>,
+    need: usize,
 ) -> bool {
     let mut metrics = raft.metrics();
     let goal = metrics.borrow_watched().last_log_index;
-    let need = voters.len() / 2 + 1;
     let until = Instant::now() + SYNC_LIMIT;
     loop {
         let synced = {
             let m = metrics.borrow_watched();
-            voters
+            servers
                 .iter()
                 .filter(|id| {
                     **id == me
@@ -270,6 +337,16 @@ mod tests {
         );
         let replace = Change::Replace(vec![member(5, true)]);
         assert_eq!(target(&current, &replace, 1), Ok(vec![member(5, true)]));
+    }
+
+    #[test]
+    fn a_spec_takes_the_role_asked_for() {
+        assert_eq!(
+            with_role("h:1:2:participant;127.0.0.1:2181", false),
+            "h:1:2:observer;127.0.0.1:2181"
+        );
+        assert_eq!(with_role("h:1:2;2181", true), "h:1:2:participant;2181");
+        assert_eq!(with_role("h:1:2:observer", true), "h:1:2:participant");
     }
 
     #[test]

@@ -60,6 +60,13 @@ pub enum PeerRequest {
     /// Asked by a server starting with no state: has this one joined an
     /// ensemble already?
     Initialized,
+    /// A server rebuilding its files asks the leader to make it a learner,
+    /// or a voter again (`crate::rebuild`); answered `Reconfigured`.
+    SetVoter {
+        id: u64,
+        spec: String,
+        voter: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -283,6 +290,9 @@ async fn handle(
             Err(e) => failed(&e),
         },
         PeerRequest::Reconfig(req) => PeerReply::Reconfigured(ctx.reconfigurer.run(req).await),
+        PeerRequest::SetVoter { id, spec, voter } => {
+            PeerReply::Reconfigured(ctx.reconfigurer.set_voter(id, &spec, voter).await)
+        }
         PeerRequest::Initialized => match ctx.raft.is_initialized().await {
             Ok(yes) => PeerReply::Initialized(yes),
             Err(e) => failed(&e),

@@ -192,6 +192,7 @@ const TOUCH: u8 = 8;
 const TRANSFER_LEADER: u8 = 9;
 const RECONFIG: u8 = 10;
 const INITIALIZED: u8 = 11;
+const SET_VOTER: u8 = 15;
 // Replies of their own (an answer reuses its request's kind where it can).
 const FORWARDED: u8 = 12;
 const TOUCHED: u8 = 13;
@@ -248,6 +249,12 @@ pub fn encode_request(req: &PeerRequest) -> Bytes {
             put_reconfig(r, &mut out);
         }
         PeerRequest::Initialized => out.put_u8(INITIALIZED),
+        PeerRequest::SetVoter { id, spec, voter } => {
+            out.put_u8(SET_VOTER);
+            out.put_u64(*id);
+            put_str(spec, &mut out);
+            out.put_u8(u8::from(*voter));
+        }
     }
     out.freeze()
 }
@@ -307,6 +314,11 @@ pub fn decode_request(mut b: Bytes) -> Result<PeerRequest, WireError> {
         }
         RECONFIG => PeerRequest::Reconfig(get_reconfig(&mut b)?),
         INITIALIZED => PeerRequest::Initialized,
+        SET_VOTER => PeerRequest::SetVoter {
+            id: get_u64(&mut b)?,
+            spec: get_str(&mut b)?,
+            voter: get_bool(&mut b)?,
+        },
         other => return Err(WireError::Kind(other)),
     };
     whole(&b, req)
@@ -557,6 +569,11 @@ mod tests {
                 min_voters: 1,
             }),
             PeerRequest::Initialized,
+            PeerRequest::SetVoter {
+                id: 3,
+                spec: "127.0.0.1:2003:3003:observer;127.0.0.1:2183".into(),
+                voter: false,
+            },
         ]
     }
 

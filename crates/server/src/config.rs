@@ -55,6 +55,9 @@ pub struct ServerConfig {
     /// The log filter (`paddock.logLevel`, e.g. `info` or `debug`);
     /// RUST_LOG takes precedence.
     pub log_level: Option<String>,
+    /// Set this server's files aside and copy the state from the rest of
+    /// the ensemble (`paddock server --rebuild`); not a zoo.cfg key.
+    pub rebuild: bool,
 }
 
 /// The `server.N` lines of zoo.cfg and this server's place among them.
@@ -175,6 +178,7 @@ impl Default for ServerConfig {
             admin_command_url: "/commands".to_owned(),
             metrics_addr: None,
             log_level: None,
+            rebuild: false,
         }
     }
 }

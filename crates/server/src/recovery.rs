@@ -8,7 +8,7 @@ use paddock_tree::{DataTree, TreeConfig};
 use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
-use tracing::info;
+use tracing::{info, warn};
 
 pub use paddock_replication::Dirs;
 
@@ -23,6 +23,10 @@ pub enum RecoveryError {
     Locked(PathBuf),
     #[error(transparent)]
     Files(#[from] FilesError),
+    #[error("--rebuild copies the state from the other servers of an ensemble; this server is standalone (no server.N lines)")]
+    RebuildStandalone,
+    #[error("cannot set the damaged files aside: {0}")]
+    SetAside(std::io::Error),
 }
 
 /// Holds the data directory's lock for as long as the server runs.
@@ -92,7 +96,17 @@ pub fn recover_state(
     config: &ServerConfig,
     disk: Arc<dyn Disk>,
 ) -> Result<Recovered, RecoveryError> {
+    if config.rebuild && config.ensemble.is_none() {
+        return Err(RecoveryError::RebuildStandalone);
+    }
     let (dirs, lock) = lock_dirs(config)?;
+    if config.rebuild {
+        let moved =
+            paddock_replication::set_aside(&*disk, &dirs).map_err(RecoveryError::SetAside)?;
+        for dir in moved {
+            warn!(aside = %dir.display(), "moved the old files aside to rebuild from the ensemble");
+        }
+    }
     // A snapshot being written when the server died is only a temporary
     // file; it was never renamed into place, so it can go.
     let dir_err = |source| RecoveryError::DataDir {

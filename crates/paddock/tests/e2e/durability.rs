@@ -295,6 +295,22 @@ fn a_damaged_log_stops_the_server_with_file_and_offset() {
     );
 }
 
+#[test]
+fn rebuild_is_refused_for_a_standalone_server_and_moves_nothing() {
+    let dir = log_of_creates(5);
+    let before = files(&dir.path().join("wal"), "wal-");
+    let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(["server", "--rebuild", "--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("this server is standalone"), "{err}");
+    assert_eq!(files(&dir.path().join("wal"), "wal-"), before);
+    assert!(!dir.path().join("wal").join("rebuilding").exists());
+}
+
 /// The frames of a log segment: (offset, whole length), from the layout in
 /// docs/storage.md (8-byte magic; 12-byte header, payload, end marker).
 fn frames(segment: &[u8]) -> Vec<(usize, usize)> {

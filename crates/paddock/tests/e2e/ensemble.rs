@@ -197,6 +197,11 @@ impl Ensemble {
     }
 
     fn launch(&mut self, id: u64) {
+        self.launch_with(id, &[]);
+    }
+
+    /// Starts server `id` with extra `paddock server` options.
+    fn launch_with(&mut self, id: u64, options: &[&str]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -205,6 +210,7 @@ impl Ensemble {
         let child = Command::new(env!("CARGO_BIN_EXE_paddock"))
             .args(["server", "--config"])
             .arg(self.cfg_path(id))
+            .args(options)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -741,6 +747,96 @@ async fn a_server_restarted_far_behind_catches_up_from_a_snapshot() {
         assert_eq!(h.err, 0);
     }
     e.wait_converged().await;
+}
+
+/// Flips one byte in the middle of server `id`'s first log segment.
+fn damage_log(e: &Ensemble, id: u64) {
+    let wal = e.data_dir(id).join("wal");
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(&wal)
+        .unwrap()
+        .map(|d| d.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    segments.sort();
+    let mut bytes = std::fs::read(&segments[0]).unwrap();
+    let end = bytes.iter().rposition(|b| *b != 0).unwrap();
+    bytes[end / 2] ^= 0x10;
+    std::fs::write(&segments[0], bytes).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_log_is_damaged_is_rebuilt_from_the_ensemble_and_votes_again() {
+    let mut e = Ensemble::start(3, 1, "snapCount=40", false).await;
+    let leader = e.wait_for_leader().await;
+    let (damaged, other) = {
+        let f: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+        (f[0], f[1])
+    };
+    let observer = 4;
+    let mut c = Client::open(vec![e.addr(leader)], 0).await;
+    assert_eq!(c.call(&create_request("/w", 0, b"")).await.err, 0);
+    let mut written = Vec::new();
+    for i in 0..120 {
+        let p = format!("/w/before-{i}");
+        assert_eq!(c.call(&create_request(&p, 0, b"data")).await.err, 0);
+        written.push(p);
+    }
+    e.wait_converged().await;
+    for (id, mode, steps) in [
+        (
+            damaged,
+            "follower",
+            &["no longer a voter", "a voter again"][..],
+        ),
+        (observer, "observer", &[][..]),
+    ] {
+        e.kill9(id);
+        damage_log(&e, id);
+        e.launch(id);
+        let status = e.wait_exit(id, Duration::from_secs(20)).await;
+        assert!(!status.success());
+        assert!(e.log(id).contains("damaged"), "{}", e.log(id));
+
+        e.launch_with(id, &["--rebuild"]);
+        wait_until_or(
+            Duration::from_secs(60),
+            "the rebuilt server to serve as before",
+            || (e.mode(id).as_deref() == Some(mode)).then_some(()),
+            || e.report(),
+        )
+        .await;
+        e.wait_converged().await;
+        assert_all_present(&e, &written).await;
+        let log = e.log(id);
+        for step in steps.iter().chain(&[
+            "installed a snapshot from the leader",
+            "rebuilt from the ensemble",
+        ]) {
+            assert!(log.contains(step), "{step}:\n{log}");
+        }
+        let data = e.data_dir(id);
+        assert!(!data.join("wal").join("rebuilding").exists());
+        let aside: Vec<String> = std::fs::read_dir(&data)
+            .unwrap()
+            .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".damaged-"))
+            .collect();
+        assert_eq!(aside.len(), 2, "{aside:?}");
+    }
+    // The others ran throughout: each read its files once.
+    for id in [leader, other] {
+        assert_eq!(e.log(id).matches("read the data directory").count(), 1);
+    }
+    // It votes: with the other follower gone, the leader's writes need it.
+    e.kill9(other);
+    let mut raw = Raw::session(e.addr(leader), 4000).await.0;
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        raw.call(&create_request("/w/after", 0, b"")),
+    )
+    .await
+    .expect("a write with the rebuilt server as the second vote");
+    assert_eq!(reply.0.err, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
