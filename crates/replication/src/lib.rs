@@ -21,7 +21,7 @@ mod types;
 mod wire;
 
 pub use files::{seed, Dirs, FilesError};
-pub use membership::{Change, Reconfig, ReconfigError};
+pub use membership::{shows, Change, Reconfig, ReconfigError};
 pub use rebuild::set_aside;
 pub use status::{Member, Role, Status, CONTACT_LOST_MS};
 
@@ -58,9 +58,7 @@ pub trait Applier: Send + Sync + 'static {
     /// A barrier this server proposed (`sync`) was reached; `zxid` is the
     /// tree's last.
     fn barrier(&self, seq: u64, zxid: i64);
-    /// The tree was replaced by a snapshot from the leader (which may hold
-    /// another server's view of what is not replicated, such as
-    /// `/zookeeper/config`).
+    /// The tree was replaced by a snapshot from the leader.
     fn replaced(&self, tree: &mut DataTree);
     /// A session's client reattached to a server (this one if `here`):
     /// any other server's connection of it is stale ("session moved").
@@ -273,7 +271,7 @@ impl Opened {
             .map(|_| Arc::new(tokio::sync::Notify::new()));
         let machine = StateMachine {
             node_id,
-            tree,
+            tree: tree.clone(),
             applier,
             applied: loaded.applied,
             files,
@@ -333,7 +331,9 @@ impl Opened {
         let reconfigurer = Arc::new(Reconfigurer {
             raft: raft.clone(),
             me: node_id,
-            busy: tokio::sync::Mutex::new(()),
+            busy: AtomicBool::new(false),
+            tree: tree.clone(),
+            last: watch::Sender::new(None),
         });
 
         let started = Instant::now();
@@ -559,7 +559,7 @@ impl Replica {
             }
         };
         let mut status = self.status.clone();
-        let known = status.wait_for(|s| s.config_version >= version);
+        let known = status.wait_for(|s| s.membership_index >= version);
         let known = matches!(
             tokio::time::timeout(RECONFIG_TIMEOUT, known).await,
             Ok(Ok(_))
@@ -569,6 +569,19 @@ impl Replica {
         } else {
             Err(ReconfigError::NoLeader)
         }
+    }
+
+    /// The last membership change this server carried out as leader; it
+    /// changes (for watchers) each time a change here ends.
+    pub fn last_change(&self) -> watch::Receiver<Option<Change>> {
+        self.reconfigurer.last.subscribe()
+    }
+
+    /// Whether a reconfig is being carried out here now.
+    pub fn reconfiguring(&self) -> bool {
+        self.reconfigurer
+            .busy
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Reports sessions whose clients were heard from to the leader, which

@@ -5,13 +5,17 @@
 //! change that could not reach a quorum is undone and refused, as
 //! ZooKeeper refuses it with NEWCONFIGNOQUORUM.
 
-use crate::status::{membership_of, Member};
+use crate::status::{membership_of, settled, Member};
 use crate::types::TypeConfig;
 use crate::StateMachine;
 use openraft::async_runtime::WatchReceiver;
 use openraft::{BasicNode, ChangeMembers, Raft};
+use paddock_tree::DataTree;
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::info;
 
@@ -33,20 +37,30 @@ pub enum Change {
     },
     /// The whole new membership.
     Replace(Vec<Member>),
+    /// A request that could not be read, and why: refused (BADARGUMENTS)
+    /// where ZooKeeper checks the arguments, after the version.
+    Unreadable(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reconfig {
     pub change: Change,
-    /// The config version the client based it on; None for any.
+    /// The config version the client based it on (the `version=` of
+    /// `/zookeeper/config`); None for any.
     pub expected_version: Option<u64>,
     /// Voters the new membership must keep.
     pub min_voters: usize,
+    /// Whether the caller may WRITE `/zookeeper/config` (checked where it
+    /// is connected, which knows its identities); ZooKeeper checks it
+    /// after the version and the arguments.
+    pub authorized: bool,
 }
 
 /// Why a reconfig was refused; each is one of ZooKeeper's error codes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum ReconfigError {
+    #[error("not allowed to change /zookeeper/config")]
+    NoAuth,
     #[error("another reconfiguration is in progress")]
     InProgress,
     #[error("the configuration version is not the one expected")]
@@ -67,6 +81,7 @@ pub fn target(
     min_voters: usize,
 ) -> Result<Vec<Member>, ReconfigError> {
     let mut next: BTreeMap<u64, Member> = match change {
+        Change::Unreadable(why) => return Err(ReconfigError::BadArguments(why.clone())),
         Change::Replace(members) => members.iter().map(|m| (m.id, m.clone())).collect(),
         Change::Incremental { joining, leaving } => {
             let mut next: BTreeMap<u64, Member> =
@@ -108,26 +123,56 @@ pub fn target(
 pub(crate) struct Reconfigurer {
     pub raft: Raft<TypeConfig, StateMachine>,
     pub me: u64,
-    pub busy: tokio::sync::Mutex<()>,
+    /// Set while a change is carried out here (one at a time).
+    pub busy: AtomicBool,
+    /// The replicated tree, whose `/zookeeper/config` holds the version.
+    pub tree: Arc<RwLock<DataTree>>,
+    /// The last change made here; told to whoever watches once each
+    /// change here has ended.
+    pub last: tokio::sync::watch::Sender<Option<Change>>,
+}
+
+/// Clears `Reconfigurer::busy` when dropped.
+struct Busy<'a>(&'a AtomicBool);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 impl Reconfigurer {
+    fn one_at_a_time(&self) -> Result<Busy<'_>, ReconfigError> {
+        if self.busy.swap(true, Ordering::SeqCst) {
+            return Err(ReconfigError::InProgress);
+        }
+        Ok(Busy(&self.busy))
+    }
+
     /// Carries out `req` on this server, which must lead. Returns the new
     /// config version (the log index of the membership now in force).
     pub async fn run(&self, req: Reconfig) -> Result<u64, ReconfigError> {
-        let Ok(_one) = self.busy.try_lock() else {
-            return Err(ReconfigError::InProgress);
-        };
-        change(&self.raft, self.me, req).await
+        let _one = self.one_at_a_time()?;
+        self.change(req).await
+    }
+
+    /// Carries out `req` (see `change`) and tells watchers of `last`.
+    async fn change(&self, req: Reconfig) -> Result<u64, ReconfigError> {
+        let asked = req.change.clone();
+        let result = change(&self.raft, self.me, &self.tree, req).await;
+        self.last.send_modify(|last| {
+            if result.is_ok() {
+                *last = Some(asked);
+            }
+        });
+        result
     }
 
     /// Makes member `id` a learner (`voter` false) or, once it holds this
     /// leader's whole log, a voter again, with `spec`'s addresses; asked
     /// by a server rebuilding its files (`crate::rebuild`).
     pub async fn set_voter(&self, id: u64, spec: &str, voter: bool) -> Result<u64, ReconfigError> {
-        let Ok(_one) = self.busy.try_lock() else {
-            return Err(ReconfigError::InProgress);
-        };
+        let _one = self.one_at_a_time()?;
         if !self.raft.is_leader() {
             return Err(ReconfigError::NoLeader);
         }
@@ -155,8 +200,9 @@ impl Reconfigurer {
                 },
                 expected_version: None,
                 min_voters: 1,
+                authorized: true,
             };
-            change(&self.raft, self.me, req).await?
+            self.change(req).await?
         };
         if !voter {
             // It comes back with less than it had: replicate to it from
@@ -188,9 +234,13 @@ fn with_role(spec: &str, voter: bool) -> String {
     }
 }
 
+/// Checks `req` in ZooKeeper's order (in progress, version, arguments,
+/// then the caller's right) before changing anything, then carries it
+/// out. Returns the log index of the new membership.
 async fn change(
     raft: &Raft<TypeConfig, StateMachine>,
     me: u64,
+    tree: &RwLock<DataTree>,
     req: Reconfig,
 ) -> Result<u64, ReconfigError> {
     if !raft.is_leader() {
@@ -207,13 +257,20 @@ async fn change(
         )
         .await
         .map_err(|_| ReconfigError::InProgress)?;
-    let (current, version) = membership_of(&m);
-    if req.expected_version.is_some_and(|v| v != version) {
+    let (current, index) = membership_of(&m);
+    let shown = tree.read().config_version();
+    if !settled(&m) || !shows(&current, &tree.read()) {
+        return Err(ReconfigError::InProgress);
+    }
+    if req.expected_version.is_some_and(|v| v != shown) {
         return Err(ReconfigError::BadVersion);
     }
     let next = target(&current, &req.change, req.min_voters)?;
+    if !req.authorized {
+        return Err(ReconfigError::NoAuth);
+    }
     if next == current {
-        return Ok(version);
+        return Ok(index);
     }
     let known: BTreeMap<u64, &Member> = current.iter().map(|m| (m.id, m)).collect();
     let added: BTreeMap<u64, BasicNode> = next
@@ -269,6 +326,20 @@ async fn change(
         "membership changed by reconfig"
     );
     Ok(done.log_id.index)
+}
+
+/// Whether `/zookeeper/config` lists exactly `members` (in any order):
+/// the transaction that writes it follows each membership change.
+pub fn shows(members: &[Member], tree: &DataTree) -> bool {
+    let data = tree.config_data();
+    let mut shown: Vec<&[u8]> = paddock_tree::tree::config_servers(&data)
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    shown.sort_unstable();
+    let mut lines: Vec<String> = members.iter().map(Member::line).collect();
+    lines.sort_unstable();
+    shown.len() == lines.len() && shown.iter().zip(&lines).all(|(a, b)| *a == b.as_bytes())
 }
 
 /// Waits (a few seconds at most) until `need` of `servers` have the

@@ -51,6 +51,19 @@ pub struct Member {
     pub voter: bool,
 }
 
+impl Member {
+    /// Its `server.N=spec` line of `/zookeeper/config`.
+    pub fn line(&self) -> String {
+        format!("server.{}={}", self.id, self.spec)
+    }
+
+    /// Whether its spec names the role it has (a voter is a participant).
+    fn in_role(&self) -> bool {
+        let servers = self.spec.split(';').next().unwrap_or_default();
+        servers.ends_with(":observer") != self.voter
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     pub role: Role,
@@ -64,8 +77,10 @@ pub struct Status {
     /// serving stopped, or forwarding to the leader failed.
     pub epoch: u64,
     pub members: Vec<Member>,
-    /// The log index of the membership in force (the config's version).
-    pub config_version: u64,
+    /// The log index of the membership in force.
+    pub membership_index: u64,
+    /// The membership is committed and no change is half-way (`settled`).
+    pub settled: bool,
 }
 
 impl Status {
@@ -78,7 +93,8 @@ impl Status {
             serving: false,
             epoch: 0,
             members: Vec::new(),
-            config_version: 0,
+            membership_index: 0,
+            settled: false,
         }
     }
 }
@@ -212,6 +228,17 @@ pub(crate) fn membership_of(m: &RaftMetrics<TypeConfig>) -> (Vec<Member>, u64) {
     (members, version)
 }
 
+/// Whether the membership in force is committed, not joint, and names
+/// each member's role as it is: no reconfig is half-way (a server being
+/// added as a participant is a learner first; one leaving stays a learner
+/// until it is removed).
+pub(crate) fn settled(m: &RaftMetrics<TypeConfig>) -> bool {
+    let (members, _) = membership_of(m);
+    m.membership_config.log_id() == m.committed_membership_config.log_id()
+        && m.membership_config.membership().get_joint_config().len() == 1
+        && members.iter().all(Member::in_role)
+}
+
 /// The term this server leads in, if it leads and a quorum acknowledged
 /// it within `CONTACT_LOST_MS` (a group of one voter is its own quorum).
 pub(crate) fn quorum_term(m: &RaftMetrics<TypeConfig>) -> Option<u64> {
@@ -231,7 +258,7 @@ fn update(
     standalone: bool,
     contact_ms: u64,
 ) -> bool {
-    let (members, config_version) = membership_of(m);
+    let (members, membership_index) = membership_of(m);
     let role = match m.state {
         ServerState::Leader if standalone => Role::Standalone,
         ServerState::Leader => Role::Leader,
@@ -258,8 +285,9 @@ fn update(
         term,
         serving,
         epoch: s.epoch,
+        settled: settled(m),
         members,
-        config_version,
+        membership_index,
     };
     if (next.leader, next.term) != (s.leader, s.term) || (s.serving && !next.serving) {
         next.epoch += 1;

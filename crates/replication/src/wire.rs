@@ -146,9 +146,14 @@ fn put_reconfig(r: &Reconfig, out: &mut BytesMut) {
             out.put_u8(1);
             put_list(members, out, put_member);
         }
+        Change::Unreadable(why) => {
+            out.put_u8(2);
+            put_str(why, out);
+        }
     }
     codec::put_opt(r.expected_version.as_ref(), out, |v, o| o.put_u64(*v));
     out.put_u64(r.min_voters as u64);
+    out.put_u8(u8::from(r.authorized));
 }
 
 fn get_reconfig(b: &mut Bytes) -> Result<Reconfig, WireError> {
@@ -158,12 +163,14 @@ fn get_reconfig(b: &mut Bytes) -> Result<Reconfig, WireError> {
             leaving: get_list(b, 8, |b| Ok(get_u64(b)?))?,
         },
         1 => Change::Replace(get_list(b, 13, get_member)?),
+        2 => Change::Unreadable(get_str(b)?),
         other => return Err(bad(format!("a reconfig change of kind {other}"))),
     };
     Ok(Reconfig {
         change,
         expected_version: codec::get_opt(b, get_u64)?,
         min_voters: usize::try_from(get_u64(b)?).map_err(bad)?,
+        authorized: get_bool(b)?,
     })
 }
 
@@ -334,6 +341,7 @@ fn put_reconfig_error(e: &ReconfigError, out: &mut BytesMut) {
             put_str(why, out);
         }
         ReconfigError::NoLeader => out.put_u8(4),
+        ReconfigError::NoAuth => out.put_u8(5),
     }
 }
 
@@ -344,6 +352,7 @@ fn get_reconfig_error(b: &mut Bytes) -> Result<ReconfigError, WireError> {
         2 => ReconfigError::NoQuorum,
         3 => ReconfigError::BadArguments(get_str(b)?),
         4 => ReconfigError::NoLeader,
+        5 => ReconfigError::NoAuth,
         other => return Err(bad(format!("a reconfig error of kind {other}"))),
     })
 }
@@ -562,11 +571,19 @@ mod tests {
                 },
                 expected_version: Some(0x1_0000_0005),
                 min_voters: 2,
+                authorized: true,
             }),
             PeerRequest::Reconfig(Reconfig {
                 change: Change::Replace(vec![member(1), member(3)]),
                 expected_version: None,
                 min_voters: 1,
+                authorized: false,
+            }),
+            PeerRequest::Reconfig(Reconfig {
+                change: Change::Unreadable("'x' is not a server id".into()),
+                expected_version: None,
+                min_voters: 2,
+                authorized: true,
             }),
             PeerRequest::Initialized,
             PeerRequest::SetVoter {
@@ -601,6 +618,7 @@ mod tests {
             PeerReply::Reconfigured(Ok(0x1_0000_0005)),
             PeerReply::Reconfigured(Err(ReconfigError::BadArguments("no such server".into()))),
             PeerReply::Reconfigured(Err(ReconfigError::NoQuorum)),
+            PeerReply::Reconfigured(Err(ReconfigError::NoAuth)),
             PeerReply::Initialized(true),
             PeerReply::Failed("not the leader".into()),
         ]

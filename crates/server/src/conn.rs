@@ -837,6 +837,7 @@ impl Connection {
             TxnOp::Write(r) => r.opcode(),
             TxnOp::CloseSession => op::CLOSE_SESSION,
             TxnOp::CreateSession { .. } => op::CREATE_SESSION,
+            TxnOp::SetConfig { .. } => op::RECONFIG,
         };
         let txn = Txn {
             session_id: self.session_id,
@@ -847,10 +848,11 @@ impl Connection {
         self.queue_write(xid, opcode, Proposed::Txn(txn), received);
     }
 
-    /// ZooKeeper's checks before a reconfig, in its order as far as this
-    /// server can make them: enabled, an ensemble, a readable request,
-    /// WRITE on /zookeeper/config (in practice: the super user). The
-    /// leader checks the rest (in progress, version, quorum).
+    /// The checks ZooKeeper makes before the leader's: enabled, then an
+    /// ensemble. The leader checks the rest in ZooKeeper's order (in
+    /// progress, version, arguments, this caller's WRITE on
+    /// /zookeeper/config, quorum); the right is read here, where the
+    /// caller's identities are.
     fn reconfig_allowed(&self, r: &ReconfigRequest) -> Result<Reconfig, ErrorCode> {
         let config = &self.shared.config;
         if !config.reconfig_enabled {
@@ -864,20 +866,13 @@ impl Connection {
             .as_ref()
             .is_none_or(|e| e.standalone_enabled);
         let min_voters = if keeps_two { 2 } else { 1 };
-        let change = crate::reconfig::parse(r, min_voters).map_err(|e| {
-            debug!(peer = %self.info.peer, "reconfig refused: {e}");
-            ErrorCode::BadArguments
-        })?;
-        let permitted = self
+        let authorized = self
             .shared
             .tree
             .read()
             .node(CONFIG_NODE)
             .is_some_and(|n| acl::allowed(&n.acl, perms::WRITE, &self.ids));
-        if !permitted {
-            return Err(ErrorCode::NoAuth);
-        }
-        Ok(change)
+        Ok(crate::reconfig::parse(r, min_voters, authorized))
     }
 
     /// Adds identities for an auth packet. False for an unknown scheme.

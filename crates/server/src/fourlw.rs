@@ -378,7 +378,7 @@ fn configuration(shared: &Shared) -> String {
         match &c.ensemble {
             Some(_) => format!(
                 "{}\n",
-                crate::server::membership_text(&shared.status())
+                String::from_utf8_lossy(&shared.tree.read().config_data())
             ),
             None => String::new(),
         }

@@ -6,7 +6,6 @@
 
 use crate::outbox::{Outbound, Outbox};
 use crate::shared::{Shared, Waiting};
-use bytes::Bytes;
 use paddock_proto::{ErrorCode, Response};
 use paddock_replication::{Applier, ProposeError, Reconfig, ReconfigError, Replica, Work};
 use paddock_tree::{Applied, DataTree, Txn, TxnOp};
@@ -143,7 +142,9 @@ pub async fn run(
 }
 
 /// Runs a reconfig and answers as ZooKeeper does: the new configuration
-/// as the data of /zookeeper/config, with its stat.
+/// as the data of /zookeeper/config, with its stat, once the transaction
+/// that writes it there (the leader's, `server::keep_config`) is applied
+/// here.
 async fn reconfigure(
     shared: Arc<Shared>,
     replica: Arc<Replica>,
@@ -152,16 +153,32 @@ async fn reconfigure(
 ) {
     let result = match replica.reconfigure(req).await {
         Ok(_) => {
-            let text = crate::server::membership_text(&replica.status().borrow());
-            let data = Bytes::from(text);
-            let mut tree = shared.tree.write();
-            tree.set_config_data(data.clone());
-            match tree.stat(CONFIG_NODE) {
-                Some(stat) => Ok(Response::GetData {
-                    data: Some(data),
-                    stat,
-                }),
-                None => Err(ErrorCode::SystemError),
+            let members = replica.status().borrow().members.clone();
+            let mut changed = shared.config_changed.subscribe();
+            let shown = async {
+                loop {
+                    let answer = {
+                        let tree = shared.tree.read();
+                        paddock_replication::shows(&members, &tree)
+                            .then(|| tree.stat(CONFIG_NODE))
+                            .map(|stat| {
+                                stat.map(|stat| Response::GetData {
+                                    data: Some(tree.config_data()),
+                                    stat,
+                                })
+                            })
+                    };
+                    if let Some(answer) = answer {
+                        return answer;
+                    }
+                    if changed.changed().await.is_err() {
+                        return None;
+                    }
+                }
+            };
+            match tokio::time::timeout(CONFIG_SHOWN_LIMIT, shown).await {
+                Ok(Some(response)) => Ok(response),
+                _ => Err(ErrorCode::ConnectionLoss),
             }
         }
         Err(e) => {
@@ -171,12 +188,17 @@ async fn reconfigure(
                 ReconfigError::BadVersion => ErrorCode::BadVersion,
                 ReconfigError::NoQuorum => ErrorCode::NewConfigNoQuorum,
                 ReconfigError::BadArguments(_) => ErrorCode::BadArguments,
+                ReconfigError::NoAuth => ErrorCode::NoAuth,
                 ReconfigError::NoLeader => ErrorCode::ConnectionLoss,
             })
         }
     };
     reply(reply_to, shared.last_zxid(), result);
 }
+
+/// How long a reconfig's answer waits for the new membership to show in
+/// /zookeeper/config here.
+const CONFIG_SHOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn reply(to: Option<ReplyTo>, zxid: i64, result: Result<Response, ErrorCode>) {
     if let Some(to) = to {
@@ -197,6 +219,9 @@ impl Applier for Shared {
                     .ensure(txn.session_id, timeout_ms, self.mono_ms())
             }
             TxnOp::CloseSession => self.sessions.remove(txn.session_id),
+            TxnOp::SetConfig { .. } => {
+                self.config_changed.send_replace(());
+            }
             _ => {}
         }
         if let Some(seq) = seq {
@@ -232,7 +257,7 @@ impl Applier for Shared {
     }
 
     fn replaced(&self, tree: &mut DataTree) {
-        crate::server::show_membership(self, tree, &self.status());
+        self.config_changed.send_replace(());
         self.publish_last_zxid(tree.last_zxid());
         let live: Vec<(i64, i32)> = tree
             .sessions()

@@ -105,10 +105,7 @@ impl Server {
             .map(|(id, s)| (*id, s.timeout_ms))
             .collect();
         shared.sessions.resync(&live, shared.mono_ms());
-        // `follow_status` writes the membership when it changes; a server
-        // restarted on its data knows it already.
         let status = replica.status().borrow().clone();
-        show_membership(&shared, &mut shared.tree.write(), &status);
         shared.set_status(status);
         Ok(Server {
             listener,
@@ -144,6 +141,12 @@ impl Server {
         ));
         tasks.spawn(follow_status(
             shared.clone(),
+            replica.status(),
+            shutdown.clone(),
+        ));
+        tasks.spawn(keep_config(
+            shared.clone(),
+            replica.clone(),
             replica.status(),
             shutdown.clone(),
         ));
@@ -280,9 +283,8 @@ fn leads(role: Role) -> bool {
     matches!(role, Role::Leader | Role::Standalone)
 }
 
-/// Follows consensus: a new epoch closes every connection, so does the end of read-only mode
-/// (its sessions are forgotten), and /zookeeper/config shows the
-/// membership in force.
+/// Follows consensus: a new epoch closes every connection, so does the
+/// end of read-only mode (its sessions are forgotten).
 async fn follow_status(
     shared: Arc<Shared>,
     mut status: watch::Receiver<Status>,
@@ -298,9 +300,6 @@ async fn follow_status(
         if read_only_ends {
             shared.sessions.drop_local();
         }
-        if now.config_version != before.config_version || now.members != before.members {
-            show_membership(&shared, &mut shared.tree.write(), &now);
-        }
         shared.set_status(now);
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -309,27 +308,60 @@ async fn follow_status(
     }
 }
 
-/// `/zookeeper/config` as ZooKeeper writes it: a `server.N=` line per
-/// member and the version (the log index of the membership, in hex).
-/// Writes into /zookeeper/config what this server shows there: the
-/// membership it knows in an ensemble, nothing when standalone (as
-/// ZooKeeper).
-pub(crate) fn show_membership(shared: &Shared, tree: &mut paddock_tree::DataTree, status: &Status) {
-    tree.set_config_data(match shared.config.ensemble {
-        Some(_) => Bytes::from(membership_text(status)),
-        None => Bytes::new(),
-    });
-}
-
-pub(crate) fn membership_text(status: &Status) -> String {
-    let mut text = String::new();
-    for m in status.members.iter().filter(|m| !m.spec.is_empty()) {
-        text.push_str(&format!("server.{}={}\n", m.id, m.spec));
+/// While this server leads, `/zookeeper/config` follows the membership:
+/// once a change has settled, the leader commits the transaction that
+/// writes the new `server.N=` lines there (ZooKeeper's reconfig
+/// transaction; `version=` is its zxid). The first leader of a new
+/// ensemble writes the first one; a leader elected half-way through a
+/// change finishes it.
+async fn keep_config(
+    shared: Arc<Shared>,
+    replica: Arc<Replica>,
+    mut status: watch::Receiver<Status>,
+    shutdown: CancellationToken,
+) {
+    let mut reconfigs = replica.last_change();
+    loop {
+        let now = status.borrow_and_update().clone();
+        let last = reconfigs.borrow_and_update().clone();
+        // A reconfig under way here writes when it ends (knowing what
+        // was asked gives ZooKeeper's order of the lines).
+        let stale = now.role == Role::Leader
+            && now.serving
+            && now.settled
+            && !replica.reconfiguring()
+            && !paddock_replication::shows(&now.members, &shared.tree.read());
+        if stale {
+            let shown = shared.tree.read().config_data();
+            let servers = crate::reconfig::config_lines(&shown, &now.members, last.as_ref());
+            let txn = Txn {
+                session_id: paddock_tree::SYSTEM_SESSION,
+                time_ms: shared.wall_ms(),
+                auth: Vec::new(),
+                op: TxnOp::SetConfig { servers },
+            };
+            let done = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                done = shared.commit(txn) => done,
+            };
+            match done {
+                Ok(done) if done.result.is_ok() => {
+                    info!(
+                        zxid = format_args!("0x{:x}", done.zxid),
+                        "wrote the membership to /zookeeper/config"
+                    );
+                    continue;
+                }
+                Ok(done) => warn!("writing /zookeeper/config failed: {:?}", done.result),
+                Err(_) => return,
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = status.changed() => if changed.is_err() { return },
+            changed = reconfigs.changed() => if changed.is_err() { return },
+        }
     }
-    if !text.is_empty() {
-        text.push_str(&format!("version={:x}", status.config_version));
-    }
-    text
 }
 
 /// A follower tells the leader, every half tick, which sessions its

@@ -55,6 +55,9 @@ pub struct Shared {
     service: Mutex<CancellationToken>,
     /// Cancelled when the server stops: no epoch serves after that.
     serving: CancellationToken,
+    /// Told whenever `/zookeeper/config` may have changed (a membership
+    /// transaction applied, or a snapshot installed).
+    pub config_changed: tokio::sync::watch::Sender<()>,
 }
 
 /// ZooKeeper's default trace mask: client requests, server packets,
@@ -101,6 +104,7 @@ impl Shared {
             not_serving_since_ms: AtomicI64::new(0),
             service: Mutex::new(serving.child_token()),
             serving,
+            config_changed: tokio::sync::watch::Sender::new(()),
         })
     }
 

@@ -19,7 +19,22 @@ use std::sync::Arc;
 type OpResult<T> = Result<T, ErrorCode>;
 
 /// Paths that can never be deleted.
-const SPECIAL_PATHS: [&str; 4] = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
+const CONFIG: &str = "/zookeeper/config";
+const SPECIAL_PATHS: [&str; 4] = ["/", "/zookeeper", "/zookeeper/quota", CONFIG];
+
+/// The `server.N=` lines of a `/zookeeper/config` text: all of it but a
+/// last `version=` line.
+pub fn config_servers(data: &[u8]) -> &[u8] {
+    let start = data
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |newline| newline + 1);
+    if data[start..].starts_with(b"version=") {
+        &data[..start]
+    } else {
+        data
+    }
+}
 
 /// Settings that change what apply accepts; every replica must share them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -138,15 +153,6 @@ impl DataTree {
         t
     }
 
-    /// Sets the data of `/zookeeper/config` (the ensemble's membership in
-    /// ZooKeeper's format). Not a transaction: every server writes the
-    /// membership it knows, as ZooKeeper does for a static config.
-    pub fn set_config_data(&mut self, data: Bytes) {
-        if let Ok(node) = self.get_mut("/zookeeper/config") {
-            node.set_data(Some(&data));
-        }
-    }
-
     /// A tree with no nodes, for rebuilding from a snapshot.
     pub(crate) fn empty(
         config: TreeConfig,
@@ -237,22 +243,68 @@ impl DataTree {
         self.last_zxid
     }
 
+    /// `/zookeeper/config` shows `servers` and this change's zxid as its
+    /// version, as ZooKeeper's reconfig transaction leaves it: Stat
+    /// version -1, mzxid and mtime of the change. The same servers, in the
+    /// same order, change nothing. Answers as a reconfig does: the data
+    /// and its Stat.
+    fn set_config(
+        &mut self,
+        ctx: &Ctx,
+        servers: &str,
+        events: &mut Vec<Event>,
+    ) -> OpResult<Response> {
+        let id = self.nodes.find(CONFIG).ok_or(ErrorCode::NoNode)?;
+        let node = self.nodes.get_mut(id).ok_or(ErrorCode::NoNode)?;
+        if config_servers(node.data().unwrap_or_default()) != servers.as_bytes() {
+            let data = format!("{servers}version={:x}", ctx.zxid);
+            node.set_data(Some(data.as_bytes()));
+            node.version = -1;
+            node.mzxid = ctx.zxid;
+            node.mtime = ctx.time_ms;
+            events.push(Event {
+                event_type: event::NODE_DATA_CHANGED,
+                path: CONFIG.to_owned(),
+                acl: node.acl.clone(),
+            });
+        }
+        Ok(Response::GetData {
+            data: node.data().map(Bytes::copy_from_slice),
+            stat: node.stat(),
+        })
+    }
+
+    /// What `/zookeeper/config` holds (empty when standalone).
+    pub fn config_data(&self) -> Bytes {
+        self.node(CONFIG)
+            .and_then(Node::data)
+            .map(Bytes::copy_from_slice)
+            .unwrap_or_default()
+    }
+
+    /// The `version=` of `/zookeeper/config` (hex), 0 without one.
+    pub fn config_version(&self) -> u64 {
+        let data = self.config_data();
+        let servers = config_servers(&data).len();
+        std::str::from_utf8(&data[servers..])
+            .ok()
+            .and_then(|line| line.strip_prefix("version="))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+            .unwrap_or(0)
+    }
+
     pub fn node(&self, path: &str) -> Option<&Node> {
         self.nodes.find(path).and_then(|id| self.nodes.get(id))
     }
 
     /// A digest of everything replicated: every node (path, data, ACL,
     /// stat), the sessions and the last zxid. Replicas that applied the
-    /// same log agree on it; `/zookeeper/config` (written per server) is
-    /// left out.
+    /// same log agree on it.
     pub fn digest(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = std::hash::DefaultHasher::new();
         self.last_zxid.hash(&mut h);
         self.walk(|path, n| {
-            if path == "/zookeeper/config" {
-                return;
-            }
             path.hash(&mut h);
             n.data().hash(&mut h);
             (n.czxid, n.mzxid, n.ctime, n.mtime, n.pzxid, n.owner).hash(&mut h);
@@ -365,6 +417,7 @@ impl DataTree {
                 self.close_session(&ctx, &mut events);
                 Ok(Response::Empty)
             }
+            TxnOp::SetConfig { servers } => self.set_config(&ctx, servers, &mut events),
             TxnOp::Write(req) => {
                 if txn.session_id != SYSTEM_SESSION && !self.session_exists(txn.session_id) {
                     Err(ErrorCode::SessionExpired)

@@ -29,6 +29,12 @@ pub enum TxnOp {
     /// A client write: create (all kinds), delete, setData, setACL, multi,
     /// deleteContainer.
     Write(Request),
+    /// The ensemble's membership changed (ZooKeeper's reconfig
+    /// transaction): `/zookeeper/config` gets these `server.N=` lines,
+    /// each ending in a newline, and `version=` the change's zxid.
+    SetConfig {
+        servers: String,
+    },
 }
 
 /// A change that watches can observe.
@@ -58,6 +64,12 @@ impl TxnOp {
             TxnOp::CreateSession { timeout_ms } => format!("createSession timeout={timeout_ms}ms"),
             TxnOp::CloseSession => "closeSession".to_owned(),
             TxnOp::Write(req) => request_summary(req),
+            TxnOp::SetConfig { servers } => {
+                format!(
+                    "reconfig /zookeeper/config ({} servers)",
+                    servers.lines().count()
+                )
+            }
         }
     }
 }
@@ -112,6 +124,7 @@ fn request_summary(req: &Request) -> String {
 const KIND_CREATE_SESSION: i32 = 0;
 const KIND_CLOSE_SESSION: i32 = 1;
 const KIND_WRITE: i32 = 2;
+const KIND_SET_CONFIG: i32 = 3;
 
 impl Txn {
     /// The log encoding of a Txn: session id, time, identities, then the op
@@ -131,6 +144,10 @@ impl Txn {
                 out.put_i32(req.opcode());
                 req.write(out);
             }
+            TxnOp::SetConfig { servers } => {
+                out.put_i32(KIND_SET_CONFIG);
+                servers.write(out);
+            }
         }
     }
 
@@ -149,6 +166,9 @@ impl Txn {
                 let opcode = r.read_i32()?;
                 TxnOp::Write(Request::read(opcode, &mut r)?)
             }
+            KIND_SET_CONFIG => TxnOp::SetConfig {
+                servers: r.read_string()?,
+            },
             other => return Err(DecodeError::UnknownOpcode(other)),
         };
         r.finish()?;

@@ -794,3 +794,46 @@ fn multi_read_returns_per_op_results() {
     assert_eq!(r[1], MultiResult::Error { err: -101 });
     assert!(matches!(&r[2], MultiResult::GetData { data: Some(d), .. } if d.as_ref() == b"d"));
 }
+
+/// ZooKeeper's reconfig transaction: /zookeeper/config gets the server
+/// lines and `version=` its zxid in hex, Stat version -1, mzxid and mtime
+/// of the transaction, NodeDataChanged; ctime, czxid and the ACL stay.
+/// The same lines again change nothing.
+#[test]
+fn the_membership_transaction_writes_zookeeper_config() {
+    let mut f = Fixture::new();
+    let servers = "server.1=h:1:2:participant;h:3\nserver.2=i:1:2:observer;i:3\n";
+    let set = TxnOp::SetConfig {
+        servers: servers.into(),
+    };
+    let applied = f.txn(SYSTEM_SESSION, vec![], set.clone());
+    let data = format!("{servers}version={:x}", applied.zxid);
+    let stat = f.stat("/zookeeper/config");
+    assert_eq!(
+        (stat.version, stat.mzxid, stat.mtime, stat.czxid, stat.ctime),
+        (-1, applied.zxid, f.time_ms, 0, 0)
+    );
+    assert_eq!(stat.data_length as usize, data.len());
+    assert_eq!(
+        applied.result,
+        Ok(Response::GetData {
+            data: Some(Bytes::from(data.clone())),
+            stat: stat.clone()
+        })
+    );
+    assert_eq!(applied.events.len(), 1);
+    assert_eq!(
+        (
+            applied.events[0].event_type,
+            applied.events[0].path.as_str()
+        ),
+        (event::NODE_DATA_CHANGED, "/zookeeper/config")
+    );
+    assert_eq!(f.tree.config_version(), applied.zxid as u64);
+    assert_eq!(f.tree.config_data(), Bytes::from(data));
+
+    let again = f.txn(SYSTEM_SESSION, vec![], set);
+    assert!(again.events.is_empty());
+    assert_eq!(f.stat("/zookeeper/config"), stat);
+    assert_eq!(f.tree.config_version(), applied.zxid as u64);
+}

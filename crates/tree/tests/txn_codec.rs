@@ -68,6 +68,7 @@ fn txn() -> impl Strategy<Value = Txn> {
         any::<i32>().prop_map(|timeout_ms| TxnOp::CreateSession { timeout_ms }),
         Just(TxnOp::CloseSession),
         request().prop_map(TxnOp::Write),
+        "(server\\.[0-9]=[a-z:;0-9]{0,12}\n){0,3}".prop_map(|servers| TxnOp::SetConfig { servers }),
     ];
     let ids = vec(
         ("[a-z]{1,6}", "[a-z0-9:.]{0,10}").prop_map(|(scheme, id)| Id { scheme, id }),
