@@ -21,6 +21,8 @@ need_apt=()
 [ -f /usr/share/java/zookeeper.jar ] || need_apt+=(zookeeper)
 [ -x /usr/lib/zookeeper/bin/cli_mt ] || need_apt+=(zookeeper-bin)
 command -v java >/dev/null || need_apt+=(default-jre-headless)
+command -v javac >/dev/null || need_apt+=(default-jdk-headless)
+[ -f /usr/share/java/curator-framework.jar ] || need_apt+=(libcurator-framework-java)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   stage "installing ${need_apt[*]} (apt)"

@@ -9,15 +9,18 @@ which the ZooKeeper run is held to as well."""
 import base64
 import hashlib
 import re
+import shutil
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import (BadArgumentsError, BadVersionError, NoAuthError,
                               ReconfigDisabledError, UnimplementedError)
 
-from conftest import free_port, start_ensemble, start_paddock, start_zookeeper
+from conftest import ROOT, free_port, start_ensemble, start_paddock, start_zookeeper
 
 SUPER = "super:secret"
 CONFIG = "/zookeeper/config"
@@ -316,3 +319,37 @@ def test_a_standalone_server_answers_unimplemented(tmp_path, kind):
         c.close()
     finally:
         server.stop()
+
+
+CURATOR = ":".join(f"/usr/share/java/{jar}.jar" for jar in (
+    "curator-framework", "curator-client", "zookeeper", "guava", "slf4j-api"))
+
+
+def curator_tracker(tmp_path):
+    """Compiles tests/java/EnsembleTrackerCheck.java; a scenario running it."""
+    if not shutil.which("javac") or not Path("/usr/share/java/curator-framework.jar").exists():
+        raise RuntimeError("javac and Debian's libcurator-framework-java are needed "
+                           "(scripts/test.sh installs them)")
+    classes = tmp_path / "classes"
+    subprocess.run(["javac", "-d", str(classes), "-cp", CURATOR,
+                    str(ROOT / "tests" / "java" / "EnsembleTrackerCheck.java")], check=True)
+
+    def scenario_of(ensemble):
+        leader = ensemble.wait_leader()
+        victim = min(m.sid for m in ensemble.members if m is not leader)
+        out = subprocess.run(
+            ["java", "-cp", f"{classes}:{CURATOR}", "EnsembleTrackerCheck",
+             f"127.0.0.1:{leader.port}", SUPER, str(victim)],
+            capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stdout + out.stderr
+        return out.stdout.splitlines()
+    return scenario_of
+
+
+def test_curators_ensemble_tracker_follows_a_reconfig(tmp_path):
+    outcomes = both(tmp_path, curator_tracker(tmp_path))
+    assert outcomes["paddock"] == outcomes["zookeeper"] == [
+        "tracking 3 servers, the first among them: true",
+        "after removing one: 2 servers, without it: true",
+        "after adding it back: 3 servers, with it: true",
+    ]
