@@ -86,7 +86,7 @@ def both(tmp_path_factory):
               zk_admin)
     tmp = tmp_path_factory.mktemp("paddock")
     cfg = tmp / "zoo.cfg"
-    cfg.write_text("4lw.commands.whitelist=*\n")
+    cfg.write_text("4lw.commands.whitelist=*\nadmin.sensitiveCommands=true\n")
     pd_admin = free_port()
     pd = Busy(start_paddock(tmp, "--config", str(cfg), "--admin-port", str(pd_admin)), pd_admin)
     yield zk, pd

@@ -8,8 +8,7 @@
 //! server the leader hears), and its sessions are reported again with
 //! their real age.
 
-use crate::network::Network;
-use crate::peer::{Link, PeerReply, PeerRequest};
+use crate::peer::{Link, PeerReply, PeerRequest, Peers};
 use crate::status::Status;
 use crate::types::Command;
 use crate::Heard;
@@ -40,7 +39,7 @@ const PROBE_EVERY: Duration = Duration::from_millis(500);
 pub(crate) async fn run(
     mut queue: mpsc::UnboundedReceiver<Outgoing>,
     status: Arc<watch::Sender<Status>>,
-    local: Arc<BTreeMap<u64, String>>,
+    peers: Peers,
     reports_failing: Arc<AtomicBool>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -78,7 +77,7 @@ pub(crate) async fn run(
             let spec = s
                 .leader
                 .and_then(|l| s.members.iter().find(|m| m.id == l))
-                .map(|m| (m.id, Network::spec_of(&local, m.id, &m.spec)));
+                .map(|m| (m.id, m.spec.clone()));
             match spec {
                 Some(found) => found,
                 None => {
@@ -89,7 +88,7 @@ pub(crate) async fn run(
             }
         };
         if link.as_ref().is_none_or(|(id, _)| *id != leader) {
-            link = Some((leader, Link::new(&spec)));
+            link = Some((leader, peers.link_to(leader, &spec)));
         }
         let Some((_, to)) = link.as_mut() else {
             continue;

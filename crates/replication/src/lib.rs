@@ -4,6 +4,7 @@
 //! of one voter. No openraft type leaves this crate: the server proposes
 //! `Txn`s and hears about each applied one through `Applier`.
 
+mod auth;
 pub mod codec;
 #[cfg(test)]
 mod crashes;
@@ -25,12 +26,13 @@ pub use membership::{shows, Change, Reconfig, ReconfigError};
 pub use rebuild::set_aside;
 pub use status::{Member, Role, Status, CONTACT_LOST_MS};
 
+use crate::auth::Secret;
 use crate::files::Loaded;
 use crate::forward::Outgoing;
 use crate::log_store::LogStore;
 use crate::membership::Reconfigurer;
 use crate::network::Network;
-use crate::peer::{Link, PeerContext, PeerReply, PeerRequest};
+use crate::peer::{PeerContext, PeerReply, PeerRequest, Peers};
 use crate::state_machine::{SnapshotFiles, StateMachine};
 use crate::status::Monitor;
 use crate::types::{Command, TypeConfig};
@@ -104,6 +106,8 @@ pub struct Ensemble {
     pub observers: BTreeMap<u64, String>,
     /// Where this server listens for its peers.
     pub listen: SocketAddr,
+    /// The secret every peer connection proves (`auth.rs`), if any.
+    pub secret: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]
@@ -192,8 +196,7 @@ pub struct Replica {
     touches: Mutex<Option<mpsc::UnboundedReceiver<Vec<Heard>>>>,
     touches_tx: mpsc::UnboundedSender<Vec<Heard>>,
     reconfigurer: Arc<Reconfigurer>,
-    /// Peer specs from this server's config, by id.
-    local: Arc<BTreeMap<u64, String>>,
+    peers: Peers,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -230,23 +233,28 @@ impl Opened {
             .ensemble
             .as_ref()
             .and_then(|e| e.voters.get(&node_id).cloned());
-        let local: Arc<BTreeMap<u64, String>> = Arc::new(
+        let peers = Peers::new(
             options
                 .ensemble
                 .iter()
                 .flat_map(|e| e.voters.iter().chain(&e.observers))
                 .map(|(id, spec)| (*id, spec.clone()))
                 .collect(),
+            options
+                .ensemble
+                .as_ref()
+                .and_then(|e| e.secret.clone())
+                .map(|s| Arc::new(Secret::new(s))),
         );
         // A rebuilding server stops counting as a voter, and the leader
         // expects its log to start again, before it runs at all.
         if rebuilding {
-            let Some(spec) = local.get(&node_id) else {
+            let Some(spec) = peers.get(node_id) else {
                 return Err(ReplicationError::Rebuild(
                     "this server is not in its own ensemble's server list".into(),
                 ));
             };
-            rebuild::step_aside(node_id, spec, &local).await?;
+            rebuild::step_aside(node_id, spec, &peers).await?;
         }
         let last_index = loaded.entries.keys().next_back().copied();
         let (log, flushed) = LogStore::open(
@@ -303,7 +311,7 @@ impl Opened {
         .validate()
         .map_err(|e| start_err(&e))?;
         let network = Network {
-            local: local.clone(),
+            peers: peers.clone(),
             reachability: Default::default(),
         };
         let raft = Raft::new(node_id, Arc::new(config), network, log, machine)
@@ -324,7 +332,7 @@ impl Opened {
         if !initialized
             && !rebuilding
             && voters.contains_key(&node_id)
-            && !joining(node_id, &local).await
+            && !joining(node_id, &peers).await
         {
             raft.initialize(voters).await.map_err(|e| start_err(&e))?;
         }
@@ -364,7 +372,7 @@ impl Opened {
             tokio::spawn(forward::run(
                 queue,
                 status_tx,
-                local.clone(),
+                peers.clone(),
                 reports_failing,
             )),
         ];
@@ -376,7 +384,7 @@ impl Opened {
                 status.clone(),
                 node_id,
                 voter_spec,
-                local.clone(),
+                peers.clone(),
                 disk.clone(),
                 options.dirs.clone(),
             )));
@@ -390,6 +398,7 @@ impl Opened {
                 started,
                 touches: touches_tx.clone(),
                 reconfigurer: reconfigurer.clone(),
+                secret: peers.secret(),
             });
             tasks.push(tokio::spawn(peer::serve(listener, ctx)));
         }
@@ -419,7 +428,7 @@ impl Opened {
             touches: Mutex::new(Some(touches)),
             touches_tx,
             reconfigurer,
-            local,
+            peers,
             tasks,
         })
     }
@@ -430,11 +439,11 @@ const RECONFIG_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Whether another configured server has joined an ensemble already: then
 /// this one, starting with no state, is joining and must not form one.
-async fn joining(me: u64, peers: &BTreeMap<u64, String>) -> bool {
+async fn joining(me: u64, peers: &Peers) -> bool {
     let asks = peers.iter().filter(|(id, _)| **id != me).map(|(_, spec)| {
-        let spec = spec.clone();
+        let mut link = peers.link(spec);
         async move {
-            let reply = Link::new(&spec)
+            let reply = link
                 .call(&PeerRequest::Initialized, Duration::from_millis(500))
                 .await;
             matches!(reply, Ok(PeerReply::Initialized(true)))
@@ -547,10 +556,10 @@ impl Replica {
                 let s = self.status.borrow();
                 s.leader
                     .and_then(|l| s.members.iter().find(|m| m.id == l))
-                    .map(|m| Network::spec_of(&self.local, m.id, &m.spec))
+                    .map(|m| self.peers.link_to(m.id, &m.spec))
             };
-            let spec = leader.ok_or(ReconfigError::NoLeader)?;
-            let reply = Link::new(&spec)
+            let mut leader = leader.ok_or(ReconfigError::NoLeader)?;
+            let reply = leader
                 .call(&PeerRequest::Reconfig(req), RECONFIG_TIMEOUT)
                 .await;
             match reply {

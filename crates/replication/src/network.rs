@@ -3,7 +3,7 @@
 //! it does not list (added by reconfig) is found by the spec in the
 //! membership (`BasicNode::addr`). A standalone server never dials anyone.
 
-use crate::peer::{Link, PeerReply, PeerRequest, SNAPSHOT_CHUNK_BYTES};
+use crate::peer::{Link, PeerReply, PeerRequest, Peers, SNAPSHOT_CHUNK_BYTES};
 use crate::state_machine::SnapshotFile;
 use crate::types::{Snapshot, TypeConfig, Vote};
 use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
@@ -26,8 +26,7 @@ use tracing::{info, warn};
 const SNAPSHOT_DONE_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Network {
-    /// Peer specs from this server's config, by id.
-    pub local: Arc<BTreeMap<u64, String>>,
+    pub peers: Peers,
     /// Whether each peer answers, shared by every client openraft makes
     /// for it (heartbeats, replication, votes).
     pub reachability: Arc<Mutex<BTreeMap<u64, Reachability>>>,
@@ -108,14 +107,7 @@ impl Reachability {
     }
 }
 
-impl Network {
-    pub fn spec_of(local: &BTreeMap<u64, String>, id: u64, membership_spec: &str) -> String {
-        local
-            .get(&id)
-            .cloned()
-            .unwrap_or_else(|| membership_spec.to_owned())
-    }
-}
+impl Network {}
 
 pub struct PeerClient {
     link: Link,
@@ -128,7 +120,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerClient {
         PeerClient {
-            link: Link::new(&Network::spec_of(&self.local, target, &node.addr)),
+            link: self.peers.link_to(target, &node.addr),
             target,
             reachability: self.reachability.clone(),
         }

@@ -4,6 +4,7 @@
 //! (snapshot chunks, session liveness). A `Link` is one outgoing
 //! connection, redialled after any error; `serve` answers incoming ones.
 
+use crate::auth::{self, Secret, HANDSHAKE_LIMIT};
 use crate::membership::{Reconfig, ReconfigError, Reconfigurer};
 use crate::receive::{Receiving, MAX_RECEIVED_SNAPSHOT_BYTES};
 use crate::state_machine::{SnapshotFile, StateMachine};
@@ -18,6 +19,7 @@ use openraft::raft::{
 use openraft::Raft;
 use paddock_storage::disk::remove_if_there;
 use paddock_storage::Disk;
+use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,20 +105,68 @@ pub fn peer_addr(spec: &str) -> Option<String> {
     Some(format!("{host}:{port}"))
 }
 
+/// The other servers as this one reaches them: their specs from its
+/// config by id, and the secret each connection proves (if the ensemble
+/// has one).
+#[derive(Clone, Default)]
+pub struct Peers {
+    specs: Arc<BTreeMap<u64, String>>,
+    secret: Option<Arc<Secret>>,
+}
+
+impl Peers {
+    pub fn new(specs: BTreeMap<u64, String>, secret: Option<Arc<Secret>>) -> Peers {
+        Peers {
+            specs: Arc::new(specs),
+            secret,
+        }
+    }
+
+    /// Server `id`'s spec from this server's config, else the one the
+    /// membership gives.
+    pub fn spec(&self, id: u64, membership_spec: &str) -> String {
+        self.specs
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| membership_spec.to_owned())
+    }
+
+    pub fn get(&self, id: u64) -> Option<&String> {
+        self.specs.get(&id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&u64, &String)> {
+        self.specs.iter()
+    }
+
+    pub fn secret(&self) -> Option<Arc<Secret>> {
+        self.secret.clone()
+    }
+
+    /// A connection (made when first used) to the server at `spec`.
+    pub fn link(&self, spec: &str) -> Link {
+        Link {
+            addr: peer_addr(spec),
+            conn: None,
+            secret: self.secret.clone(),
+        }
+    }
+
+    /// A connection to member `id` (`membership_spec` if this server's
+    /// config does not list it).
+    pub fn link_to(&self, id: u64, membership_spec: &str) -> Link {
+        self.link(&self.spec(id, membership_spec))
+    }
+}
+
 /// One outgoing connection to a peer.
 pub struct Link {
     addr: Option<String>,
     conn: Option<Framed<TcpStream, LengthDelimitedCodec>>,
+    secret: Option<Arc<Secret>>,
 }
 
 impl Link {
-    pub fn new(spec: &str) -> Link {
-        Link {
-            addr: peer_addr(spec),
-            conn: None,
-        }
-    }
-
     /// The open connection, taken out of the link (or a new one): a
     /// request puts it back only once its exchange completed, so a
     /// request abandoned half-way (its caller timed out and dropped it)
@@ -134,7 +184,15 @@ impl Link {
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
         stream.set_nodelay(true)?;
-        Ok(Framed::new(stream, codec()))
+        let mut conn = Framed::new(stream, codec());
+        if let Some(secret) = &self.secret {
+            tokio::time::timeout(HANDSHAKE_LIMIT, auth::dial(&mut conn, secret))
+                .await
+                .map_err(|_| {
+                    io::Error::new(io::ErrorKind::TimedOut, "authentication timed out")
+                })??;
+        }
+        Ok(conn)
     }
 
     /// Drops the connection; the next request dials again.
@@ -194,6 +252,8 @@ pub struct PeerContext {
     /// Session liveness reported by other servers.
     pub touches: mpsc::UnboundedSender<Vec<crate::Heard>>,
     pub reconfigurer: Arc<Reconfigurer>,
+    /// The secret a peer must prove before anything it sends is read.
+    pub secret: Option<Arc<Secret>>,
 }
 
 impl PeerContext {
@@ -212,8 +272,12 @@ pub async fn serve(listener: TcpListener, ctx: Arc<PeerContext>) {
                 next += 1;
                 let (ctx, id) = (ctx.clone(), next);
                 tokio::spawn(async move {
-                    if let Err(e) = serve_one(stream, &ctx, id).await {
-                        debug!(%addr, "peer connection ended: {e}");
+                    match serve_one(stream, &ctx, id).await {
+                        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                            warn!(%addr, "dropped a peer connection: {e}");
+                        }
+                        Err(e) => debug!(%addr, "peer connection ended: {e}"),
+                        Ok(()) => {}
                     }
                 });
             }
@@ -237,6 +301,13 @@ async fn blocking<T: Send + 'static>(
 async fn serve_one(stream: TcpStream, ctx: &PeerContext, id: u64) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let mut conn = Framed::new(stream, codec());
+    if let Some(secret) = &ctx.secret {
+        tokio::time::timeout(HANDSHAKE_LIMIT, auth::accept(&mut conn, secret))
+            .await
+            .map_err(|_| {
+                io::Error::new(io::ErrorKind::PermissionDenied, "no authentication in time")
+            })??;
+    }
     let mut receiving: Option<Receiving> = None;
     let result = async {
         while let Some(frame) = conn.next().await {

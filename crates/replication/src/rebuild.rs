@@ -8,11 +8,10 @@
 //! be a voter again once it holds the leader's whole log. A marker file
 //! keeps the rebuild going across restarts until it is a voter again.
 
-use crate::peer::{Link, PeerReply, PeerRequest};
+use crate::peer::{PeerReply, PeerRequest, Peers};
 use crate::status::Status;
 use crate::{Dirs, ReconfigError, ReplicationError};
 use paddock_storage::Disk;
-use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -72,11 +71,7 @@ pub(crate) fn underway(disk: &dyn Disk, dirs: &Dirs) -> bool {
 /// again from nothing. Every other configured server is asked until the leader
 /// answers; a refusal, or no leader within `STEP_ASIDE_LIMIT`, stops
 /// start-up.
-pub(crate) async fn step_aside(
-    me: u64,
-    spec: &str,
-    peers: &BTreeMap<u64, String>,
-) -> Result<(), ReplicationError> {
+pub(crate) async fn step_aside(me: u64, spec: &str, peers: &Peers) -> Result<(), ReplicationError> {
     let until = Instant::now() + STEP_ASIDE_LIMIT;
     let ask = PeerRequest::SetVoter {
         id: me,
@@ -85,7 +80,7 @@ pub(crate) async fn step_aside(
     };
     loop {
         for (id, peer) in peers.iter().filter(|(id, _)| **id != me) {
-            match Link::new(peer).call(&ask, Duration::from_secs(10)).await {
+            match peers.link(peer).call(&ask, Duration::from_secs(10)).await {
                 Ok(PeerReply::Reconfigured(Ok(version))) => {
                     info!(leader = id, version, "no longer a voter while rebuilding");
                     return Ok(());
@@ -116,7 +111,7 @@ pub(crate) async fn rejoin(
     mut status: watch::Receiver<Status>,
     me: u64,
     voter_spec: Option<String>,
-    local: std::sync::Arc<BTreeMap<u64, String>>,
+    peers: Peers,
     disk: std::sync::Arc<dyn Disk>,
     dirs: Dirs,
 ) {
@@ -132,17 +127,17 @@ pub(crate) async fn rejoin(
             let s = status.borrow();
             s.leader
                 .and_then(|l| s.members.iter().find(|m| m.id == l))
-                .map(|m| crate::network::Network::spec_of(&local, m.id, &m.spec))
+                .map(|m| peers.link_to(m.id, &m.spec))
         };
         let done = match (&voter_spec, leader) {
             (None, _) => true,
-            (Some(spec), Some(leader)) => {
+            (Some(spec), Some(mut leader)) => {
                 let ask = PeerRequest::SetVoter {
                     id: me,
                     spec: spec.clone(),
                     voter: true,
                 };
-                match Link::new(&leader).call(&ask, Duration::from_secs(10)).await {
+                match leader.call(&ask, Duration::from_secs(10)).await {
                     Ok(PeerReply::Reconfigured(Ok(version))) => {
                         info!(version, "a voter again");
                         true

@@ -2,8 +2,12 @@
 //! <commandURL>` lists the commands, `GET <commandURL>/<name>` answers one
 //! as JSON (names and aliases as ZooKeeper's, e.g. `monitor` or `mntr`),
 //! and `GET /metrics` gives the mntr figures in Prometheus' text format
-//! under ZooKeeper's metric names. The same router serves a separate
-//! metrics listener when `metricsProvider.httpPort` is set.
+//! under ZooKeeper's metric names. A separate metrics listener
+//! (`metricsProvider.httpPort`) serves `/metrics` and nothing else, so a
+//! scraper never reaches the commands. Commands that change the server's
+//! state or show its sessions (`SENSITIVE`) answer 403 unless
+//! `admin.sensitiveCommands=true` (ZooKeeper 3.9 asks for authentication
+//! for them).
 
 use crate::fourlw::{self, Metric};
 use crate::shared::Shared;
@@ -45,6 +49,18 @@ pub const COMMANDS: [(&str, Option<&str>); 20] = [
     ("watches_by_path", Some("wchp")),
 ];
 
+/// Commands that reset or set something, or show sessions, their
+/// clients' addresses and the paths they watch or own.
+pub const SENSITIVE: [&str; 7] = [
+    "connection_stat_reset",
+    "connections",
+    "dump",
+    "set_trace_mask",
+    "stat_reset",
+    "watches",
+    "watches_by_path",
+];
+
 fn canonical(name: &str) -> Option<&'static str> {
     COMMANDS
         .iter()
@@ -66,9 +82,15 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// Serves `router` on `listener` until `shutdown`.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
-    let app = router(shared);
+/// The metrics listener's routes: `/metrics` only.
+pub fn metrics_router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(shared)
+}
+
+/// Serves `app` on `listener` until `shutdown`.
+pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationToken) {
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
@@ -98,6 +120,13 @@ async fn command(
         // ZooKeeper answers 200 and names the problem in "error".
         return json_response(StatusCode::OK, &body);
     };
+    if SENSITIVE.contains(&cmd) && !shared.config.admin_sensitive_commands {
+        let body = json!({
+            "command": cmd,
+            "error": format!("{cmd} changes the server or shows its sessions: set admin.sensitiveCommands=true to allow it"),
+        });
+        return json_response(StatusCode::FORBIDDEN, &body);
+    }
     let mut body = match run(&shared, cmd, &params) {
         Ok(fields) => fields,
         Err(error) => {

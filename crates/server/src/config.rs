@@ -49,6 +49,12 @@ pub struct ServerConfig {
     pub admin_addr: Option<SocketAddr>,
     /// Where admin commands live (`admin.commandURL`).
     pub admin_command_url: String,
+    /// `paddock.quorum.secretFile`: a file holding the secret every peer
+    /// connection of the ensemble proves (docs/security.md).
+    pub quorum_secret_file: Option<PathBuf>,
+    /// `admin.sensitiveCommands`: whether the admin commands that change
+    /// the server or show its sessions answer (off: 403).
+    pub admin_sensitive_commands: bool,
     /// A Prometheus `/metrics` listener (`metricsProvider.className`
     /// naming the Prometheus provider, `metricsProvider.httpHost/httpPort`).
     pub metrics_addr: Option<SocketAddr>,
@@ -176,6 +182,8 @@ impl Default for ServerConfig {
             read_only_mode: false,
             admin_addr: None,
             admin_command_url: "/commands".to_owned(),
+            admin_sensitive_commands: false,
+            quorum_secret_file: None,
             metrics_addr: None,
             log_level: None,
             rebuild: false,
@@ -428,6 +436,8 @@ impl ServerConfig {
                 }
                 "admin.enableServer" | "admin.serverAddress" | "admin.serverPort" => {}
                 "admin.commandURL" => self.admin_command_url = v.clone(),
+                "admin.sensitiveCommands" => self.admin_sensitive_commands = boolean(key, v)?,
+                "paddock.quorum.secretFile" => self.quorum_secret_file = Some(PathBuf::from(v)),
                 "metricsProvider.className"
                 | "metricsProvider.httpHost"
                 | "metricsProvider.httpPort" => {}

@@ -27,6 +27,28 @@ pub enum RecoveryError {
     RebuildStandalone,
     #[error("cannot set the damaged files aside: {0}")]
     SetAside(std::io::Error),
+    #[error("paddock.quorum.secretFile {path}: {why}")]
+    Secret { path: PathBuf, why: String },
+}
+
+/// The fewest bytes a quorum secret may have.
+const MIN_SECRET_BYTES: usize = 16;
+
+/// The quorum secret from `path` (surrounding whitespace is not part of it).
+fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, RecoveryError> {
+    let fail = |why: String| RecoveryError::Secret {
+        path: path.to_owned(),
+        why,
+    };
+    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    let secret = bytes.trim_ascii().to_vec();
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(fail(format!(
+            "the secret has {} bytes; it needs at least {MIN_SECRET_BYTES}",
+            secret.len()
+        )));
+    }
+    Ok(secret)
 }
 
 /// Holds the data directory's lock for as long as the server runs.
@@ -118,6 +140,10 @@ pub fn recover_state(
             disk.remove(&path).map_err(dir_err)?;
         }
     }
+    let secret = match &config.quorum_secret_file {
+        Some(path) => Some(read_secret(path)?),
+        None => None,
+    };
     let options = Options {
         node_id: u64::from(config.server_id),
         dirs,
@@ -137,6 +163,7 @@ pub fn recover_state(
                 voters: specs(false),
                 observers: specs(true),
                 listen: e.peer_addr,
+                secret: secret.clone(),
             }
         }),
     };

@@ -48,11 +48,29 @@ pub struct StuckStopping(&'static str);
 /// How long a stop may take once the listener is closed.
 const STOP_WITHIN: Duration = Duration::from_secs(15);
 
+/// What an HTTP listener serves.
+#[derive(Clone, Copy)]
+enum Http {
+    /// The admin commands (and /metrics).
+    Admin,
+    /// /metrics only.
+    Metrics,
+}
+
+impl Http {
+    fn serves(self) -> &'static str {
+        match self {
+            Http::Admin => "admin HTTP and /metrics",
+            Http::Metrics => "/metrics",
+        }
+    }
+}
+
 /// A bound, not yet running, server.
 pub struct Server {
     listener: TcpListener,
     /// The admin HTTP and Prometheus listeners, when configured.
-    http: Vec<TcpListener>,
+    http: Vec<(TcpListener, Http)>,
     shared: Arc<Shared>,
     proposals: mpsc::Receiver<pipeline::Proposal>,
     replica: Arc<Replica>,
@@ -77,10 +95,13 @@ impl Server {
         let listener = listen(config.client_addr, "clientPort").await?;
         let mut http = Vec::new();
         if let Some(addr) = config.admin_addr {
-            http.push(listen(addr, "admin.serverPort").await?);
+            http.push((listen(addr, "admin.serverPort").await?, Http::Admin));
         }
         if let Some(addr) = config.metrics_addr {
-            http.push(listen(addr, "metricsProvider.httpPort").await?);
+            http.push((
+                listen(addr, "metricsProvider.httpPort").await?,
+                Http::Metrics,
+            ));
         }
         let mut config = config;
         // Port 0 asks for any free port: record the one we got (conf shows it).
@@ -161,11 +182,15 @@ impl Server {
             shutdown.clone(),
         ));
         tasks.spawn(reap_nodes(shared.clone(), shutdown.clone()));
-        for l in http {
+        for (l, kind) in http {
+            let app = match kind {
+                Http::Admin => crate::admin::router(shared.clone()),
+                Http::Metrics => crate::admin::metrics_router(shared.clone()),
+            };
             if let Ok(addr) = l.local_addr() {
-                info!(%addr, "admin HTTP and /metrics");
+                info!(%addr, "{}", kind.serves());
             }
-            tasks.spawn(crate::admin::serve(l, shared.clone(), shutdown.clone()));
+            tasks.spawn(crate::admin::serve(l, app, shutdown.clone()));
         }
         info!(addr = %listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()), "serving");
         let per_ip: PerIpMap = Arc::default();

@@ -840,6 +840,81 @@ async fn a_member_whose_log_is_damaged_is_rebuilt_from_the_ensemble_and_votes_ag
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_prove_the_ensemble_secret_and_a_stranger_is_dropped_unread() {
+    let secrets = tempfile::tempdir().unwrap();
+    let (right, wrong) = (secrets.path().join("right"), secrets.path().join("wrong"));
+    std::fs::write(&right, "a secret of the ensemble, 42 bytes long..\n").unwrap();
+    std::fs::write(&wrong, "another secret, just as long as the first.\n").unwrap();
+    let key = |p: &std::path::Path| format!("paddock.quorum.secretFile={}", p.display());
+    let mut e = Ensemble::start(3, 0, &key(&right), false).await;
+    let leader = e.wait_for_leader().await;
+    let mut c = Client::open(vec![e.addr(leader)], 0).await;
+    assert_eq!(c.call(&create_request("/w", 0, b"")).await.err, 0);
+    let before = e.wait_converged().await;
+
+    // A connection that does not start with the handshake is dropped
+    // before anything it sends is read.
+    let peer = e.members.iter().find(|m| m.id == leader).unwrap().peer;
+    let mut stranger = TcpStream::connect(("127.0.0.1", peer)).unwrap();
+    stranger.write_all(&[0, 0, 0, 4, 1, 7, 0, 0]).unwrap();
+    stranger
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = stranger.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "{rest:?}");
+    wait_until(
+        Duration::from_secs(10),
+        "the leader to log the drop",
+        || {
+            e.log(leader)
+                .contains("dropped a peer connection: the peer did not authenticate")
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(e.wait_converged().await, before);
+
+    // A server with another secret does not get in.
+    let outsider = (1..=3).find(|id| *id != leader).unwrap();
+    e.kill9(outsider);
+    let cfg = std::fs::read_to_string(e.cfg_path(outsider)).unwrap();
+    std::fs::write(
+        e.cfg_path(outsider),
+        cfg.replace(&key(&right), &key(&wrong)),
+    )
+    .unwrap();
+    e.launch(outsider);
+    wait_until(
+        Duration::from_secs(10),
+        "the outsider to be refused",
+        || {
+            e.log(leader)
+                .contains("the peer does not hold the ensemble's secret")
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(c.call(&create_request("/w/without", 0, b"")).await.err, 0);
+    // Replication would bring the write in milliseconds: for two seconds
+    // the outsider does not have it.
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(2) {
+        let (theirs, ours) = (e.four_letter(outsider, "hash"), e.four_letter(leader, "hash"));
+        assert_ne!(theirs, ours, "the outsider got the leader's state");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // With the right secret it joins and catches up.
+    e.kill9(outsider);
+    std::fs::write(e.cfg_path(outsider), cfg).unwrap();
+    e.launch(outsider);
+    e.wait_for_leader().await;
+    let hashes = e.wait_converged().await;
+    assert_ne!(hashes, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_paused_past_the_session_timeout_is_replaced_and_rejoins() {
     let e = Ensemble::start(3, 0, "", false).await;
     let leader = e.wait_for_leader().await;

@@ -82,6 +82,7 @@ async fn busy_server(admin: SocketAddr) -> (TestServer, Raw) {
     let s = TestServer::start_with(|c| {
         c.four_letter_whitelist = vec!["*".into()];
         c.admin_addr = Some(admin);
+        c.admin_sensitive_commands = true;
         c.tick_time_ms = 2000;
     })
     .await;
@@ -171,6 +172,36 @@ async fn admin_commands_answer_json_with_zookeeper_names() {
         error.as_str().is_some_and(|e| e.contains("traceMask")),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn the_metrics_port_serves_only_metrics_and_sensitive_commands_need_allowing() {
+    let (admin, metrics) = (free_addr(), free_addr());
+    let _s = TestServer::start_with(|c| {
+        c.admin_addr = Some(admin);
+        c.metrics_addr = Some(metrics);
+    })
+    .await;
+    let (status, text) = http_get(metrics, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(text.contains("znode_count"), "{text}");
+    for path in ["/commands", "/commands/dump", "/commands/monitor"] {
+        assert_eq!(http_get(metrics, path).await.0, 404, "{path}");
+    }
+    assert_eq!(http_get(admin, "/commands/monitor").await.0, 200);
+    for name in paddock_server::admin::SENSITIVE {
+        let (status, body) = http_get(admin, &format!("/commands/{name}")).await;
+        assert_eq!(status, 403, "{name}: {body}");
+        let error = serde_json::from_str::<Value>(&body).expect("json")["error"].clone();
+        assert!(
+            error
+                .as_str()
+                .is_some_and(|e| e.contains("admin.sensitiveCommands")),
+            "{body}"
+        );
+    }
+    // Not run: the trace mask is as it was.
+    assert!(http_get(admin, "/commands/gtmk").await.1.contains("306"));
 }
 
 #[tokio::test]
