@@ -172,15 +172,19 @@ struct ServerArgs {
     /// member whose files are damaged. Needs a quorum of the others running.
     #[arg(long)]
     rebuild: bool,
+    /// A ZooKeeper Java system property, as zkServer.sh passes them
+    /// (also read from SERVER_JVMFLAGS and JVMFLAGS): `zookeeper.X` is
+    /// zoo.cfg's X, which wins; JVM-only ones are ignored.
+    #[arg(short = 'D', value_name = "NAME=VALUE")]
+    define: Vec<String>,
 }
 
 impl ServerArgs {
     /// The settings, and warnings about keys that were not used.
     fn into_config(self) -> anyhow::Result<(ServerConfig, Vec<String>)> {
-        let (mut cfg, warnings) = match &self.config {
-            Some(path) => ServerConfig::from_zoo_cfg(path)?,
-            None => (ServerConfig::default(), Vec::new()),
-        };
+        let mut defines = paddock_server::config::jvm_flags_from_env();
+        defines.extend(self.define);
+        let (mut cfg, warnings) = ServerConfig::from_sources(self.config.as_deref(), &defines)?;
         if let Some(tick) = self.tick_time {
             anyhow::ensure!(tick > 0, "--tick-time must be positive");
             cfg.tick_time_ms = tick;

@@ -251,6 +251,68 @@ pub struct Properties {
     pub client_port_given: bool,
 }
 
+/// Java system properties that only the JVM or ZooKeeper's logging
+/// read: passed over quietly.
+const JVM_ONLY: [&str; 14] = [
+    "java.",
+    "javax.",
+    "jdk.",
+    "sun.",
+    "com.sun.",
+    "log4j",
+    "logback.",
+    "file.encoding",
+    "user.",
+    "networkaddress.",
+    "zookeeper.log.",
+    "zookeeper.root.logger",
+    "zookeeper.tracelog.",
+    "zookeeper.jmx.log4j.disable",
+];
+
+/// ZooKeeper's Java system properties (`name=value` each, as given to
+/// `-D`) as zoo.cfg keys: `zookeeper.X` is zoo.cfg's `X` (ZooKeeper makes
+/// each zoo.cfg key it does not know that property), any other name is
+/// taken as it is, and JVM-only ones are dropped. A define without `=`
+/// is an error, as `java` would not take it either.
+pub fn system_properties(defines: &[String]) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut props = BTreeMap::new();
+    for define in defines {
+        let (name, value) = define.split_once('=').ok_or_else(|| ConfigError::Value {
+            file: "-D".into(),
+            key: define.clone(),
+            message: "a system property is -Dname=value".into(),
+        })?;
+        if JVM_ONLY.iter().any(|p| name.starts_with(p)) {
+            continue;
+        }
+        let key = match name.strip_prefix("zookeeper.") {
+            Some(key) if !FULL_NAMES.contains(&name) => key,
+            _ => name,
+        };
+        props.insert(key.to_owned(), value.to_owned());
+    }
+    Ok(props)
+}
+
+/// Property names read under their full `zookeeper.` name.
+const FULL_NAMES: [&str; 1] = ["zookeeper.DigestAuthenticationProvider.superDigest"];
+
+/// The `-D` settings zkServer.sh would pass to ZooKeeper's JVM: from
+/// `SERVER_JVMFLAGS` and `JVMFLAGS` (its environment), in that order.
+pub fn jvm_flags_from_env() -> Vec<String> {
+    ["SERVER_JVMFLAGS", "JVMFLAGS"]
+        .iter()
+        .filter_map(|var| std::env::var(var).ok())
+        .flat_map(|flags| {
+            flags
+                .split_whitespace()
+                .filter_map(|f| f.strip_prefix("-D").map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// Keys ZooKeeper accepts that Paddock does not act on.
 const IGNORED_KEYS: [&str; 7] = [
     "initLimit",
@@ -267,18 +329,40 @@ impl ServerConfig {
     /// Reads a zoo.cfg file over the defaults. Unknown keys are returned as
     /// warnings, not errors; a bad value is an error naming file and key.
     pub fn from_zoo_cfg(path: &Path) -> Result<(ServerConfig, Vec<String>), ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let mut cfg = ServerConfig {
-            // ZooKeeper binds every interface unless clientPortAddress is set.
-            client_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 2181),
-            ..ServerConfig::default()
+        Self::from_sources(Some(path), &[])
+    }
+
+    /// The settings from ZooKeeper's Java system properties (`defines`:
+    /// `name=value`, see `system_properties`) and then a zoo.cfg file,
+    /// whose keys win as they do in ZooKeeper (it sets a property for
+    /// each key). Without a file, the defaults (127.0.0.1:2181).
+    pub fn from_sources(
+        path: Option<&Path>,
+        defines: &[String],
+    ) -> Result<(ServerConfig, Vec<String>), ConfigError> {
+        let mut props: BTreeMap<String, String> = system_properties(defines)?;
+        let (mut cfg, label) = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                props.extend(parse_properties(&text));
+                let cfg = ServerConfig {
+                    // ZooKeeper binds every interface unless clientPortAddress is set.
+                    client_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 2181),
+                    ..ServerConfig::default()
+                };
+                let label = match defines.is_empty() {
+                    true => path.display().to_string(),
+                    false => format!("{} and -D", path.display()),
+                };
+                (cfg, label)
+            }
+            None => (ServerConfig::default(), "-D".to_owned()),
         };
-        let file = path.display().to_string();
-        let lines = cfg.apply_properties(&file, &text)?;
-        cfg.join_ensemble(&file, &lines)?;
+        let lines = cfg.apply_map(&label, props)?;
+        cfg.join_ensemble(&label, &lines)?;
         Ok((cfg, lines.warnings))
     }
 
@@ -353,7 +437,14 @@ impl ServerConfig {
     /// Applies zoo.cfg text; returns the `server.N` lines (for
     /// `join_ensemble`) and warnings for keys that are not used.
     pub fn apply_properties(&mut self, file: &str, text: &str) -> Result<Properties, ConfigError> {
-        let props: BTreeMap<String, String> = parse_properties(text).into_iter().collect();
+        self.apply_map(file, parse_properties(text).into_iter().collect())
+    }
+
+    fn apply_map(
+        &mut self,
+        file: &str,
+        props: BTreeMap<String, String>,
+    ) -> Result<Properties, ConfigError> {
         let mut warnings = Vec::new();
         let err = |key: &str, message: String| ConfigError::Value {
             file: file.to_owned(),
@@ -529,6 +620,45 @@ fn parse_int_maybe_hex(v: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn system_properties_are_zoo_cfg_keys_and_the_file_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("zoo.cfg");
+        std::fs::write(
+            &cfg,
+            format!("dataDir={}\nsnapCount=7\n", dir.path().display()),
+        )
+        .unwrap();
+        let defines: Vec<String> = [
+            "zookeeper.snapCount=99",
+            "readonlymode.enabled=true",
+            "zookeeper.DigestAuthenticationProvider.superDigest=super:abc=",
+            "zookeeper.4lw.commands.whitelist=dump,ruok",
+            "file.encoding=UTF-8",
+            "log4j.configuration=file:/etc/log4j.properties",
+            "zookeeper.log.dir=/var/log/zookeeper",
+            "java.net.preferIPv4Stack=true",
+        ]
+        .map(String::from)
+        .to_vec();
+        let (c, warnings) = super::ServerConfig::from_sources(Some(&cfg), &defines).unwrap();
+        assert_eq!(c.snap_count, 7, "zoo.cfg wins");
+        assert!(c.read_only_mode);
+        assert_eq!(c.super_digest.as_deref(), Some("super:abc="));
+        assert_eq!(c.four_letter_whitelist, ["dump", "ruok"]);
+        assert!(warnings.is_empty(), "{warnings:?}");
+
+        let (c, warnings) = super::ServerConfig::from_sources(
+            None,
+            &["zookeeper.snapCount=99".into(), "foo.bar=1".into()],
+        )
+        .unwrap();
+        assert_eq!(c.snap_count, 99);
+        assert_eq!(warnings, ["-D: unknown key 'foo.bar' ignored"]);
+        let err = super::ServerConfig::from_sources(None, &["novalue".into()]).unwrap_err();
+        assert!(err.to_string().contains("-Dname=value"), "{err}");
+    }
+
     use super::*;
 
     #[test]

@@ -20,9 +20,15 @@ impl Running {
     /// Starts `paddock server` with `args` and waits for the line naming
     /// its client address; returns it with every line logged before it.
     fn start(args: &[&str]) -> (Running, SocketAddr, Vec<String>) {
+        Self::start_with_env(args, &[])
+    }
+
+    /// `start` with these environment variables set.
+    fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> (Running, SocketAddr, Vec<String>) {
         let mut child = paddock()
             .arg("server")
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())
             .spawn()
@@ -103,6 +109,35 @@ async fn the_server_starts_from_a_zoo_cfg_answers_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+}
+
+/// zkServer.sh hands ZooKeeper its settings as Java system properties:
+/// from SERVER_JVMFLAGS and `-D` on the command line they are zoo.cfg's
+/// keys (`zookeeper.X` is `X`); JVM-only ones pass without a word.
+#[tokio::test]
+async fn java_system_properties_set_what_zookeeper_reads_from_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (_server, addr, logged) = Running::start_with_env(
+        &[
+            "--port",
+            "0",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "-Dzookeeper.4lw.commands.whitelist=dump,ruok",
+        ],
+        &[(
+            "SERVER_JVMFLAGS",
+            "-Xmx512m -Dfile.encoding=UTF-8 -Dlog4j.configuration=file:/etc/zk/log4j.properties -Dzookeeper.log.dir=/var/log/zk",
+        )],
+    );
+    assert!(
+        !logged.iter().any(|l| l.contains("unknown key")),
+        "{logged:?}"
+    );
+    // dump is not among the words allowed by default.
+    assert!(four_letter(addr, "dump").await.contains("Session"));
+    assert!(four_letter(addr, "srvr").await.contains("is not executed"));
 }
 
 /// Context switches of every thread of process `pid` so far.

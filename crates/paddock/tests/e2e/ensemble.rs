@@ -900,7 +900,10 @@ async fn peers_prove_the_ensemble_secret_and_a_stranger_is_dropped_unread() {
     // the outsider does not have it.
     let watched = Instant::now();
     while watched.elapsed() < Duration::from_secs(2) {
-        let (theirs, ours) = (e.four_letter(outsider, "hash"), e.four_letter(leader, "hash"));
+        let (theirs, ours) = (
+            e.four_letter(outsider, "hash"),
+            e.four_letter(leader, "hash"),
+        );
         assert_ne!(theirs, ours, "the outsider got the leader's state");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
