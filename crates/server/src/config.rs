@@ -29,6 +29,11 @@ pub struct ServerConfig {
     pub server_id: u8,
     /// Requests one connection may have outstanding before reads pause.
     pub max_outstanding_per_connection: usize,
+    /// `maxCnxns`: client connections in all; 0 = unlimited.
+    pub max_cnxns: usize,
+    /// `globalOutstandingLimit`: requests outstanding on all connections
+    /// together before every connection stops reading (backpressure).
+    pub global_outstanding_limit: usize,
     /// Transactions between snapshots (`snapCount`).
     pub snap_count: u64,
     /// Snapshots kept; older ones and the log they cover are deleted
@@ -174,6 +179,8 @@ impl Default for ServerConfig {
             handshake_timeout_ms: 10_000,
             server_id: 1,
             max_outstanding_per_connection: 1000,
+            max_cnxns: 0,
+            global_outstanding_limit: 1000,
             snap_count: 100_000,
             snap_retain_count: 3,
             wal_segment_bytes: 64 << 20,
@@ -492,6 +499,10 @@ impl ServerConfig {
                 "minSessionTimeout" => self.min_session_timeout_ms = num(key, v, err)?,
                 "maxSessionTimeout" => self.max_session_timeout_ms = num(key, v, err)?,
                 "maxClientCnxns" => self.max_client_cnxns = num(key, v, err)?,
+                "maxCnxns" => self.max_cnxns = num(key, v, err)?,
+                "globalOutstandingLimit" => {
+                    self.global_outstanding_limit = num::<usize>(key, v, err)?.max(1)
+                }
                 "jute.maxbuffer" => {
                     self.max_frame_bytes = parse_int_maybe_hex(v)
                         .ok_or_else(|| err(key, format!("'{v}' is not a valid number")))?

@@ -382,6 +382,7 @@ impl Connection {
 
     async fn serve(&mut self) -> Result<(), Stop> {
         let max_outstanding = self.shared.config.max_outstanding_per_connection;
+        let shared = self.shared.clone();
         loop {
             self.absorb();
             let done = self.answer_ready();
@@ -406,16 +407,34 @@ impl Connection {
                 // Sent to since the last take: take it in first.
                 continue;
             }
-            let can_read = !self.closing && self.queue.len() < max_outstanding;
+            // Throttled: wait to be told it lifted, registered before a
+            // second look so a release in between is not missed (boxed, and
+            // only then: an idle connection's task stays small).
+            let mut unthrottled = None;
+            let throttled = shared.throttled() && {
+                let mut wait = Box::pin(shared.unthrottled.notified());
+                wait.as_mut().enable();
+                unthrottled = Some(wait);
+                shared.throttled()
+            };
+            let can_read = !self.closing && self.queue.len() < max_outstanding && !throttled;
             tokio::select! {
                 _ = self.close.cancelled() => return Err(Stop::Closed),
                 // Taken in at the top of the loop.
                 _ = self.outbox.sent() => {}
+                _ = async {
+                    if let Some(wait) = unthrottled.as_mut() {
+                        wait.await;
+                    }
+                }, if throttled => {}
                 f = self.frames.next(), if can_read => {
                     self.on_frame(f)?;
                     // Take every request already received before replying,
                     // so a pipelining client gets its replies in one write.
-                    while !self.closing && self.queue.len() < max_outstanding {
+                    while !self.closing
+                        && self.queue.len() < max_outstanding
+                        && !self.shared.throttled()
+                    {
                         match self.frames.try_next() {
                             Some(f) => self.on_frame(f)?,
                             None => break,
@@ -502,10 +521,7 @@ impl Connection {
                 .record_latency(kind, done.elapsed().as_micros() as u64);
             Stats::bump(&self.shared.stats.packets_sent);
             Stats::bump(&self.info.sent);
-            self.shared
-                .stats
-                .outstanding
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            self.shared.settle_outstanding(1);
             self.info.queued.store(
                 self.queue.len() as u64,
                 std::sync::atomic::Ordering::Relaxed,
@@ -899,10 +915,7 @@ impl Connection {
 impl Drop for Connection {
     /// Requests still queued when the connection ends are no longer outstanding.
     fn drop(&mut self) {
-        self.shared.stats.outstanding.fetch_sub(
-            self.queue.len() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        self.shared.settle_outstanding(self.queue.len() as u64);
     }
 }
 
@@ -944,8 +957,7 @@ mod tests {
     use crate::config::ServerConfig;
     use crate::session::SessionTracker;
     use paddock_tree::{DataTree, TreeConfig};
-    use parking_lot::{Mutex, RwLock};
-    use std::collections::HashMap;
+    use parking_lot::RwLock;
     use tokio::net::TcpListener;
     use tokio::sync::mpsc;
 
@@ -966,8 +978,8 @@ mod tests {
             .await
             .unwrap();
         let (stream, peer) = listener.accept().await.unwrap();
-        let counts = Arc::new(Mutex::new(HashMap::new()));
-        let slot = IpSlot::take(&counts, peer.ip(), 0).unwrap();
+        let counts = crate::server::PerIpMap::default();
+        let slot = IpSlot::take(&counts, peer.ip(), 0, 0).unwrap();
         let task = serve(shared, stream, peer, 1, slot);
         let bytes = std::mem::size_of_val(&task);
         assert!(bytes <= 768, "a connection's task takes {bytes} bytes");

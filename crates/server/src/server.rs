@@ -207,10 +207,17 @@ impl Server {
                     }
                 },
             };
-            let Some(slot) = IpSlot::take(&per_ip, peer.ip(), shared.config.max_client_cnxns)
-            else {
-                warn!(%peer, limit = shared.config.max_client_cnxns, "too many connections from this address; closing");
-                continue;
+            let c = &shared.config;
+            let slot = match IpSlot::take(&per_ip, peer.ip(), c.max_client_cnxns, c.max_cnxns) {
+                Ok(slot) => slot,
+                Err(Full::ThisAddress) => {
+                    warn!(%peer, limit = c.max_client_cnxns, "too many connections from this address (maxClientCnxns); closing");
+                    continue;
+                }
+                Err(Full::Server) => {
+                    warn!(%peer, limit = c.max_cnxns, "too many connections (maxCnxns); closing");
+                    continue;
+                }
             };
             next_id += 1;
             tasks.spawn(conn::serve(shared.clone(), stream, peer, next_id, slot));
@@ -253,26 +260,53 @@ pub(crate) struct PerIp {
     ids: Arc<Vec<Id>>,
 }
 
-pub(crate) type PerIpMap = Arc<Mutex<HashMap<IpAddr, PerIp>>>;
+/// The open client connections: by address, and in all.
+#[derive(Default)]
+pub(crate) struct Connections {
+    by_ip: HashMap<IpAddr, PerIp>,
+    total: usize,
+}
 
-/// One connection's place in the per-IP count, given back on drop.
+pub(crate) type PerIpMap = Arc<Mutex<Connections>>;
+
+/// Why a connection was not taken.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Full {
+    /// `maxClientCnxns` from this address.
+    ThisAddress,
+    /// `maxCnxns` in all.
+    Server,
+}
+
+/// One connection's place in the counts, given back on drop.
 pub(crate) struct IpSlot {
     counts: PerIpMap,
     ip: IpAddr,
 }
 
 impl IpSlot {
-    pub(crate) fn take(counts: &PerIpMap, ip: IpAddr, limit: usize) -> Option<IpSlot> {
-        let mut map = counts.lock();
-        let per_ip = map.entry(ip).or_insert_with(|| PerIp {
+    /// A place for a connection from `ip`, if neither `per_ip` from one
+    /// address nor `total` in all (0: no limit) is reached.
+    pub(crate) fn take(
+        counts: &PerIpMap,
+        ip: IpAddr,
+        per_ip: usize,
+        total: usize,
+    ) -> Result<IpSlot, Full> {
+        let mut c = counts.lock();
+        if total != 0 && c.total >= total {
+            return Err(Full::Server);
+        }
+        let here = c.by_ip.entry(ip).or_insert_with(|| PerIp {
             connections: 0,
             ids: ip_identity(ip),
         });
-        if limit != 0 && per_ip.connections >= limit {
-            return None;
+        if per_ip != 0 && here.connections >= per_ip {
+            return Err(Full::ThisAddress);
         }
-        per_ip.connections += 1;
-        Some(IpSlot {
+        here.connections += 1;
+        c.total += 1;
+        Ok(IpSlot {
             counts: counts.clone(),
             ip,
         })
@@ -280,7 +314,7 @@ impl IpSlot {
 
     /// The identities a connection from this address starts with.
     pub(crate) fn ids(&self) -> Arc<Vec<Id>> {
-        match self.counts.lock().get(&self.ip) {
+        match self.counts.lock().by_ip.get(&self.ip) {
             Some(per_ip) => per_ip.ids.clone(),
             None => ip_identity(self.ip),
         }
@@ -294,11 +328,12 @@ fn ip_identity(ip: IpAddr) -> Arc<Vec<Id>> {
 
 impl Drop for IpSlot {
     fn drop(&mut self) {
-        let mut map = self.counts.lock();
-        if let Some(per_ip) = map.get_mut(&self.ip) {
+        let mut c = self.counts.lock();
+        c.total -= 1;
+        if let Some(per_ip) = c.by_ip.get_mut(&self.ip) {
             per_ip.connections -= 1;
             if per_ip.connections == 0 {
-                map.remove(&self.ip);
+                c.by_ip.remove(&self.ip);
             }
         }
     }
@@ -538,20 +573,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn connections_from_one_address_share_its_identity_and_count_against_the_limit() {
+    fn connections_from_one_address_share_its_identity_and_count_against_the_limits() {
         let counts = PerIpMap::default();
         let ip: IpAddr = "10.0.0.7".parse().unwrap();
-        let first = IpSlot::take(&counts, ip, 2).unwrap();
-        let second = IpSlot::take(&counts, ip, 2).unwrap();
-        assert!(IpSlot::take(&counts, ip, 2).is_none(), "maxClientCnxns");
+        let first = IpSlot::take(&counts, ip, 2, 3).unwrap();
+        let second = IpSlot::take(&counts, ip, 2, 3).unwrap();
+        assert_eq!(
+            IpSlot::take(&counts, ip, 2, 3).err(),
+            Some(Full::ThisAddress)
+        );
         assert!(Arc::ptr_eq(&first.ids(), &second.ids()));
         assert_eq!(*first.ids(), [acl::id(acl::IP, "10.0.0.7")]);
-        let other = IpSlot::take(&counts, "10.0.0.8".parse().unwrap(), 2).unwrap();
+        let eight: IpAddr = "10.0.0.8".parse().unwrap();
+        let other = IpSlot::take(&counts, eight, 2, 3).unwrap();
         assert_eq!(*other.ids(), [acl::id(acl::IP, "10.0.0.8")]);
+        assert_eq!(IpSlot::take(&counts, eight, 2, 3).err(), Some(Full::Server));
         drop(first);
-        let third = IpSlot::take(&counts, ip, 2).unwrap();
+        let third = IpSlot::take(&counts, ip, 2, 3).unwrap();
         drop((second, third));
-        assert!(!counts.lock().contains_key(&ip), "the last one forgets it");
-        assert_eq!(counts.lock().len(), 1);
+        assert!(
+            !counts.lock().by_ip.contains_key(&ip),
+            "the last one forgets it"
+        );
+        assert_eq!(counts.lock().by_ip.len(), 1);
+        assert_eq!(counts.lock().total, 1);
     }
 }

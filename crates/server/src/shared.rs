@@ -58,6 +58,9 @@ pub struct Shared {
     /// Told whenever `/zookeeper/config` may have changed (a membership
     /// transaction applied, or a snapshot installed).
     pub config_changed: tokio::sync::watch::Sender<()>,
+    /// Woken when the requests outstanding on all connections fall back
+    /// under `globalOutstandingLimit`.
+    pub unthrottled: tokio::sync::Notify,
 }
 
 /// ZooKeeper's default trace mask: client requests, server packets,
@@ -105,7 +108,25 @@ impl Shared {
             service: Mutex::new(serving.child_token()),
             serving,
             config_changed: tokio::sync::watch::Sender::new(()),
+            unthrottled: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Whether the requests outstanding on all connections reach
+    /// `globalOutstandingLimit`: then no connection reads more.
+    pub fn throttled(&self) -> bool {
+        self.stats.outstanding.load(Ordering::Relaxed)
+            >= self.config.global_outstanding_limit as u64
+    }
+
+    /// `n` requests are no longer outstanding (answered, or their
+    /// connection ended); wakes the connections if that lifts the throttle.
+    pub fn settle_outstanding(&self, n: u64) {
+        let before = self.stats.outstanding.fetch_sub(n, Ordering::Relaxed);
+        let limit = self.config.global_outstanding_limit as u64;
+        if before >= limit && before - n < limit {
+            self.unthrottled.notify_waiters();
+        }
     }
 
     /// Whether the trace mask has `bit` set.

@@ -620,3 +620,48 @@ async fn a_silent_connection_does_not_delay_a_stop() {
     );
     drop(silent);
 }
+
+/// `globalOutstandingLimit`: past it no connection reads more until
+/// replies bring the total back under it. With a limit of one, three
+/// connections pipelining writes and reads wait on each other at almost
+/// every request; a wake-up lost on the way would leave one hanging.
+/// `maxCnxns` closes a connection past the total at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_global_limits_hold_requests_back_and_refuse_connections_past_them() {
+    let s = TestServer::start_with(|c| {
+        c.global_outstanding_limit = 1;
+        c.max_cnxns = 3;
+    })
+    .await;
+    let mut clients = Vec::new();
+    for k in 0..3 {
+        let (mut raw, _) = Raw::session(s.addr, 10_000).await;
+        clients.push(tokio::spawn(async move {
+            let mut all = BytesMut::new();
+            for i in 0..150 {
+                let req = match i % 2 {
+                    0 => create(&format!("/g{k}-{i}"), 0),
+                    _ => get_data(&format!("/g{k}-{}", i - 1)),
+                };
+                let frame = req.encode_with_header(i + 1);
+                all.put_u32(frame.len() as u32);
+                all.put_slice(&frame);
+            }
+            raw.stream.write_all(&all).await.unwrap();
+            for i in 0..150 {
+                let opcode = if i % 2 == 0 { op::CREATE } else { op::GET_DATA };
+                let frame = raw.read_frame().await.expect("every request answered");
+                let (h, _) = decode_reply(opcode, frame);
+                assert_eq!((h.xid, h.err), (i + 1, 0));
+            }
+            raw
+        }));
+    }
+    let mut open = Vec::new();
+    for c in clients {
+        open.push(c.await.unwrap());
+    }
+    let mut fourth = Raw::open(s.addr).await;
+    assert!(fourth.closed().await, "maxCnxns=3 and three are open");
+    drop(open);
+}
