@@ -169,9 +169,10 @@ pub(crate) fn apply_entry(
                 claim: cmd.claim,
             },
         ),
-        // A leader's expiry appended in another term than it was decided
-        // in: that leader's view of liveness is void (every replica sees
-        // the same terms, so every one skips it).
+        // A leader's decision (an expiry, a membership for
+        // /zookeeper/config) appended in another term than it was decided
+        // in: that leader's view is void (every replica sees the same
+        // terms, so every one skips it).
         Payload::Normal(cmd)
             if cmd
                 .expiry_term
@@ -179,7 +180,7 @@ pub(crate) fn apply_entry(
         {
             info!(
                 index = entry.log_id.index,
-                "skipping an expiry decided in another term"
+                "skipping a leader's decision from another term"
             );
         }
         Payload::Normal(cmd) => {

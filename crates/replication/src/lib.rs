@@ -464,10 +464,11 @@ pub enum Work<'a> {
     /// A barrier that tells every server this session's client is now
     /// connected to the proposer.
     Claim(i64),
-    /// The leader's closeSession of a session it found expired while
-    /// leading in `term`: proposed only by a leader, never passed on, and
-    /// applied only if appended in that term.
-    Expiry {
+    /// A transaction the leader decided on while leading in `term` (the
+    /// closeSession of a session it found expired, the membership for
+    /// /zookeeper/config): proposed only by a leader, never passed on,
+    /// and applied only if appended in that term.
+    InTerm {
         txn: &'a Txn,
         term: u64,
     },
@@ -487,7 +488,7 @@ impl Replica {
             Work::Txn(txn) => (encode(txn), None, None),
             Work::Barrier => (Bytes::new(), None, None),
             Work::Claim(session_id) => (Bytes::new(), Some(session_id), None),
-            Work::Expiry { txn, term } => (encode(txn), None, Some(term)),
+            Work::InTerm { txn, term } => (encode(txn), None, Some(term)),
         };
         let command = Command {
             origin: self.node_id,

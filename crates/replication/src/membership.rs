@@ -127,17 +127,19 @@ pub(crate) struct Reconfigurer {
     pub busy: AtomicBool,
     /// The replicated tree, whose `/zookeeper/config` holds the version.
     pub tree: Arc<RwLock<DataTree>>,
-    /// The last change made here; told to whoever watches once each
-    /// change here has ended.
+    /// The last change made here that succeeded; whoever watches is told
+    /// each time a change here has ended.
     pub last: tokio::sync::watch::Sender<Option<Change>>,
 }
 
-/// Clears `Reconfigurer::busy` when dropped.
-struct Busy<'a>(&'a AtomicBool);
+/// Clears `Reconfigurer::busy` when dropped, and tells whoever watches
+/// `last` (who may have waited for the change to end).
+struct Busy<'a>(&'a Reconfigurer);
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::SeqCst);
+        self.0.busy.store(false, Ordering::SeqCst);
+        self.0.last.send_modify(|_| {});
     }
 }
 
@@ -146,7 +148,7 @@ impl Reconfigurer {
         if self.busy.swap(true, Ordering::SeqCst) {
             return Err(ReconfigError::InProgress);
         }
-        Ok(Busy(&self.busy))
+        Ok(Busy(self))
     }
 
     /// Carries out `req` on this server, which must lead. Returns the new
@@ -328,9 +330,17 @@ async fn change(
     Ok(done.log_id.index)
 }
 
-/// Whether `/zookeeper/config` lists exactly `members` (in any order):
-/// the transaction that writes it follows each membership change.
+/// Whether `/zookeeper/config` lists exactly `members` (in any order),
+/// written by the transaction that follows each membership change (its
+/// Stat version is -1; a data directory of an earlier release holds the
+/// text each server wrote itself, which the leader writes once more).
 pub fn shows(members: &[Member], tree: &DataTree) -> bool {
+    if tree
+        .stat("/zookeeper/config")
+        .is_none_or(|s| s.version != -1)
+    {
+        return false;
+    }
     let data = tree.config_data();
     let mut shown: Vec<&[u8]> = paddock_tree::tree::config_servers(&data)
         .split(|b| *b == b'\n')

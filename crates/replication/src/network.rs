@@ -107,8 +107,6 @@ impl Reachability {
     }
 }
 
-impl Network {}
-
 pub struct PeerClient {
     link: Link,
     target: u64,

@@ -2,11 +2,14 @@
 //! a server whose files are damaged. Starting it empty as a voter is not
 //! safe: its acknowledgements may have counted for commits the others
 //! lack, and an empty voter would vote for a candidate without them. So
-//! the server first asks the leader to make it a learner (a joint change
-//! the other voters commit without it), moves its files aside, catches up
-//! from the leader (by snapshot and log) as any learner does, and asks to
-//! be a voter again once it holds the leader's whole log. A marker file
-//! keeps the rebuild going across restarts until it is a voter again.
+//! the server marks the rebuild as under way, moves its files aside, and
+//! before consensus runs on it asks the leader to make it a learner (a
+//! joint change the other voters commit without it); it catches up from
+//! the leader (by snapshot and log) as any learner does, and asks to be a
+//! voter again once it holds the leader's whole log. The marker keeps the
+//! rebuild going across restarts until it is a voter again; it is written
+//! before anything moves, so a crash half-way never leaves an empty
+//! server that thinks it may vote.
 
 use crate::peer::{PeerReply, PeerRequest, Peers};
 use crate::status::Status;
@@ -18,7 +21,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-/// In the log directory while a rebuild is under way.
+/// Beside the log directory (`wal.rebuilding`) while a rebuild is under way.
 const MARKER: &str = "rebuilding";
 /// How long a rebuilding server looks for a leader to make it a learner
 /// before it gives up (and refuses to start).
@@ -26,17 +29,18 @@ const STEP_ASIDE_LIMIT: Duration = Duration::from_secs(30);
 const RETRY: Duration = Duration::from_millis(500);
 
 fn marker(dirs: &Dirs) -> PathBuf {
-    dirs.log.join(MARKER)
+    dirs.log.with_extension(MARKER)
 }
 
-/// Moves the snapshot and log directories aside (each renamed in place to
-/// `<name>.damaged-<unix seconds>`, kept for whoever wants to look at
-/// them), makes them anew and marks the rebuild as under way. Returns
-/// where the old files went.
+/// Marks the rebuild as under way, then moves the snapshot and log
+/// directories aside (each renamed in place to `<name>.damaged-<unix
+/// seconds>`, kept for whoever wants to look at them) and makes them
+/// anew. Returns where the old files went.
 pub fn set_aside(disk: &dyn Disk, dirs: &Dirs) -> io::Result<Vec<PathBuf>> {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    disk.write_atomic(&marker(dirs), b"rebuilding from the ensemble\n")?;
     let mut moved = Vec::new();
     for dir in [&dirs.snapshots, &dirs.log] {
         if !dir.exists() {
@@ -50,7 +54,6 @@ pub fn set_aside(disk: &dyn Disk, dirs: &Dirs) -> io::Result<Vec<PathBuf>> {
         sync_parent(dir)?;
         moved.push(aside);
     }
-    disk.write_atomic(&marker(dirs), b"rebuilding from the ensemble\n")?;
     Ok(moved)
 }
 

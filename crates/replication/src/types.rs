@@ -20,7 +20,8 @@ pub struct Command {
     /// server, so the others close their connection of it.
     #[serde(default)]
     pub claim: Option<i64>,
-    /// On a leader's closeSession for an expired session: the term it was
+    /// On a leader's own decision (the closeSession of an expired
+    /// session, the membership for /zookeeper/config): the term it was
     /// decided in. Applied only if the entry was appended in that term, so
     /// a leader's decision never outlives its term (its view of who is
     /// alive is only good while it leads).

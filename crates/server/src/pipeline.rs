@@ -57,9 +57,10 @@ pub enum Proposed {
     /// A session reattached here: a barrier that has every other server
     /// close its connection of the session.
     Claim(i64),
-    /// The leader's closeSession of an expired session, decided while
-    /// leading in `term` (void in any other).
-    Expiry {
+    /// A leader's own transaction, decided while leading in `term` (an
+    /// expired session's closeSession, the membership for
+    /// /zookeeper/config); void in any other term.
+    InTerm {
         txn: Txn,
         term: u64,
     },
@@ -109,7 +110,7 @@ pub async fn run(
                 Proposed::Txn(txn) => (Work::Txn(txn), None),
                 Proposed::Sync(path) => (Work::Barrier, Some(path.clone())),
                 Proposed::Claim(session_id) => (Work::Claim(*session_id), None),
-                Proposed::Expiry { txn, term } => (Work::Expiry { txn, term: *term }, None),
+                Proposed::InTerm { txn, term } => (Work::InTerm { txn, term: *term }, None),
                 Proposed::Reconfig(req) => {
                     // Behind every write proposed before it; it may take
                     // seconds, so the next proposals do not wait for it.

@@ -286,7 +286,10 @@ mod tests {
     #[test]
     fn servers_are_listed_in_zookeepers_order() {
         let step = |shown: &[u64], now: &[u64], change: Change| {
-            let shown = config_lines(b"", &members(shown), None);
+            let shown: String = members(shown)
+                .iter()
+                .map(|m| format!("{}\n", m.line()))
+                .collect();
             order(&config_lines(
                 shown.as_bytes(),
                 &members(now),
@@ -304,6 +307,9 @@ mod tests {
         assert_eq!(step(&[1, 2, 3], &[2, 3], leave(&[1])), [2, 3]);
         assert_eq!(step(&[2, 3], &[2, 3, 4], join(&[4])), [4, 2, 3]);
         assert_eq!(step(&[4, 2, 3], &[1, 2, 3, 4], join(&[1])), [1, 2, 3, 4]);
+        // Ids in one bucket keep the order they are listed in.
+        assert_eq!(step(&[9, 1], &[9, 1, 2], join(&[2])), [9, 1, 2]);
+        assert_eq!(step(&[1, 9], &[1, 9, 2], join(&[2])), [1, 9, 2]);
         let all = Change::Replace(members(&[1, 2, 3]));
         assert_eq!(step(&[1, 2, 3, 4], &[1, 2, 3], all), [1, 2, 3]);
         // A fresh map lists ids by their bucket of 16.

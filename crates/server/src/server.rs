@@ -368,6 +368,9 @@ async fn follow_status(
     }
 }
 
+/// How long the leader waits for its /zookeeper/config transaction.
+const CONFIG_WRITE_LIMIT: Duration = Duration::from_secs(10);
+
 /// While this server leads, `/zookeeper/config` follows the membership:
 /// once a change has settled, the leader commits the transaction that
 /// writes the new `server.N=` lines there (ZooKeeper's reconfig
@@ -381,6 +384,7 @@ async fn keep_config(
     shutdown: CancellationToken,
 ) {
     let mut reconfigs = replica.last_change();
+    let mut config = shared.config_changed.subscribe();
     loop {
         let now = status.borrow_and_update().clone();
         let last = reconfigs.borrow_and_update().clone();
@@ -391,7 +395,8 @@ async fn keep_config(
             && now.settled
             && !replica.reconfiguring()
             && !paddock_replication::shows(&now.members, &shared.tree.read());
-        if stale {
+        let term = replica.leading_term();
+        if let (true, Some(term)) = (stale, term) {
             let shown = shared.tree.read().config_data();
             let servers = crate::reconfig::config_lines(&shown, &now.members, last.as_ref());
             let txn = Txn {
@@ -400,9 +405,17 @@ async fn keep_config(
                 auth: Vec::new(),
                 op: TxnOp::SetConfig { servers },
             };
+            // Void if this server no longer leads when it is appended
+            // (a newer leader writes its own view); a void entry is
+            // never answered, hence the time limit. Once applied, the
+            // node shows these lines.
             let done = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                done = shared.commit(txn) => done,
+                done = tokio::time::timeout(CONFIG_WRITE_LIMIT, shared.commit_in_term(txn, term)) => done,
+            };
+            let Ok(done) = done else {
+                warn!("writing /zookeeper/config took over {CONFIG_WRITE_LIMIT:?}; trying again");
+                continue;
             };
             match done {
                 Ok(done) if done.result.is_ok() => {
@@ -420,6 +433,7 @@ async fn keep_config(
             _ = shutdown.cancelled() => return,
             changed = status.changed() => if changed.is_err() { return },
             changed = reconfigs.changed() => if changed.is_err() { return },
+            changed = config.changed() => if changed.is_err() { return },
         }
     }
 }
@@ -526,7 +540,7 @@ async fn expire_sessions(shared: Arc<Shared>, replica: Arc<Replica>, shutdown: C
                 op: TxnOp::CloseSession,
             };
             if shared
-                .propose(Proposed::Expiry { txn, term }, None)
+                .propose(Proposed::InTerm { txn, term }, None)
                 .await
                 .is_err()
             {

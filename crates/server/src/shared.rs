@@ -259,6 +259,12 @@ impl Shared {
         self.outcome_of(Proposed::Txn(txn)).await
     }
 
+    /// Submits a transaction this leader decided while leading in `term`
+    /// (void in any other) and waits for the outcome.
+    pub async fn commit_in_term(&self, txn: Txn, term: u64) -> Result<Committed, ShuttingDown> {
+        self.outcome_of(Proposed::InTerm { txn, term }).await
+    }
+
     /// Tells every server that this session's client is now connected
     /// here (they close their connections of it), and waits until that is
     /// applied here.

@@ -246,8 +246,8 @@ impl DataTree {
     /// `/zookeeper/config` shows `servers` and this change's zxid as its
     /// version, as ZooKeeper's reconfig transaction leaves it: Stat
     /// version -1, mzxid and mtime of the change. The same servers, in the
-    /// same order, change nothing. Answers as a reconfig does: the data
-    /// and its Stat.
+    /// same order, already written so, change nothing. Answers as a
+    /// reconfig does: the data and its Stat.
     fn set_config(
         &mut self,
         ctx: &Ctx,
@@ -256,7 +256,8 @@ impl DataTree {
     ) -> OpResult<Response> {
         let id = self.nodes.find(CONFIG).ok_or(ErrorCode::NoNode)?;
         let node = self.nodes.get_mut(id).ok_or(ErrorCode::NoNode)?;
-        if config_servers(node.data().unwrap_or_default()) != servers.as_bytes() {
+        let written = node.version == -1;
+        if !written || config_servers(node.data().unwrap_or_default()) != servers.as_bytes() {
             let data = format!("{servers}version={:x}", ctx.zxid);
             node.set_data(Some(data.as_bytes()));
             node.version = -1;

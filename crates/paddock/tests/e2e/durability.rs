@@ -308,7 +308,7 @@ fn rebuild_is_refused_for_a_standalone_server_and_moves_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("this server is standalone"), "{err}");
     assert_eq!(files(&dir.path().join("wal"), "wal-"), before);
-    assert!(!dir.path().join("wal").join("rebuilding").exists());
+    assert!(!dir.path().join("wal.rebuilding").exists());
 }
 
 /// The frames of a log segment: (offset, whole length), from the layout in

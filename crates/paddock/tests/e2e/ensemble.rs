@@ -815,7 +815,7 @@ async fn a_member_whose_log_is_damaged_is_rebuilt_from_the_ensemble_and_votes_ag
             assert!(log.contains(step), "{step}:\n{log}");
         }
         let data = e.data_dir(id);
-        assert!(!data.join("wal").join("rebuilding").exists());
+        assert!(!data.join("wal.rebuilding").exists());
         let aside: Vec<String> = std::fs::read_dir(&data)
             .unwrap()
             .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
