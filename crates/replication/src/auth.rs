@@ -21,8 +21,10 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 const HELLO: &[u8; 8] = b"PDKAUTH1";
 const NONCE: usize = 32;
 const PROOF: usize = 32;
+/// The largest handshake message (the hello is 40 bytes, the answer 64).
+const MAX_FRAME_BYTES: usize = 64;
 /// How long the exchange may take, on either side.
-pub const HANDSHAKE_LIMIT: Duration = Duration::from_secs(5);
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(5);
 
 /// The secret every server of the ensemble holds.
 pub struct Secret(Vec<u8>);
@@ -80,8 +82,32 @@ async fn next(conn: &mut Framed<TcpStream, LengthDelimitedCodec>) -> io::Result<
     }
 }
 
+/// One side of the exchange (`dialling` or accepting) on a new
+/// connection, within `HANDSHAKE_LIMIT` and with frames no bigger than it
+/// needs (a stranger gets no large buffer); the connection's frame limit
+/// is put back after.
+pub async fn handshake(
+    conn: &mut Framed<TcpStream, LengthDelimitedCodec>,
+    secret: &Secret,
+    dialling: bool,
+) -> io::Result<()> {
+    let limit = conn.codec().max_frame_length();
+    conn.codec_mut().set_max_frame_length(MAX_FRAME_BYTES);
+    let exchange = async {
+        match dialling {
+            true => dial(conn, secret).await,
+            false => accept(conn, secret).await,
+        }
+    };
+    tokio::time::timeout(HANDSHAKE_LIMIT, exchange)
+        .await
+        .map_err(|_| refused(&format!("no authentication within {HANDSHAKE_LIMIT:?}")))??;
+    conn.codec_mut().set_max_frame_length(limit);
+    Ok(())
+}
+
 /// The dialling side: proves the secret and checks the acceptor's proof.
-pub async fn dial(
+async fn dial(
     conn: &mut Framed<TcpStream, LengthDelimitedCodec>,
     secret: &Secret,
 ) -> io::Result<()> {
@@ -103,7 +129,7 @@ pub async fn dial(
 
 /// The accepting side: proves the secret and checks the dialler's proof.
 /// Nothing else is read from the connection before this succeeds.
-pub async fn accept(
+async fn accept(
     conn: &mut Framed<TcpStream, LengthDelimitedCodec>,
     secret: &Secret,
 ) -> io::Result<()> {
@@ -124,6 +150,7 @@ pub async fn accept(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncWriteExt;
     use tokio::net::TcpListener;
 
     async fn pair() -> (
@@ -167,6 +194,21 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+    }
+
+    #[tokio::test]
+    async fn a_stranger_announcing_a_large_frame_is_refused_before_it_is_buffered() {
+        let (mut d, mut a) = pair().await;
+        // A frame header announcing 200 MiB, and no more.
+        d.get_mut()
+            .write_all(&(200u32 << 20).to_be_bytes())
+            .await
+            .unwrap();
+        let err = handshake(&mut a, &Secret::new(b"s".to_vec()), false)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("frame size too big"), "{err}");
+        assert!(a.read_buffer().capacity() < 1 << 20);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! (snapshot chunks, session liveness). A `Link` is one outgoing
 //! connection, redialled after any error; `serve` answers incoming ones.
 
-use crate::auth::{self, Secret, HANDSHAKE_LIMIT};
+use crate::auth::{self, Secret};
 use crate::membership::{Reconfig, ReconfigError, Reconfigurer};
 use crate::receive::{Receiving, MAX_RECEIVED_SNAPSHOT_BYTES};
 use crate::state_machine::{SnapshotFile, StateMachine};
@@ -186,11 +186,7 @@ impl Link {
         stream.set_nodelay(true)?;
         let mut conn = Framed::new(stream, codec());
         if let Some(secret) = &self.secret {
-            tokio::time::timeout(HANDSHAKE_LIMIT, auth::dial(&mut conn, secret))
-                .await
-                .map_err(|_| {
-                    io::Error::new(io::ErrorKind::TimedOut, "authentication timed out")
-                })??;
+            auth::handshake(&mut conn, secret, true).await?;
         }
         Ok(conn)
     }
@@ -302,11 +298,7 @@ async fn serve_one(stream: TcpStream, ctx: &PeerContext, id: u64) -> io::Result<
     stream.set_nodelay(true)?;
     let mut conn = Framed::new(stream, codec());
     if let Some(secret) = &ctx.secret {
-        tokio::time::timeout(HANDSHAKE_LIMIT, auth::accept(&mut conn, secret))
-            .await
-            .map_err(|_| {
-                io::Error::new(io::ErrorKind::PermissionDenied, "no authentication in time")
-            })??;
+        auth::handshake(&mut conn, secret, false).await?;
     }
     let mut receiving: Option<Receiving> = None;
     let result = async {
