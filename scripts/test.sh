@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project, installing what the suite needs first:
-# Apache ZooKeeper 3.8.0, its C client and redis-server (Debian), Kazoo and
-# pytest (PyPI).
+# Apache ZooKeeper 3.8.0, its C client and redis-server (Debian), Kazoo,
+# pure-sasl and pytest (PyPI).
 # Usage: scripts/test.sh            (from anywhere in the checkout)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,14 +24,15 @@ command -v java >/dev/null || need_apt+=(default-jre-headless)
 command -v javac >/dev/null || need_apt+=(default-jdk-headless)
 [ -f /usr/share/java/curator-framework.jar ] || need_apt+=(libcurator-framework-java)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v openssl >/dev/null || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   stage "installing ${need_apt[*]} (apt)"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
-if ! python3 -c "import kazoo, pytest" 2>/dev/null; then
-  stage "installing kazoo, pytest, pexpect (pip)"
+if ! python3 -c "import kazoo, pytest, puresasl" 2>/dev/null; then
+  stage "installing kazoo, pytest, pexpect, pure-sasl (pip)"
   python3 -m pip install --quiet -r tests/python/requirements.txt
 fi
 

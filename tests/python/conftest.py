@@ -62,7 +62,7 @@ def start_paddock(tmp, *extra):
     return server
 
 
-def start_zookeeper(tmp, extra_cfg=""):
+def start_zookeeper(tmp, extra_cfg="", jvm_flags=()):
     if not shutil.which("java") or not Path("/usr/share/java/zookeeper.jar").exists():
         raise RuntimeError("Apache ZooKeeper is not installed (apt-get install zookeeper)")
     port = free_port()
@@ -74,7 +74,7 @@ def start_zookeeper(tmp, extra_cfg=""):
         "4lw.commands.whitelist=*\n" + ("" if "admin.enableServer" in extra_cfg else "admin.enableServer=false\n") + extra_cfg)
     log = open(tmp / "zookeeper.log", "w")
     proc = subprocess.Popen(
-        ["java", "-Xms256m", "-Xmx256m", "-cp", ZK_CLASSPATH,
+        ["java", "-Xms256m", "-Xmx256m", *jvm_flags, "-cp", ZK_CLASSPATH,
          "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(cfg)],
         stdout=log, stderr=subprocess.STDOUT)
     server = Server("zookeeper", port, proc, log)

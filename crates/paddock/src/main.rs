@@ -193,6 +193,7 @@ impl ServerArgs {
         }
         if let Some(port) = self.port {
             cfg.client_addr.set_port(port);
+            cfg.plain_client_port = true;
         }
         if let Some(ip) = self.bind {
             cfg.client_addr.set_ip(ip);

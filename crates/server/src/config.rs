@@ -1,6 +1,7 @@
 //! Server settings: built-in defaults, ZooKeeper's zoo.cfg format (Java
 //! properties), and overrides from the command line.
 
+use paddock_tls::TlsSettings;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -69,6 +70,25 @@ pub struct ServerConfig {
     /// Set this server's files aside and copy the state from the rest of
     /// the ensemble (`paddock server --rebuild`); not a zoo.cfg key.
     pub rebuild: bool,
+    /// Whether `client_addr` is served: not when zoo.cfg sets
+    /// `secureClientPort` and no `clientPort` (a TLS-only server).
+    pub plain_client_port: bool,
+    /// `secureClientPort` (on `secureClientPortAddress`): TLS clients.
+    pub secure_client_addr: Option<SocketAddr>,
+    /// `ssl.*`: the secure client port's TLS settings.
+    pub client_tls: TlsSettings,
+    /// `X509AuthenticationProvider.superUser`: the certificate subject
+    /// that is also `super`.
+    pub x509_super_user: Option<String>,
+    /// ZooKeeper's SASL provider is configured (`authProvider.N` naming
+    /// SASLAuthenticationProvider): ACLs may name `sasl` ids.
+    pub sasl_provider: bool,
+    /// The DIGEST-MD5 users (`user_NAME="password"`) of the JAAS file's
+    /// server section (`java.security.auth.login.config`,
+    /// `sasl.serverconfig`); None: SASL is off.
+    pub sasl_users: Option<BTreeMap<String, String>>,
+    /// `superUser` (and `superUser.*`): SASL users that are also `super`.
+    pub sasl_super_users: Vec<String>,
 }
 
 /// The `server.N` lines of zoo.cfg and this server's place among them.
@@ -194,6 +214,13 @@ impl Default for ServerConfig {
             metrics_addr: None,
             log_level: None,
             rebuild: false,
+            plain_client_port: true,
+            secure_client_addr: None,
+            client_tls: TlsSettings::default(),
+            x509_super_user: None,
+            sasl_provider: false,
+            sasl_users: None,
+            sasl_super_users: Vec::new(),
         }
     }
 }
@@ -290,7 +317,7 @@ pub fn system_properties(defines: &[String]) -> Result<BTreeMap<String, String>,
             key: define.clone(),
             message: "a system property is -Dname=value".into(),
         })?;
-        if JVM_ONLY.iter().any(|p| name.starts_with(p)) {
+        if name != JAAS_FILE && JVM_ONLY.iter().any(|p| name.starts_with(p)) {
             continue;
         }
         let key = match name.strip_prefix("zookeeper.") {
@@ -301,6 +328,9 @@ pub fn system_properties(defines: &[String]) -> Result<BTreeMap<String, String>,
     }
     Ok(props)
 }
+
+/// The JAAS file ZooKeeper's SASL users come from (a JVM property).
+const JAAS_FILE: &str = "java.security.auth.login.config";
 
 /// Property names read under their full `zookeeper.` name.
 const FULL_NAMES: [&str; 1] = ["zookeeper.DigestAuthenticationProvider.superDigest"];
@@ -545,6 +575,31 @@ impl ServerConfig {
                 | "metricsProvider.httpPort" => {}
                 "paddock.logLevel" => self.log_level = Some(v.clone()),
                 "standaloneEnabled" => standalone_enabled = boolean(key, v)?,
+                "secureClientPort" | "secureClientPortAddress" | "serverCnxnFactory" => {}
+                "ssl.authProvider" if v != "x509" => {
+                    return Err(err(key, format!("'{v}': only x509 is offered")))
+                }
+                "X509AuthenticationProvider.superUser" => self.x509_super_user = Some(v.clone()),
+                k if k.starts_with("authProvider.") => match v.rsplit('.').next() {
+                    Some("SASLAuthenticationProvider") => self.sasl_provider = true,
+                    Some(
+                        "X509AuthenticationProvider"
+                        | "DigestAuthenticationProvider"
+                        | "IPAuthenticationProvider",
+                    ) => {}
+                    _ => warnings.push(format!(
+                        "{file}: {k}: '{v}' is not a provider Paddock has; ignored"
+                    )),
+                },
+                k if k == "superUser" || k.starts_with("superUser.") => {
+                    self.sasl_super_users.push(v.clone())
+                }
+                JAAS_FILE | "sasl.serverconfig" => {}
+                k if k.starts_with("ssl.")
+                    && self
+                        .client_tls
+                        .set(&k["ssl.".len()..], v)
+                        .map_err(|m| err(k, m))? => {}
                 k if IGNORED_KEYS.contains(&k) => {}
                 k if k.starts_with("server.") => {
                     let id = k["server.".len()..]
@@ -567,6 +622,40 @@ impl ServerConfig {
         let port_of = |key: &str, default: u16| -> Result<u16, ConfigError> {
             props.get(key).map_or(Ok(default), |v| num(key, v, err))
         };
+        if let Some(path) = props.get(JAAS_FILE) {
+            let section = props
+                .get("sasl.serverconfig")
+                .map_or("Server", String::as_str);
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| err(JAAS_FILE, format!("{path}: {e}")))?;
+            let users = crate::jaas::users(&text, section)
+                .map_err(|m| err(JAAS_FILE, format!("{path}: {m}")))?;
+            // A file without the section turns SASL off, as in ZooKeeper.
+            self.sasl_users = users;
+        }
+        match props.get("secureClientPort") {
+            Some(v) => {
+                let ip = match props.get("secureClientPortAddress") {
+                    Some(a) => a.parse().map_err(|_| {
+                        err(
+                            "secureClientPortAddress",
+                            format!("'{a}' is not an IP address"),
+                        )
+                    })?,
+                    None => self.client_addr.ip(),
+                };
+                self.secure_client_addr =
+                    Some(SocketAddr::new(ip, num("secureClientPort", v, err)?));
+                self.plain_client_port = client_port_given;
+            }
+            None if props.contains_key("secureClientPortAddress") => {
+                return Err(err(
+                    "secureClientPortAddress",
+                    "is set without secureClientPort".into(),
+                ))
+            }
+            None => {}
+        }
         if let Some(v) = props.get("admin.enableServer") {
             self.admin_addr = if boolean("admin.enableServer", v)? {
                 Some(SocketAddr::new(
@@ -631,6 +720,64 @@ fn parse_int_maybe_hex(v: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tls_and_sasl_settings_are_read_as_zookeeper_names_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let jaas = dir.path().join("jaas.conf");
+        std::fs::write(
+            &jaas,
+            "Server { org.apache.zookeeper.server.auth.DigestLoginModule required user_bob=\"pw\"; };",
+        )
+        .unwrap();
+        let cfg = dir.path().join("zoo.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "dataDir={}\nsecureClientPort=2281\nssl.clientAuth=want\nssl.keyStore.location=/k.pem\n\
+                 authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\nsuperUser=bob\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let defines = [
+            format!("java.security.auth.login.config={}", jaas.display()),
+            "zookeeper.X509AuthenticationProvider.superUser=CN=root".to_owned(),
+        ];
+        let (c, warnings) = super::ServerConfig::from_sources(Some(&cfg), &defines).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        // Only secureClientPort: the server speaks TLS only.
+        assert!(!c.plain_client_port);
+        assert_eq!(c.secure_client_addr.map(|a| a.port()), Some(2281));
+        assert_eq!(c.client_tls.client_auth, paddock_tls::ClientAuth::Want);
+        assert_eq!(c.x509_super_user.as_deref(), Some("CN=root"));
+        assert!(c.sasl_provider);
+        assert_eq!(c.sasl_super_users, ["bob"]);
+        assert_eq!(c.sasl_users.unwrap()["bob"], "pw");
+
+        std::fs::write(&cfg, "ssl.authProvider=sasl\n").unwrap();
+        let e = super::ServerConfig::from_sources(Some(&cfg), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("only x509"), "{e}");
+        std::fs::write(&cfg, "ssl.clientAuth=sometimes\n").unwrap();
+        let e = super::ServerConfig::from_sources(Some(&cfg), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ssl.clientAuth") && e.contains("need, want or none"),
+            "{e}"
+        );
+        let missing = format!(
+            "java.security.auth.login.config={}/none.conf",
+            dir.path().display()
+        );
+        std::fs::write(&cfg, "").unwrap();
+        let e = super::ServerConfig::from_sources(Some(&cfg), &[missing])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("none.conf"), "{e}");
+    }
+
     #[test]
     fn system_properties_are_zoo_cfg_keys_and_the_file_wins() {
         let dir = tempfile::tempdir().unwrap();

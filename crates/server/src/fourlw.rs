@@ -364,8 +364,12 @@ fn configuration(shared: &Shared) -> String {
     let c = &shared.config;
     let dirs = crate::recovery::dirs(c);
     format!(
-        "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId={}\n{}",
-        c.client_addr.port(),
+        "clientPort={}\nsecureClientPort={}\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId={}\n{}",
+        match c.plain_client_port {
+            true => i32::from(c.client_addr.port()),
+            false => -1,
+        },
+        c.secure_client_addr.map_or(-1, |a| i32::from(a.port())),
         dirs.snapshots.display(),
         dir_bytes(&dirs.snapshots),
         dirs.log.display(),

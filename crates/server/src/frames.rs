@@ -2,11 +2,11 @@
 //! bytes are being taken in: once everything received is decoded, it is
 //! handed back, so an idle connection owns none.
 
+use crate::socket::ReadHalf;
 use bytes::{Bytes, BytesMut};
 use paddock_proto::frame::{Frame, FrameCodec, FrameError};
 use std::io;
 use std::task::Poll;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio_util::codec::Decoder;
 
 /// The buffer a burst of reading starts with; a larger frame grows it.
@@ -16,13 +16,13 @@ const READ_BUFFER_BYTES: usize = 1024;
 pub type Next = Option<Result<Frame, FrameError>>;
 
 pub struct FrameReader {
-    rd: OwnedReadHalf,
+    rd: ReadHalf,
     codec: FrameCodec,
     buf: BytesMut,
 }
 
 impl FrameReader {
-    pub fn new(rd: OwnedReadHalf, codec: FrameCodec) -> Self {
+    pub fn new(rd: ReadHalf, codec: FrameCodec) -> Self {
         FrameReader {
             rd,
             codec,
@@ -38,7 +38,7 @@ impl FrameReader {
             if let Some(next) = self.try_next() {
                 return Poll::Ready(next);
             }
-            match self.rd.as_ref().poll_read_ready(cx) {
+            match self.rd.poll_read_ready(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
                 Poll::Pending => return Poll::Pending,
@@ -105,7 +105,7 @@ mod tests {
         let (server, _) = listener.accept().await.unwrap();
         let (rd, _wr) = server.into_split();
         // The write half may go: reading does not need it.
-        (FrameReader::new(rd, codec), client)
+        (FrameReader::new(ReadHalf::Tcp(rd), codec), client)
     }
 
     fn framed(body: &[u8]) -> Vec<u8> {

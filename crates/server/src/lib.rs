@@ -7,14 +7,18 @@ pub mod config;
 mod conn;
 pub mod fourlw;
 mod frames;
+mod jaas;
 pub mod outbox;
 pub mod pipeline;
 mod reconfig;
 pub mod recovery;
+mod sasl;
 pub mod server;
 pub mod session;
 pub mod shared;
+pub mod socket;
 pub mod stats;
+mod tls;
 pub mod watches;
 
 pub use config::ServerConfig;

@@ -8,11 +8,11 @@
 //! row by one thread, instead of waking thousands of tasks. Whatever that
 //! cannot write (a reply, a full socket buffer) is left to the task.
 
+use crate::socket::WriteHalf;
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
@@ -46,11 +46,11 @@ struct State {
 pub struct Outbox {
     state: Mutex<State>,
     sent: Notify,
-    socket: OwnedWriteHalf,
+    socket: WriteHalf,
 }
 
 impl Outbox {
-    pub fn new(socket: OwnedWriteHalf) -> Outbox {
+    pub fn new(socket: WriteHalf) -> Outbox {
         Outbox {
             state: Mutex::default(),
             sent: Notify::new(),
@@ -117,32 +117,22 @@ impl Outbox {
     }
 
     /// For the task (between a `take` and a `rest`): writes all of `buf`.
-    pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            self.socket.writable().await?;
-            match self.socket.try_write(buf) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => buf = &buf[n..],
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+    pub async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        self.socket.write_all(buf).await
     }
 
     /// The connection has ended: nothing more is written, and the peer is
     /// told (FIN) after what was.
     pub fn close(&self) {
         self.state.lock().busy = true;
-        let stream: &tokio::net::TcpStream = self.socket.as_ref();
-        let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
+        self.socket.shutdown();
     }
 }
 
 /// Writes the leading notifications of `queue` (up to DIRECT_FRAMES of
 /// them) with one send, and takes off what was written. Returns the
 /// frames written whole.
-fn write_notifications(socket: &OwnedWriteHalf, queue: &mut VecDeque<Outbound>) -> usize {
+fn write_notifications(socket: &WriteHalf, queue: &mut VecDeque<Outbound>) -> usize {
     let bodies = queue
         .iter()
         .map_while(|m| match m {
@@ -226,7 +216,7 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap());
         let (client, accepted) = tokio::join!(client, listener.accept());
         let (_rd, wr) = accepted.unwrap().0.into_split();
-        (Outbox::new(wr), client.unwrap())
+        (Outbox::new(WriteHalf::Tcp(wr)), client.unwrap())
     }
 
     async fn read_exactly(peer: &mut TcpStream, n: usize) -> Vec<u8> {

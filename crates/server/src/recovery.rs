@@ -180,5 +180,9 @@ pub fn recover_state(
 pub fn tree_config(config: &ServerConfig) -> TreeConfig {
     TreeConfig {
         extended_types: config.extended_types,
+        providers: paddock_tree::acl::Providers {
+            x509: config.secure_client_addr.is_some(),
+            sasl: config.sasl_provider,
+        },
     }
 }

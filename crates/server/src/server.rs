@@ -8,6 +8,8 @@ use crate::pipeline::{self, QUEUE_DEPTH};
 use crate::recovery::{recover_state, DataLock, RecoveryError};
 use crate::session::{initial_session_id, Expiry, ExpiryGate, SessionTracker};
 use crate::shared::Shared;
+use crate::socket::Socket;
+use crate::tls::ClientTls;
 use bytes::Bytes;
 use paddock_proto::{DeleteContainerRequest, Id, Request};
 use paddock_replication::{Replica, ReplicationError, Role, Status, CONTACT_LOST_MS};
@@ -18,7 +20,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -36,6 +38,8 @@ pub enum StartError {
     Recovery(#[from] RecoveryError),
     #[error(transparent)]
     Replication(#[from] ReplicationError),
+    #[error("secureClientPort: {0}")]
+    Tls(#[from] paddock_tls::TlsError),
 }
 
 /// The server did not finish stopping within [`STOP_WITHIN`]; what it
@@ -68,7 +72,10 @@ impl Http {
 
 /// A bound, not yet running, server.
 pub struct Server {
-    listener: TcpListener,
+    /// `clientPort`, unless the server is TLS-only.
+    listener: Option<TcpListener>,
+    /// `secureClientPort` and its TLS configuration.
+    secure: Option<(TcpListener, Arc<ClientTls>)>,
     /// The admin HTTP and Prometheus listeners, when configured.
     http: Vec<(TcpListener, Http)>,
     shared: Arc<Shared>,
@@ -92,7 +99,18 @@ impl Server {
     /// Like `bind`, with the storage on `disk` (tests inject faults here).
     pub async fn bind_on(config: ServerConfig, disk: Arc<dyn Disk>) -> Result<Server, StartError> {
         let recovered = recover_state(&config, disk.clone())?;
-        let listener = listen(config.client_addr, "clientPort").await?;
+        let listener = match config.plain_client_port {
+            true => Some(listen(config.client_addr, "clientPort").await?),
+            false => None,
+        };
+        let secure = match config.secure_client_addr {
+            Some(addr) => {
+                let tls =
+                    ClientTls::new(config.client_tls.clone(), config.x509_super_user.clone())?;
+                Some((listen(addr, "secureClientPort").await?, Arc::new(tls)))
+            }
+            None => None,
+        };
         let mut http = Vec::new();
         if let Some(addr) = config.admin_addr {
             http.push((listen(addr, "admin.serverPort").await?, Http::Admin));
@@ -105,8 +123,11 @@ impl Server {
         }
         let mut config = config;
         // Port 0 asks for any free port: record the one we got (conf shows it).
-        if let Ok(bound) = listener.local_addr() {
+        if let Some(Ok(bound)) = listener.as_ref().map(TcpListener::local_addr) {
             config.client_addr = bound;
+        }
+        if let Some(Ok(bound)) = secure.as_ref().map(|(l, _)| l.local_addr()) {
+            config.secure_client_addr = Some(bound);
         }
         let (tx, proposals) = mpsc::channel(QUEUE_DEPTH);
         let now = std::time::SystemTime::now()
@@ -130,6 +151,7 @@ impl Server {
         shared.set_status(status);
         Ok(Server {
             listener,
+            secure,
             http,
             shared,
             proposals,
@@ -138,14 +160,24 @@ impl Server {
         })
     }
 
+    /// The client port's address (the secure one for a TLS-only server).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        match (&self.listener, &self.secure) {
+            (Some(l), _) | (None, Some((l, _))) => l.local_addr(),
+            (None, None) => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// The secure client port's address, when there is one.
+    pub fn secure_addr(&self) -> Option<SocketAddr> {
+        self.secure.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// Serves until `shutdown` is cancelled, then closes every connection.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StuckStopping> {
         let Server {
             listener,
+            secure,
             http,
             shared,
             proposals,
@@ -192,16 +224,32 @@ impl Server {
             }
             tasks.spawn(crate::admin::serve(l, app, shutdown.clone()));
         }
-        info!(addr = %listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()), "serving");
+        if let Some(Ok(addr)) = listener.as_ref().map(TcpListener::local_addr) {
+            info!(%addr, "serving");
+        }
+        if let Some((l, tls)) = &secure {
+            if let Ok(addr) = l.local_addr() {
+                info!(%addr, stores = ?crate::tls::files(&shared.config.client_tls), "serving TLS");
+            }
+            tasks.spawn(reload_tls(tls.clone(), shutdown.clone()));
+        }
         let per_ip: PerIpMap = Arc::default();
         let mut next_id = 0u64;
         loop {
-            let (stream, peer) = tokio::select! {
+            let (stream, peer, tls) = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
+                accepted = accept(listener.as_ref()) => match accepted {
+                    Ok((stream, peer)) => (stream, peer, None),
                     Err(e) => {
                         warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                accepted = accept(secure.as_ref().map(|(l, _)| l)) => match accepted {
+                    Ok((stream, peer)) => (stream, peer, secure.as_ref().map(|(_, t)| t.clone())),
+                    Err(e) => {
+                        warn!("accept failed on the secure client port: {e}");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
@@ -220,7 +268,28 @@ impl Server {
                 }
             };
             next_id += 1;
-            tasks.spawn(conn::serve(shared.clone(), stream, peer, next_id, slot));
+            match tls {
+                Some(tls) => tasks.spawn(crate::tls::serve(
+                    shared.clone(),
+                    tls,
+                    stream,
+                    peer,
+                    next_id,
+                    slot,
+                )),
+                None => {
+                    let _ = stream.set_nodelay(true);
+                    let socket = Socket::Tcp(stream);
+                    tasks.spawn(conn::serve(
+                        shared.clone(),
+                        socket,
+                        peer,
+                        next_id,
+                        slot,
+                        Vec::new(),
+                    ))
+                }
+            };
         }
         shared.stop_serving();
         let mut stage = "";
@@ -247,6 +316,25 @@ impl Server {
                 Ok(())
             }
             Err(_) => Err(StuckStopping(stage)),
+        }
+    }
+}
+
+/// The next connection on `listener`; never, without one.
+async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Rebuilds the secure client port's TLS configuration when its key or
+/// trust store changes (as ZooKeeper 3.8 does for its quorum's).
+async fn reload_tls(tls: Arc<ClientTls>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            () = tokio::time::sleep(crate::tls::RELOAD_CHECK) => tls.reload_if_changed(),
         }
     }
 }

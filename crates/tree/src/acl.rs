@@ -13,6 +13,18 @@ pub const DIGEST: &str = "digest";
 pub const IP: &str = "ip";
 pub const SUPER: &str = "super";
 pub const AUTH: &str = "auth";
+pub const X509: &str = "x509";
+pub const SASL: &str = "sasl";
+
+/// The authentication providers configured beyond ip and digest (which
+/// every server has): an ACL may name only a configured provider's ids.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Providers {
+    /// A client certificate's subject (a secure client port).
+    pub x509: bool,
+    /// A SASL user (ZooKeeper's SASLAuthenticationProvider configured).
+    pub sasl: bool,
+}
 
 pub fn id(scheme: &str, id: &str) -> Id {
     Id {
@@ -61,6 +73,8 @@ pub fn allowed(acl: &[Acl], wanted: i32, ids: &[Id]) -> bool {
 fn id_matches(scheme: &str, have: &str, acl_id: &str) -> bool {
     match scheme {
         IP => ip_matches(have, acl_id),
+        // ZooKeeper's SASL provider lets its user named super do anything.
+        SASL => have == acl_id || have == SUPER,
         _ => have == acl_id,
     }
 }
@@ -104,21 +118,30 @@ fn ip_matches(have: &str, acl_expr: &str) -> bool {
     ip_bits(have) & mask == ip_bits(net) & mask
 }
 
-/// Whether an id is well-formed for its scheme's provider. Only ip and
-/// digest have providers; any other scheme has none and is invalid.
-fn provider_accepts(a: &Id) -> bool {
+/// Whether an id is well-formed for its scheme's provider. ip and
+/// digest always have one, x509 and sasl when configured; any other
+/// scheme has none and is invalid.
+fn provider_accepts(a: &Id, providers: Providers) -> bool {
     match a.scheme.as_str() {
         // Java's split(":") drops trailing empty strings: "u:" is one part.
         DIGEST => a.id.trim_end_matches(':').split(':').count() == 2,
         IP => parse_ip_expr(&a.id).is_some(),
+        X509 => providers.x509 && !a.id.is_empty(),
+        SASL => providers.sasl,
         _ => false,
     }
 }
 
+/// Whether an identity was proven (a password, a certificate, a SASL
+/// exchange), so an `auth` ACL entry stands for it; an ip is not.
+fn proven(scheme: &str) -> bool {
+    matches!(scheme, DIGEST | X509 | SASL)
+}
+
 /// Validates and expands an ACL for create/setACL: duplicates dropped,
-/// `auth` entries replaced by the caller's authenticated (digest) ids.
-/// None means InvalidACL.
-pub fn fixup(acl: &[Acl], ids: &[Id]) -> Option<Vec<Acl>> {
+/// `auth` entries replaced by the caller's proven ids (digest, x509,
+/// sasl). None means InvalidACL.
+pub fn fixup(acl: &[Acl], ids: &[Id], providers: Providers) -> Option<Vec<Acl>> {
     if acl.is_empty() {
         return None;
     }
@@ -134,7 +157,7 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Option<Vec<Acl>> {
             out.push(a.clone());
         } else if a.id.scheme == AUTH {
             let mut any = false;
-            for i in ids.iter().filter(|i| i.scheme == DIGEST) {
+            for i in ids.iter().filter(|i| proven(&i.scheme)) {
                 any = true;
                 out.push(Acl {
                     perms: a.perms,
@@ -144,7 +167,7 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Option<Vec<Acl>> {
             if !any {
                 return None;
             }
-        } else if provider_accepts(&a.id) {
+        } else if provider_accepts(&a.id, providers) {
             out.push(a.clone());
         } else {
             return None;
@@ -211,24 +234,101 @@ mod tests {
     #[test]
     fn fixup_expands_auth_and_rejects_invalid_ids() {
         let me = id(DIGEST, &digest_id("u:p"));
-        let got = fixup(&[acl(31, AUTH, "")], &[id(IP, "127.0.0.1"), me.clone()]);
+        let got = fixup(
+            &[acl(31, AUTH, "")],
+            &[id(IP, "127.0.0.1"), me.clone()],
+            Providers::default(),
+        );
         assert_eq!(got, Some(vec![Acl { perms: 31, id: me }]));
-        assert_eq!(fixup(&[acl(31, AUTH, "")], &[id(IP, "127.0.0.1")]), None);
-        assert_eq!(fixup(&[], &[]), None);
-        assert_eq!(fixup(&[acl(31, DIGEST, "nocolon")], &[]), None);
-        assert_eq!(fixup(&[acl(31, DIGEST, "u:")], &[]), None);
-        assert_eq!(fixup(&[acl(31, IP, "300.0.0.1")], &[]), None);
-        assert_eq!(fixup(&[acl(31, IP, "10.0.0.0/33")], &[]), None);
-        assert_eq!(fixup(&[acl(31, WORLD, "someone")], &[]), None);
-        assert_eq!(fixup(&[acl(31, "x509", "CN=a")], &[]), None);
-        assert!(fixup(&[acl(31, IP, "10.0.0.0/8")], &[]).is_some());
+        assert_eq!(
+            fixup(
+                &[acl(31, AUTH, "")],
+                &[id(IP, "127.0.0.1")],
+                Providers::default()
+            ),
+            None
+        );
+        assert_eq!(fixup(&[], &[], Providers::default()), None);
+        assert_eq!(
+            fixup(&[acl(31, DIGEST, "nocolon")], &[], Providers::default()),
+            None
+        );
+        assert_eq!(
+            fixup(&[acl(31, DIGEST, "u:")], &[], Providers::default()),
+            None
+        );
+        assert_eq!(
+            fixup(&[acl(31, IP, "300.0.0.1")], &[], Providers::default()),
+            None
+        );
+        assert_eq!(
+            fixup(&[acl(31, IP, "10.0.0.0/33")], &[], Providers::default()),
+            None
+        );
+        assert_eq!(
+            fixup(&[acl(31, WORLD, "someone")], &[], Providers::default()),
+            None
+        );
+        assert_eq!(
+            fixup(&[acl(31, "x509", "CN=a")], &[], Providers::default()),
+            None
+        );
+        assert!(fixup(&[acl(31, IP, "10.0.0.0/8")], &[], Providers::default()).is_some());
+    }
+
+    #[test]
+    fn x509_and_sasl_ids_need_their_provider_and_count_as_proven() {
+        let both = Providers {
+            x509: true,
+            sasl: true,
+        };
+        assert!(fixup(&[acl(31, X509, "CN=a")], &[], both).is_some());
+        assert!(fixup(&[acl(31, SASL, "bob")], &[], both).is_some());
+        assert_eq!(
+            fixup(&[acl(31, SASL, "bob")], &[], Providers::default()),
+            None
+        );
+        let cert = id(X509, "CN=a,O=b");
+        let user = id(SASL, "bob");
+        let got = fixup(
+            &[acl(31, AUTH, "")],
+            &[id(IP, "::1"), cert.clone(), user.clone()],
+            both,
+        );
+        assert_eq!(
+            got,
+            Some(vec![
+                Acl {
+                    perms: 31,
+                    id: cert.clone()
+                },
+                Acl {
+                    perms: 31,
+                    id: user.clone()
+                }
+            ])
+        );
+        let a = vec![
+            acl(perms::READ, X509, "CN=a,O=b"),
+            acl(perms::READ, SASL, "bob"),
+        ];
+        assert!(allowed(&a, perms::READ, &[cert]));
+        assert!(allowed(&a, perms::READ, &[user]));
+        assert!(!allowed(&a, perms::READ, &[id(X509, "CN=a")]));
+        assert!(!allowed(&a, perms::READ, &[id(SASL, "Bob")]));
+        // ZooKeeper's SASL provider: the SASL user "super" matches any sasl entry.
+        assert!(allowed(&a, perms::READ, &[id(SASL, SUPER)]));
     }
 
     #[test]
     fn fixup_drops_duplicates() {
         let a = acl(31, WORLD, ANYONE);
         assert_eq!(
-            fixup(&[a.clone(), a.clone(), a.clone()], &[]),
+            fixup(
+                &[a.clone(), a.clone(), a.clone()],
+                &[],
+                Providers::default()
+            ),
             Some(vec![a])
         );
     }

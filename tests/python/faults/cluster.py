@@ -20,7 +20,11 @@ ZK_CLASSPATH = ":".join(["/etc/zookeeper/conf", "/usr/share/java/zookeeper.jar"]
     f"/usr/share/java/{jar}.jar" for jar in (
         "jetty9-server", "jetty9-servlet", "jetty9-util", "jetty9-util-ajax", "jetty9-http",
         "jetty9-io", "jetty9-security", "servlet-api", "jackson-databind", "jackson-core",
-        "jackson-annotations")])
+        "jackson-annotations",
+        # Netty (Debian's libnetty-java, a dependency of zookeeper): the
+        # TLS server and client (NettyServerCnxnFactory, ClientCnxnSocketNetty).
+        "netty-buffer", "netty-codec", "netty-common", "netty-handler", "netty-resolver",
+        "netty-transport")])
 
 
 _HANDED_OUT = set()

@@ -1,0 +1,232 @@
+"""TLS clients on secureClientPort, differential against Apache ZooKeeper
+3.8.0 (Netty): certificates made here with openssl, key and trust stores
+in PEM, PKCS12 and JKS (keytool), Kazoo with use_ssl=True, the x509 ACL
+scheme (one certificate allowed, another denied, the super user), and the
+connections that must be refused: no client certificate, a certificate
+from an unknown CA, plain ZooKeeper protocol on the TLS port. Then
+zkCli.sh over TLS (Netty client) against Paddock."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
+from kazoo.security import make_acl
+
+from conftest import ZK_CLASSPATH, free_port, start_paddock, start_zookeeper
+
+PASSWORD = "changeit"
+ALICE = "CN=alice,OU=tests,O=Paddock"
+ROOT = "CN=root,O=Paddock"
+
+
+def sh(*args, cwd):
+    subprocess.run(args, cwd=cwd, check=True, capture_output=True)
+
+
+def issue(d: Path, ca: str, name: str, subject: str, server=False):
+    """A key and a certificate signed by `ca`, as PEM files name.key/.pem."""
+    sh("openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
+       "-subj", subject, "-out", f"{name}.csr", cwd=d)
+    ext = d / f"{name}.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n" if server else "basicConstraints=CA:FALSE\n")
+    sh("openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+       "-CAcreateserial", "-days", "2", "-sha256", "-extfile", ext.name, "-out", f"{name}.pem", cwd=d)
+
+
+def make_ca(d: Path, name: str, subject: str):
+    sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
+       "-subj", subject, "-days", "2", "-out", f"{name}.pem", cwd=d)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("certs")
+    make_ca(d, "ca", "/O=Paddock/CN=test CA")
+    make_ca(d, "rogue", "/O=Elsewhere/CN=rogue CA")
+    issue(d, "ca", "server", "/O=Paddock/CN=localhost", server=True)
+    issue(d, "ca", "alice", "/O=Paddock/OU=tests/CN=alice")
+    issue(d, "ca", "mallory", "/O=Paddock/OU=tests/CN=mallory")
+    issue(d, "ca", "root", "/O=Paddock/CN=root")
+    issue(d, "rogue", "eve", "/O=Paddock/OU=tests/CN=alice")
+    # The server's key store in each format, and the trust store.
+    (d / "server-store.pem").write_text((d / "server.key").read_text() + (d / "server.pem").read_text())
+    sh("openssl", "pkcs12", "-export", "-inkey", "server.key", "-in", "server.pem", "-certfile", "ca.pem",
+       "-name", "server", "-passout", f"pass:{PASSWORD}", "-out", "server.p12", cwd=d)
+    sh("keytool", "-importkeystore", "-srckeystore", "server.p12", "-srcstoretype", "PKCS12",
+       "-srcstorepass", PASSWORD, "-destkeystore", "server.jks", "-deststoretype", "JKS",
+       "-deststorepass", PASSWORD, "-noprompt", cwd=d)
+    sh("keytool", "-importcert", "-alias", "ca", "-file", "ca.pem", "-keystore", "trust.jks",
+       "-storetype", "JKS", "-storepass", PASSWORD, "-noprompt", cwd=d)
+    for who in ("alice", "root"):
+        sh("openssl", "pkcs12", "-export", "-inkey", f"{who}.key", "-in", f"{who}.pem", "-name", who,
+           "-passout", f"pass:{PASSWORD}", "-out", f"{who}.p12", cwd=d)
+    return d
+
+
+STORES = {
+    "pem": ("server-store.pem", "ca.pem"),
+    "pkcs12": ("server.p12", "ca.pem"),
+    "jks": ("server.jks", "trust.jks"),
+}
+
+
+def tls_cfg(certs, secure_port, store="jks", client_auth="need"):
+    key, trust = STORES[store]
+    return (f"secureClientPort={secure_port}\nsecureClientPortAddress=127.0.0.1\n"
+            "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n"
+            f"ssl.keyStore.location={certs / key}\nssl.keyStore.password={PASSWORD}\n"
+            f"ssl.trustStore.location={certs / trust}\nssl.trustStore.password={PASSWORD}\n"
+            f"ssl.clientAuth={client_auth}\n"
+            f"X509AuthenticationProvider.superUser={ROOT}\n")
+
+
+def client(certs, port, who=None, use_ssl=True, timeout=10):
+    kw = dict(use_ssl=use_ssl, ca=str(certs / "ca.pem"), verify_certs=True)
+    if who:
+        kw.update(certfile=str(certs / f"{who}.pem"), keyfile=str(certs / f"{who}.key"))
+    if not use_ssl:
+        kw = {}
+    c = KazooClient(hosts=f"127.0.0.1:{port}", timeout=timeout, connection_retry={"max_tries": 0}, **kw)
+    return c
+
+
+def connects(certs, port, who=None, use_ssl=True):
+    c = client(certs, port, who, use_ssl, timeout=3)
+    try:
+        c.start(timeout=3)
+    except Exception:
+        return False
+    finally:
+        c.stop()
+        c.close()
+    return True
+
+
+def scenario(certs, port):
+    """What a TLS deployment's clients see; the transcript is compared
+    between ZooKeeper and Paddock."""
+    out = []
+    alice = client(certs, port, "alice")
+    alice.start(timeout=10)
+    try:
+        alice.create("/tls-alice", b"hers", acl=[make_acl("x509", ALICE, all=True)])
+        out.append(("alice reads", alice.get("/tls-alice")[0]))
+        alice.create("/tls-auth", b"", acl=[make_acl("auth", "", all=True)])
+        out.append(("auth acl", [(a.id.scheme, a.id.id, a.perms) for a in alice.get_acls("/tls-auth")[0]]))
+    finally:
+        alice.stop()
+        alice.close()
+    mallory = client(certs, port, "mallory")
+    mallory.start(timeout=10)
+    try:
+        with pytest.raises(NoAuthError):
+            mallory.get("/tls-alice")
+        out.append(("mallory", "NoAuth"))
+    finally:
+        mallory.stop()
+        mallory.close()
+    root = client(certs, port, "root")
+    root.start(timeout=10)
+    try:
+        out.append(("super reads", root.get("/tls-alice")[0]))
+        root.delete("/tls-alice")
+        root.delete("/tls-auth")
+    finally:
+        root.stop()
+        root.close()
+    out.append(("no client certificate", connects(certs, port, None)))
+    out.append(("unknown CA", connects(certs, port, "eve")))
+    out.append(("plain protocol on the TLS port", connects(certs, port, use_ssl=False)))
+    return out
+
+
+EXPECTED = [
+    ("alice reads", b"hers"),
+    ("auth acl", [("x509", ALICE, 31)]),
+    ("mallory", "NoAuth"),
+    ("super reads", b"hers"),
+    ("no client certificate", False),
+    ("unknown CA", False),
+    ("plain protocol on the TLS port", False),
+]
+
+
+def test_zookeeper_and_paddock_treat_tls_clients_alike(certs, tmp_path):
+    zk_secure = free_port()
+    (tmp_path / "zk").mkdir()
+    zk = start_zookeeper(tmp_path / "zk", tls_cfg(certs, zk_secure))
+    try:
+        want = scenario(certs, zk_secure)
+    finally:
+        zk.stop()
+    assert want == EXPECTED, "the oracle itself disagrees with what this test expects"
+    for store in STORES:
+        secure = free_port()
+        cfg = tmp_path / f"{store}.cfg"
+        cfg.write_text(tls_cfg(certs, secure, store))
+        (tmp_path / store).mkdir()
+        paddock = start_paddock(tmp_path / store, "--config", str(cfg))
+        try:
+            assert scenario(certs, secure) == want, store
+        finally:
+            paddock.stop()
+
+
+def test_want_serves_clients_without_a_certificate_and_none_asks_for_none(certs, tmp_path):
+    for auth, alice_id in (("want", [("x509", ALICE)]), ("none", [])):
+        secure = free_port()
+        cfg = tmp_path / f"{auth}.cfg"
+        cfg.write_text(tls_cfg(certs, secure, "pem", client_auth=auth))
+        d = tmp_path / auth
+        d.mkdir()
+        paddock = start_paddock(d, "--config", str(cfg))
+        try:
+            assert connects(certs, secure, None)
+            alice = client(certs, secure, "alice")
+            alice.start(timeout=10)
+            try:
+                alice.create("/who", b"", acl=[make_acl("world", "anyone", all=True)])
+                # Only a requested, verified certificate gives an identity.
+                ok = alice_id != []
+                try:
+                    alice.create("/who/mine", b"", acl=[make_acl("auth", "", all=True)])
+                    got = [(a.id.scheme, a.id.id) for a in alice.get_acls("/who/mine")[0]]
+                except Exception as e:  # InvalidACL: auth with no proven identity
+                    got = type(e).__name__
+                assert got == (alice_id if ok else "InvalidACLError"), (auth, got)
+            finally:
+                alice.stop()
+                alice.close()
+        finally:
+            paddock.stop()
+
+
+def test_zkcli_over_tls_with_the_netty_client(certs, tmp_path):
+    secure = free_port()
+    cfg = tmp_path / "zoo.cfg"
+    cfg.write_text(tls_cfg(certs, secure, "pem"))
+    d = tmp_path / "srv"
+    d.mkdir()
+    paddock = start_paddock(d, "--config", str(cfg))
+    try:
+        flags = ["-Dzookeeper.client.secure=true",
+                 "-Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty",
+                 f"-Dzookeeper.ssl.keyStore.location={certs / 'alice.p12'}",
+                 f"-Dzookeeper.ssl.keyStore.password={PASSWORD}",
+                 f"-Dzookeeper.ssl.trustStore.location={certs / 'trust.jks'}",
+                 f"-Dzookeeper.ssl.trustStore.password={PASSWORD}"]
+        def zkcli(cmd):
+            return subprocess.run(
+                ["java", *flags, "-cp", ZK_CLASSPATH, "org.apache.zookeeper.ZooKeeperMain",
+                 "-server", f"127.0.0.1:{secure}", *cmd.split()],
+                capture_output=True, text=True, timeout=60)
+        r = zkcli("create /over-tls secret")
+        assert "Created /over-tls" in r.stdout + r.stderr, r.stdout + r.stderr
+        r = zkcli("get /over-tls")
+        assert "secret" in r.stdout, r.stdout + r.stderr
+        r = zkcli("whoami")
+        assert ALICE in r.stdout, r.stdout + r.stderr
+    finally:
+        paddock.stop()
