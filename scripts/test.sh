@@ -31,8 +31,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
-if ! python3 -c "import kazoo, pytest, puresasl" 2>/dev/null; then
-  stage "installing kazoo, pytest, pexpect, pure-sasl (pip)"
+if ! python3 -c "import kazoo, pytest, puresasl, jks, OpenSSL" 2>/dev/null; then
+  stage "installing kazoo, pytest, pexpect, pure-sasl, pyjks, pyOpenSSL (pip)"
   python3 -m pip install --quiet -r tests/python/requirements.txt
 fi
 

@@ -14,7 +14,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::io;
 use std::time::Duration;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 /// The first bytes a dialling server sends when it holds a secret.
@@ -60,6 +60,10 @@ impl Secret {
     }
 }
 
+/// What a peer connection runs over: TCP, or TLS over it (`sslQuorum`).
+pub trait Stream: AsyncRead + AsyncWrite + Unpin {}
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for S {}
+
 const ACCEPTOR: &[u8] = b"paddock peer acceptor";
 const DIALLER: &[u8] = b"paddock peer dialler";
 
@@ -73,7 +77,7 @@ fn nonce() -> io::Result<[u8; NONCE]> {
     Ok(n)
 }
 
-async fn next(conn: &mut Framed<TcpStream, LengthDelimitedCodec>) -> io::Result<BytesMut> {
+async fn next<S: Stream>(conn: &mut Framed<S, LengthDelimitedCodec>) -> io::Result<BytesMut> {
     match conn.next().await {
         Some(frame) => frame,
         None => Err(refused(
@@ -86,8 +90,8 @@ async fn next(conn: &mut Framed<TcpStream, LengthDelimitedCodec>) -> io::Result<
 /// connection, within `HANDSHAKE_LIMIT` and with frames no bigger than it
 /// needs (a stranger gets no large buffer); the connection's frame limit
 /// is put back after.
-pub async fn handshake(
-    conn: &mut Framed<TcpStream, LengthDelimitedCodec>,
+pub async fn handshake<S: Stream>(
+    conn: &mut Framed<S, LengthDelimitedCodec>,
     secret: &Secret,
     dialling: bool,
 ) -> io::Result<()> {
@@ -107,8 +111,8 @@ pub async fn handshake(
 }
 
 /// The dialling side: proves the secret and checks the acceptor's proof.
-async fn dial(
-    conn: &mut Framed<TcpStream, LengthDelimitedCodec>,
+async fn dial<S: Stream>(
+    conn: &mut Framed<S, LengthDelimitedCodec>,
     secret: &Secret,
 ) -> io::Result<()> {
     let mine = nonce()?;
@@ -129,8 +133,8 @@ async fn dial(
 
 /// The accepting side: proves the secret and checks the dialler's proof.
 /// Nothing else is read from the connection before this succeeds.
-async fn accept(
-    conn: &mut Framed<TcpStream, LengthDelimitedCodec>,
+async fn accept<S: Stream>(
+    conn: &mut Framed<S, LengthDelimitedCodec>,
     secret: &Secret,
 ) -> io::Result<()> {
     let hello = next(conn).await?;
@@ -151,7 +155,7 @@ async fn accept(
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     async fn pair() -> (
         Framed<TcpStream, LengthDelimitedCodec>,

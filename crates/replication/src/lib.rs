@@ -32,6 +32,7 @@ use crate::forward::Outgoing;
 use crate::log_store::LogStore;
 use crate::membership::Reconfigurer;
 use crate::network::Network;
+pub use crate::peer::QuorumTls;
 use crate::peer::{PeerContext, PeerReply, PeerRequest, Peers};
 use crate::state_machine::{SnapshotFiles, StateMachine};
 use crate::status::Monitor;
@@ -108,6 +109,8 @@ pub struct Ensemble {
     pub listen: SocketAddr,
     /// The secret every peer connection proves (`auth.rs`), if any.
     pub secret: Option<Vec<u8>>,
+    /// Mutual TLS on every peer connection (`sslQuorum`), if set.
+    pub tls: Option<QuorumTls>,
 }
 
 #[derive(Debug, Clone)]
@@ -245,6 +248,7 @@ impl Opened {
                 .as_ref()
                 .and_then(|e| e.secret.clone())
                 .map(|s| Arc::new(Secret::new(s))),
+            options.ensemble.as_ref().and_then(|e| e.tls.clone()),
         );
         // A rebuilding server stops counting as a voter, and the leader
         // expects its log to start again, before it runs at all.
@@ -399,6 +403,7 @@ impl Opened {
                 touches: touches_tx.clone(),
                 reconfigurer: reconfigurer.clone(),
                 secret: peers.secret(),
+                tls: peers.tls(),
             });
             tasks.push(tokio::spawn(peer::serve(listener, ctx)));
         }

@@ -1,5 +1,5 @@
-//! The wire between replicas: length-prefixed frames over TCP, each one
-//! message in our own layout (`wire.rs`).
+//! The wire between replicas: length-prefixed frames over TCP (or TLS
+//! over it, `sslQuorum`), each one message in our own layout (`wire.rs`).
 //! Each request gets one reply, in order, except the fire-and-forget ones
 //! (snapshot chunks, session liveness). A `Link` is one outgoing
 //! connection, redialled after any error; `serve` answers incoming ones.
@@ -19,14 +19,17 @@ use openraft::raft::{
 use openraft::Raft;
 use paddock_storage::disk::remove_if_there;
 use paddock_storage::Disk;
+use rustls::pki_types::ServerName;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tracing::{debug, warn};
 
@@ -105,21 +108,89 @@ pub fn peer_addr(spec: &str) -> Option<String> {
     Some(format!("{host}:{port}"))
 }
 
+/// What a peer connection runs over: TCP, or TLS over it.
+pub trait PeerIo: AsyncRead + AsyncWrite + Send + Sync + Unpin {}
+impl<S: AsyncRead + AsyncWrite + Send + Sync + Unpin> PeerIo for S {}
+
+type Conn = Framed<Box<dyn PeerIo>, LengthDelimitedCodec>;
+
+/// How long a TLS handshake with a peer may take.
+const TLS_HANDSHAKE_LIMIT: Duration = Duration::from_secs(5);
+
+/// TLS between peers (`sslQuorum`): every connection is mutual TLS, each
+/// side's certificate checked against the ensemble's trust store.
+#[derive(Clone)]
+pub struct QuorumTls {
+    acceptor: TlsAcceptor,
+    connector: TlsConnector,
+}
+
+impl QuorumTls {
+    /// `server` must ask for client certificates, so both sides prove one.
+    pub fn new(server: rustls::ServerConfig, client: rustls::ClientConfig) -> QuorumTls {
+        QuorumTls {
+            acceptor: TlsAcceptor::from(Arc::new(server)),
+            connector: TlsConnector::from(Arc::new(client)),
+        }
+    }
+
+    /// A dialled connection, once the handshake with `host` succeeds.
+    async fn dial(&self, host: &str, stream: TcpStream) -> io::Result<Box<dyn PeerIo>> {
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{host}: {e}")))?;
+        let handshake = self.connector.connect(name, stream);
+        let stream = tokio::time::timeout(TLS_HANDSHAKE_LIMIT, handshake)
+            .await
+            .map_err(|_| tls_refused("no TLS handshake in time"))?
+            .map_err(|e| tls_refused(&e.to_string()))?;
+        Ok(Box::new(stream))
+    }
+
+    /// An accepted connection, once the handshake succeeds.
+    async fn accept(&self, stream: TcpStream) -> io::Result<Box<dyn PeerIo>> {
+        let stream = tokio::time::timeout(TLS_HANDSHAKE_LIMIT, self.acceptor.accept(stream))
+            .await
+            .map_err(|_| tls_refused("no TLS handshake in time"))?
+            .map_err(|e| tls_refused(&e.to_string()))?;
+        Ok(Box::new(stream))
+    }
+}
+
+impl std::fmt::Debug for QuorumTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QuorumTls")
+    }
+}
+
+fn tls_refused(why: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, format!("TLS: {why}"))
+}
+
 /// The other servers as this one reaches them: their specs from its
-/// config by id, and the secret each connection proves (if the ensemble
-/// has one).
+/// config by id, the secret each connection proves (if the ensemble has
+/// one) and TLS (if `sslQuorum`).
 #[derive(Clone, Default)]
 pub struct Peers {
     specs: Arc<BTreeMap<u64, String>>,
     secret: Option<Arc<Secret>>,
+    tls: Option<QuorumTls>,
 }
 
 impl Peers {
-    pub fn new(specs: BTreeMap<u64, String>, secret: Option<Arc<Secret>>) -> Peers {
+    pub fn new(
+        specs: BTreeMap<u64, String>,
+        secret: Option<Arc<Secret>>,
+        tls: Option<QuorumTls>,
+    ) -> Peers {
         Peers {
             specs: Arc::new(specs),
             secret,
+            tls,
         }
+    }
+
+    pub fn tls(&self) -> Option<QuorumTls> {
+        self.tls.clone()
     }
 
     /// Server `id`'s spec from this server's config, else the one the
@@ -149,6 +220,7 @@ impl Peers {
             addr: peer_addr(spec),
             conn: None,
             secret: self.secret.clone(),
+            tls: self.tls.clone(),
         }
     }
 
@@ -162,8 +234,9 @@ impl Peers {
 /// One outgoing connection to a peer.
 pub struct Link {
     addr: Option<String>,
-    conn: Option<Framed<TcpStream, LengthDelimitedCodec>>,
+    conn: Option<Conn>,
     secret: Option<Arc<Secret>>,
+    tls: Option<QuorumTls>,
 }
 
 impl Link {
@@ -172,7 +245,7 @@ impl Link {
     /// request abandoned half-way (its caller timed out and dropped it)
     /// leaves no connection behind whose late reply the next request
     /// could take for its own.
-    async fn take_connection(&mut self) -> io::Result<Framed<TcpStream, LengthDelimitedCodec>> {
+    async fn take_connection(&mut self) -> io::Result<Conn> {
         if let Some(conn) = self.conn.take() {
             return Ok(conn);
         }
@@ -184,7 +257,14 @@ impl Link {
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
         stream.set_nodelay(true)?;
-        let mut conn = Framed::new(stream, codec());
+        let io: Box<dyn PeerIo> = match &self.tls {
+            Some(tls) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                tls.dial(host.trim_matches(['[', ']']), stream).await?
+            }
+            None => Box::new(stream),
+        };
+        let mut conn = Framed::new(io, codec());
         if let Some(secret) = &self.secret {
             auth::handshake(&mut conn, secret, true).await?;
         }
@@ -250,6 +330,8 @@ pub struct PeerContext {
     pub reconfigurer: Arc<Reconfigurer>,
     /// The secret a peer must prove before anything it sends is read.
     pub secret: Option<Arc<Secret>>,
+    /// TLS every peer connection must complete first (`sslQuorum`).
+    pub tls: Option<QuorumTls>,
 }
 
 impl PeerContext {
@@ -296,7 +378,11 @@ async fn blocking<T: Send + 'static>(
 
 async fn serve_one(stream: TcpStream, ctx: &PeerContext, id: u64) -> io::Result<()> {
     stream.set_nodelay(true)?;
-    let mut conn = Framed::new(stream, codec());
+    let io: Box<dyn PeerIo> = match &ctx.tls {
+        Some(tls) => tls.accept(stream).await?,
+        None => Box::new(stream),
+    };
+    let mut conn = Framed::new(io, codec());
     if let Some(secret) = &ctx.secret {
         auth::handshake(&mut conn, secret, false).await?;
     }

@@ -77,6 +77,10 @@ pub struct ServerConfig {
     pub secure_client_addr: Option<SocketAddr>,
     /// `ssl.*`: the secure client port's TLS settings.
     pub client_tls: TlsSettings,
+    /// `sslQuorum`: mutual TLS on every peer connection, with
+    /// `quorum_tls` (`ssl.quorum.*`).
+    pub ssl_quorum: bool,
+    pub quorum_tls: TlsSettings,
     /// `X509AuthenticationProvider.superUser`: the certificate subject
     /// that is also `super`.
     pub x509_super_user: Option<String>,
@@ -217,6 +221,8 @@ impl Default for ServerConfig {
             plain_client_port: true,
             secure_client_addr: None,
             client_tls: TlsSettings::default(),
+            ssl_quorum: false,
+            quorum_tls: TlsSettings::default(),
             x509_super_user: None,
             sasl_provider: false,
             sasl_users: None,
@@ -595,6 +601,15 @@ impl ServerConfig {
                     self.sasl_super_users.push(v.clone())
                 }
                 JAAS_FILE | "sasl.serverconfig" => {}
+                "sslQuorum" => self.ssl_quorum = boolean(key, v)?,
+                // Certificates are read at start-up; ZooKeeper's reload of
+                // the quorum's is not offered (docs/security.md).
+                "sslQuorumReloadCertFiles" | "portUnification" => {}
+                k if k.starts_with("ssl.quorum.")
+                    && self
+                        .quorum_tls
+                        .set(&k["ssl.quorum.".len()..], v)
+                        .map_err(|m| err(k, m))? => {}
                 k if k.starts_with("ssl.")
                     && self
                         .client_tls

@@ -2,7 +2,7 @@
 //! from them (through `paddock-replication`, which owns their format).
 
 use crate::config::ServerConfig;
-use paddock_replication::{Ensemble, FilesError, Opened, Options};
+use paddock_replication::{Ensemble, FilesError, Opened, Options, QuorumTls};
 use paddock_storage::Disk;
 use paddock_tree::{DataTree, TreeConfig};
 use std::fs::{File, OpenOptions};
@@ -29,6 +29,8 @@ pub enum RecoveryError {
     SetAside(std::io::Error),
     #[error("paddock.quorum.secretFile {path}: {why}")]
     Secret { path: PathBuf, why: String },
+    #[error("sslQuorum: {0}")]
+    QuorumTls(paddock_tls::TlsError),
 }
 
 /// The fewest bytes a quorum secret may have.
@@ -144,6 +146,17 @@ pub fn recover_state(
         Some(path) => Some(read_secret(path)?),
         None => None,
     };
+    let quorum_tls = match config.ssl_quorum {
+        true => {
+            let tls = &config.quorum_tls;
+            let (server, client) = tls
+                .server_config()
+                .and_then(|server| Ok((server, tls.client_config()?)))
+                .map_err(RecoveryError::QuorumTls)?;
+            Some(QuorumTls::new(server, client))
+        }
+        false => None,
+    };
     let options = Options {
         node_id: u64::from(config.server_id),
         dirs,
@@ -164,6 +177,7 @@ pub fn recover_state(
                 observers: specs(true),
                 listen: e.peer_addr,
                 secret: secret.clone(),
+                tls: quorum_tls.clone(),
             }
         }),
     };

@@ -39,7 +39,7 @@ pub enum StartError {
     #[error(transparent)]
     Replication(#[from] ReplicationError),
     #[error("secureClientPort: {0}")]
-    Tls(#[from] paddock_tls::TlsError),
+    Tls(paddock_tls::TlsError),
 }
 
 /// The server did not finish stopping within [`STOP_WITHIN`]; what it
@@ -105,8 +105,8 @@ impl Server {
         };
         let secure = match config.secure_client_addr {
             Some(addr) => {
-                let tls =
-                    ClientTls::new(config.client_tls.clone(), config.x509_super_user.clone())?;
+                let tls = ClientTls::new(config.client_tls.clone(), config.x509_super_user.clone())
+                    .map_err(StartError::Tls)?;
                 Some((listen(addr, "secureClientPort").await?, Arc::new(tls)))
             }
             None => None,

@@ -10,9 +10,16 @@ mod store;
 pub use name::subject_name;
 pub use store::{Identity, Store, StoreType};
 
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
-use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, SupportedProtocolVersion};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{
+    CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    SupportedProtocolVersion,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -203,7 +210,7 @@ impl TlsSettings {
         let builder = match (self.client_auth, self.roots()?) {
             (ClientAuth::None, _) => builder.with_no_client_auth(),
             (auth, Some(roots)) => {
-                let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
+                let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
                 let verifier = match auth {
                     ClientAuth::Want => verifier.allow_unauthenticated(),
                     _ => verifier,
@@ -220,9 +227,136 @@ impl TlsSettings {
                 ))
             }
         };
-        builder
-            .with_single_cert(identity.chain, identity.key)
-            .map_err(|e| TlsError(format!("ssl.keyStore: {e}")))
+        Ok(builder.with_cert_resolver(Arc::new(OneCertificate(certified(&provider, identity)?))))
+    }
+}
+
+impl TlsSettings {
+    /// A client's configuration (a server dialling its peers): servers'
+    /// certificates checked against the trust store, and their names
+    /// against the host dialled when `hostnameVerification` is on; the
+    /// key store's certificate offered when the server asks for one.
+    pub fn client_config(&self) -> Result<rustls::ClientConfig, TlsError> {
+        let roots = self.roots()?.ok_or_else(|| {
+            TlsError(
+                "the trust store is not set: nothing to check the other side's certificate against"
+                    .into(),
+            )
+        })?;
+        let provider = self.provider()?;
+        let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .map_err(|e| TlsError(format!("the trust store: {e}")))?;
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&self.versions()?)
+            .map_err(|e| TlsError(format!("TLS settings: {e}")))?;
+        let builder = match self.hostname_verification {
+            true => builder.with_webpki_verifier(verifier),
+            false => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyName(verifier))),
+        };
+        match &self.key_store {
+            Some(store) => {
+                let identity = store.identity()?;
+                builder
+                    .with_client_auth_cert(identity.chain, identity.key)
+                    .map_err(|e| TlsError(format!("the key store: {e}")))
+            }
+            None => Ok(builder.with_no_client_auth()),
+        }
+    }
+}
+
+/// Checks a server's certificate chain but not the name in it
+/// (`hostnameVerification=false`).
+#[derive(Debug)]
+struct AnyName(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// The key store's identity ready to sign with, once its key is known to
+/// belong to its certificate. Checked here rather than by rustls, whose
+/// check takes X.509 version 3 certificates only: Java (and ZooKeeper's
+/// users, Kazoo's test harness among them) also use version 1.
+fn certified(provider: &CryptoProvider, identity: Identity) -> Result<Arc<CertifiedKey>, TlsError> {
+    let key = provider
+        .key_provider
+        .load_private_key(identity.key)
+        .map_err(|e| {
+            TlsError(format!(
+                "ssl.keyStore: the private key cannot be used ({e})"
+            ))
+        })?;
+    let leaf = identity
+        .chain
+        .first()
+        .and_then(|c| x509_parser::parse_x509_certificate(c).ok())
+        .map(|(_, c)| c.public_key().raw.to_vec());
+    match (leaf, key.public_key()) {
+        (Some(cert), Some(key)) if cert == key.as_ref() => {}
+        (None, _) => {
+            return Err(TlsError(
+                "ssl.keyStore: the certificate does not parse".into(),
+            ))
+        }
+        _ => {
+            return Err(TlsError(
+                "ssl.keyStore: the private key is not the certificate's".into(),
+            ))
+        }
+    }
+    Ok(Arc::new(CertifiedKey::new(identity.chain, key)))
+}
+
+/// Always the key store's certificate.
+#[derive(Debug)]
+struct OneCertificate(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for OneCertificate {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
     }
 }
 

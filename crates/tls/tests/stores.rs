@@ -161,6 +161,15 @@ fn a_wrong_password_or_a_missing_file_is_one_line_naming_the_file() {
             "{e}"
         );
     }
+    // A key that is not the certificate's.
+    let other = issue();
+    let mixed = dir.path().join("mixed.pem");
+    std::fs::write(&mixed, format!("{}{}", other.key_pem, i.cert_pem)).unwrap();
+    let mut settings = TlsSettings::default();
+    settings.set("keyStore.location", mixed.to_str().unwrap()).unwrap();
+    settings.set("clientAuth", "none").unwrap();
+    let e = settings.server_config().unwrap_err().0;
+    assert!(e.contains("not the certificate's"), "{e}");
     let missing = dir.path().join("missing.pem");
     let e = store(&missing, "", None).identity().err().unwrap().0;
     assert!(
