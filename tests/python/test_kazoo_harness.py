@@ -1,5 +1,6 @@
-"""Kazoo's own SASL tests (kazoo.tests.test_sasl), run by Kazoo's own test
-harness exactly as it runs them against ZooKeeper: it writes its zoo.cfg
+"""Kazoo's own SASL tests (kazoo.tests.test_sasl) and its TLS client test
+(test_client.TestSSLClient), run by Kazoo's own test harness exactly as
+it runs them against ZooKeeper: it writes its zoo.cfg
 (a 3-server ensemble, a secure client port with JKS stores it makes, the
 SASL provider) and a JAAS file, and starts each server with `java ... -D...
 QuorumPeerMain zoo.cfg`; `kazoo_harness/java` starts Paddock with that
@@ -35,7 +36,7 @@ def free_block(n):
                 s.close()
 
 
-def test_kazoos_sasl_tests_pass_under_kazoos_harness(tmp_path):
+def test_kazoos_sasl_and_tls_tests_pass_under_kazoos_harness(tmp_path):
     env = dict(os.environ)
     env.update(
         PATH=f"{SHIM}{os.pathsep}{env.get('PATH', '')}",
@@ -49,11 +50,13 @@ def test_kazoos_sasl_tests_pass_under_kazoos_harness(tmp_path):
     )
     r = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "--pyargs",
-         "kazoo.tests.test_sasl"],
+         "kazoo.tests.test_sasl", "kazoo.tests.test_client", "-k", "SASL or TestSSLClient"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     tail = r.stdout[-3000:] + r.stderr[-2000:]
     assert r.returncode == 0, tail
-    assert re.search(r"\b4 passed", r.stdout), tail
+    # 4 DIGEST-MD5 cases and the TLS client case (the harness's own
+    # certificates, X.509 version 1, over the secure client port).
+    assert re.search(r"\b5 passed", r.stdout), tail
     # Only the Kerberos (GSSAPI) cases may skip: Paddock offers DIGEST-MD5.
     skips = [line for line in r.stdout.splitlines() if line.startswith("SKIPPED")]
     assert all("Kerberos" in line for line in skips), tail

@@ -6,6 +6,7 @@
 
 mod name;
 mod store;
+mod version1;
 
 pub use name::subject_name;
 pub use store::{Identity, Store, StoreType};
@@ -179,6 +180,12 @@ impl TlsSettings {
         Ok(Arc::new(provider))
     }
 
+    fn trusted(&self) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+        self.trust_store
+            .as_ref()
+            .map_or(Ok(Vec::new()), Store::certificates)
+    }
+
     fn roots(&self) -> Result<Option<Arc<RootCertStore>>, TlsError> {
         let Some(store) = &self.trust_store else {
             return Ok(None);
@@ -215,11 +222,14 @@ impl TlsSettings {
                     ClientAuth::Want => verifier.allow_unauthenticated(),
                     _ => verifier,
                 };
-                builder.with_client_cert_verifier(
-                    verifier
-                        .build()
-                        .map_err(|e| TlsError(format!("ssl.trustStore: {e}")))?,
-                )
+                let verifier = verifier
+                    .build()
+                    .map_err(|e| TlsError(format!("ssl.trustStore: {e}")))?;
+                builder.with_client_cert_verifier(Arc::new(version1::Version1Too {
+                    inner: verifier,
+                    roots: self.trusted()?,
+                    algorithms: provider.signature_verification_algorithms,
+                }))
             }
             (_, None) => {
                 return Err(TlsError(

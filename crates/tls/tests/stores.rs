@@ -166,7 +166,9 @@ fn a_wrong_password_or_a_missing_file_is_one_line_naming_the_file() {
     let mixed = dir.path().join("mixed.pem");
     std::fs::write(&mixed, format!("{}{}", other.key_pem, i.cert_pem)).unwrap();
     let mut settings = TlsSettings::default();
-    settings.set("keyStore.location", mixed.to_str().unwrap()).unwrap();
+    settings
+        .set("keyStore.location", mixed.to_str().unwrap())
+        .unwrap();
     settings.set("clientAuth", "none").unwrap();
     let e = settings.server_config().unwrap_err().0;
     assert!(e.contains("not the certificate's"), "{e}");
