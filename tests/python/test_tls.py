@@ -7,6 +7,7 @@ from an unknown CA, plain ZooKeeper protocol on the TLS port. Then
 zkCli.sh over TLS (Netty client) against Paddock."""
 
 import subprocess
+import time
 
 import pytest
 from kazoo.client import KazooClient
@@ -187,3 +188,35 @@ def test_zkcli_over_tls_with_the_netty_client(certs, tmp_path):
         assert ALICE in r.stdout, r.stdout + r.stderr
     finally:
         paddock.stop()
+
+
+def test_changed_key_store_files_are_loaded_again_while_serving(certs, tmp_path):
+    store = tmp_path / "server-store.pem"
+    store.write_bytes((certs / "server-store.pem").read_bytes())
+    secure = free_port()
+    cfg = tmp_path / "zoo.cfg"
+    cfg.write_text(tls_cfg(certs, secure, "pem").replace(str(certs / "server-store.pem"), str(store)))
+    d = tmp_path / "srv"
+    d.mkdir()
+    paddock = start_paddock(d, "--config", str(cfg))
+    try:
+        assert connects(certs, secure, "alice")
+        # A certificate the clients' CA did not sign: new handshakes fail...
+        store.write_bytes((certs / "rogue-store.pem").read_bytes())
+        assert wait_until(lambda: not connects(certs, secure, "alice"))
+        # ...and the right one again: they succeed, without a restart.
+        store.write_bytes((certs / "server-store.pem").read_bytes())
+        assert wait_until(lambda: connects(certs, secure, "alice"))
+        assert paddock.proc.poll() is None
+        assert "reloaded" in (d / "paddock.log").read_text()
+    finally:
+        paddock.stop()
+
+
+def wait_until(cond, timeout=20.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.2)
+    return False
