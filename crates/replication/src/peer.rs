@@ -123,15 +123,48 @@ const TLS_HANDSHAKE_LIMIT: Duration = Duration::from_secs(5);
 pub struct QuorumTls {
     acceptor: TlsAcceptor,
     connector: TlsConnector,
+    /// With host name verification: the members' hosts, one of which (or
+    /// the address it connects from) a dialling peer's certificate must
+    /// name.
+    member_hosts: Option<Arc<Vec<String>>>,
 }
 
 impl QuorumTls {
-    /// `server` must ask for client certificates, so both sides prove one.
-    pub fn new(server: rustls::ServerConfig, client: rustls::ClientConfig) -> QuorumTls {
+    /// `server` must require client certificates, so both sides prove
+    /// one; `member_hosts` (the hosts of the `server.N` lines) when a
+    /// dialling peer's certificate must name where it connects from.
+    pub fn new(
+        server: rustls::ServerConfig,
+        client: rustls::ClientConfig,
+        member_hosts: Option<Vec<String>>,
+    ) -> QuorumTls {
         QuorumTls {
             acceptor: TlsAcceptor::from(Arc::new(server)),
             connector: TlsConnector::from(Arc::new(client)),
+            member_hosts: member_hosts.map(Arc::new),
         }
+    }
+
+    /// Whether the dialling peer's certificate names the address it
+    /// connects from, or a member host that resolves to that address (as
+    /// ZooKeeper checks a quorum client's certificate).
+    async fn names_dialler(&self, cert: &[u8], from: std::net::IpAddr) -> bool {
+        let Some(hosts) = &self.member_hosts else {
+            return true;
+        };
+        if paddock_tls::names_host(cert, &from.to_string()) {
+            return true;
+        }
+        for host in hosts.iter() {
+            if paddock_tls::names_host(cert, host) {
+                if let Ok(mut addrs) = tokio::net::lookup_host((host.as_str(), 0)).await {
+                    if addrs.any(|a| a.ip() == from) {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
     }
 
     /// A dialled connection, once the handshake with `host` succeeds.
@@ -148,10 +181,23 @@ impl QuorumTls {
 
     /// An accepted connection, once the handshake succeeds.
     async fn accept(&self, stream: TcpStream) -> io::Result<Box<dyn PeerIo>> {
+        let from = stream.peer_addr()?.ip();
         let stream = tokio::time::timeout(TLS_HANDSHAKE_LIMIT, self.acceptor.accept(stream))
             .await
             .map_err(|_| tls_refused("no TLS handshake in time"))?
             .map_err(|e| tls_refused(&e.to_string()))?;
+        let leaf = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.as_ref().to_vec())
+            .ok_or_else(|| tls_refused("the peer showed no certificate"))?;
+        if !self.names_dialler(&leaf, from).await {
+            return Err(tls_refused(&format!(
+                "the peer's certificate names neither {from} nor a member host at that address"
+            )));
+        }
         Ok(Box::new(stream))
     }
 }

@@ -601,6 +601,22 @@ impl ServerConfig {
                     self.sasl_super_users.push(v.clone())
                 }
                 JAAS_FILE | "sasl.serverconfig" => {}
+                // Settings that would make ZooKeeper stricter and that
+                // Paddock does not implement: refused, rather than running
+                // with less protection than the operator asked for.
+                "ssl.crl" | "ssl.ocsp" | "ssl.quorum.crl" | "ssl.quorum.ocsp"
+                | "sessionRequireClientSASLAuth" | "enforce.auth.enabled"
+                    if boolean(key, v)? =>
+                {
+                    return Err(err(key, "is not offered by Paddock (docs/security.md); remove it or set it to false".into()))
+                }
+                "ssl.crl" | "ssl.ocsp" | "ssl.quorum.crl" | "ssl.quorum.ocsp"
+                | "sessionRequireClientSASLAuth" | "enforce.auth.enabled" => {}
+                "SASLAuthenticationProvider.superPassword"
+                | "ssl.context.supplier.class"
+                | "ssl.quorum.context.supplier.class" => {
+                    return Err(err(key, "is not offered by Paddock (docs/security.md)".into()))
+                }
                 "sslQuorum" => self.ssl_quorum = boolean(key, v)?,
                 // Certificates are read at start-up; ZooKeeper's reload of
                 // the quorum's is not offered (docs/security.md).
@@ -719,6 +735,15 @@ impl ServerConfig {
         (requested_ms as i64).clamp(min, max) as i32
     }
 
+    /// The authentication providers ACLs may name here: x509 with a
+    /// secure client port, sasl with ZooKeeper's SASL provider.
+    pub fn auth_providers(&self) -> paddock_tree::acl::Providers {
+        paddock_tree::acl::Providers {
+            x509: self.secure_client_addr.is_some(),
+            sasl: self.sasl_provider,
+        }
+    }
+
     pub fn four_letter_allowed(&self, word: &str) -> bool {
         self.four_letter_whitelist
             .iter()
@@ -769,6 +794,13 @@ mod tests {
         assert_eq!(c.sasl_super_users, ["bob"]);
         assert_eq!(c.sasl_users.unwrap()["bob"], "pw");
 
+        std::fs::write(&cfg, "ssl.crl=true\n").unwrap();
+        let e = super::ServerConfig::from_sources(Some(&cfg), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ssl.crl") && e.contains("not offered"), "{e}");
+        std::fs::write(&cfg, "sessionRequireClientSASLAuth=false\n").unwrap();
+        assert!(super::ServerConfig::from_sources(Some(&cfg), &[]).is_ok());
         std::fs::write(&cfg, "ssl.authProvider=sasl\n").unwrap();
         let e = super::ServerConfig::from_sources(Some(&cfg), &[])
             .unwrap_err()

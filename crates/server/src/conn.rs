@@ -809,6 +809,8 @@ impl Connection {
             | Request::SetAcl(_)
             | Request::Multi(_)
             | Request::DeleteContainer(_)) => {
+                let mut req = req;
+                acl::mark_unprovided(&mut req, self.shared.config.auth_providers());
                 self.write(header.xid, TxnOp::Write(req), received);
             }
             req => {
@@ -886,10 +888,16 @@ impl Connection {
             TxnOp::CreateSession { .. } => op::CREATE_SESSION,
             TxnOp::SetConfig { .. } => op::RECONFIG,
         };
+        let mut auth = self.ids.as_ref().clone();
+        // Without ZooKeeper's SASL provider, a SASL user is no identity an
+        // ACL can hold (`auth` entries do not expand to it).
+        if !self.shared.config.sasl_provider {
+            auth.retain(|i| i.scheme != acl::SASL);
+        }
         let txn = Txn {
             session_id: self.session_id,
             time_ms: self.shared.wall_ms(),
-            auth: self.ids.as_ref().clone(),
+            auth,
             op,
         };
         self.queue_write(xid, opcode, Proposed::Txn(txn), received);
@@ -929,9 +937,16 @@ impl Connection {
         let Some(users) = &self.shared.config.sasl_users else {
             return Ok(None);
         };
-        let exchange = self
-            .sasl
-            .get_or_insert_with(|| Box::new(DigestMd5::new(crate::sasl::nonce())));
+        if self.sasl.is_none() {
+            let Some(nonce) = crate::sasl::nonce() else {
+                debug!("SASL: no randomness for a nonce");
+                return Err(());
+            };
+            self.sasl = Some(Box::new(DigestMd5::new(nonce)));
+        }
+        let Some(exchange) = self.sasl.as_mut() else {
+            return Err(());
+        };
         match exchange.step(token, users) {
             Outcome::Continue(token) => Ok(Some(token)),
             Outcome::Authenticated { user, token } => {

@@ -17,11 +17,16 @@ use std::collections::BTreeMap;
 pub fn users(text: &str, section: &str) -> Result<Option<BTreeMap<String, String>>, String> {
     let tokens = tokenize(text)?;
     let mut found = None;
+    let mut seen = Vec::new();
     let mut t = tokens.iter().peekable();
     while let Some(name) = t.next() {
         let Token::Word(name) = name else {
             return Err(format!("expected a section name, found {name}"));
         };
+        if seen.contains(&name) {
+            return Err(format!("section {name} is given twice"));
+        }
+        seen.push(name);
         expect(t.next(), &Token::Open, name)?;
         let mut users = BTreeMap::new();
         // Entries: module flag (option=value)* ;
@@ -219,5 +224,7 @@ mod tests {
         assert!(e.contains("user_a has no value"), "{e}");
         let e = users("Server { Module required user_a=\"x;", "Server").unwrap_err();
         assert!(e.contains("not closed"), "{e}");
+        let e = users("Server { M required; }; Server { M required; };", "Server").unwrap_err();
+        assert!(e.contains("twice"), "{e}");
     }
 }

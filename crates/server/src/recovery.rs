@@ -149,11 +149,23 @@ pub fn recover_state(
     let quorum_tls = match config.ssl_quorum {
         true => {
             let tls = &config.quorum_tls;
+            if tls.client_auth != paddock_tls::ClientAuth::Need {
+                return Err(RecoveryError::QuorumTls(paddock_tls::TlsError(
+                    "ssl.quorum.clientAuth must be need: every peer proves a certificate".into(),
+                )));
+            }
+            let hosts = tls.hostname_verification.then(|| {
+                config
+                    .ensemble
+                    .iter()
+                    .flat_map(|e| e.members.iter().map(|m| m.host.clone()))
+                    .collect()
+            });
             let (server, client) = tls
                 .server_config()
                 .and_then(|server| Ok((server, tls.client_config()?)))
                 .map_err(RecoveryError::QuorumTls)?;
-            Some(QuorumTls::new(server, client))
+            Some(QuorumTls::new(server, client, hosts))
         }
         false => None,
     };
@@ -194,9 +206,5 @@ pub fn recover_state(
 pub fn tree_config(config: &ServerConfig) -> TreeConfig {
     TreeConfig {
         extended_types: config.extended_types,
-        providers: paddock_tree::acl::Providers {
-            x509: config.secure_client_addr.is_some(),
-            sasl: config.sasl_provider,
-        },
     }
 }

@@ -13,19 +13,13 @@ const DIGEST_URI: &str = "zookeeper/zk-sasl-md5";
 /// A longer response is refused unread, as Java's server does.
 const MAX_RESPONSE_BYTES: usize = 4096;
 
-/// A fresh nonce: 30 random bytes in base64 (40 characters), as Java's.
-pub fn nonce() -> String {
+/// A fresh nonce: 30 random bytes in base64 (40 characters), as Java's;
+/// None without the OS's randomness (the exchange then fails).
+pub fn nonce() -> Option<String> {
     use base64::Engine;
     let mut bytes = [0u8; 30];
-    // Without the OS's randomness, the clock's nanoseconds still make
-    // each nonce differ; a nonce need not be secret.
-    if getrandom::fill(&mut bytes).is_err() {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        bytes[..16].copy_from_slice(&t.to_le_bytes());
-    }
-    base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
+    getrandom::fill(&mut bytes).ok()?;
+    Some(base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes))
 }
 
 /// One connection's exchange.

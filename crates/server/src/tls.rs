@@ -58,12 +58,13 @@ impl ClientTls {
         if *built_from == now {
             return;
         }
-        *built_from = now;
         match self.settings.server_config() {
             Ok(config) => {
                 *self.acceptor.write() = TlsAcceptor::from(Arc::new(config));
+                *built_from = now;
                 info!("secure client port: key or trust store changed; reloaded");
             }
+            // Tried again at the next look (a file may be half-written).
             Err(e) => warn!("secure client port: key or trust store changed but cannot be used, keeping the previous one: {e}"),
         }
     }
@@ -117,7 +118,11 @@ pub async fn serve(
     let _ = tcp.set_nodelay(true);
     let acceptor = tls.acceptor.read().clone();
     let deadline = Duration::from_millis(shared.config.handshake_timeout_ms);
-    let mut stream = match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
+    let handshake = tokio::select! {
+        h = tokio::time::timeout(deadline, acceptor.accept(tcp)) => h,
+        () = shared.stopping() => return,
+    };
+    let mut stream = match handshake {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
             debug!(%peer, "TLS handshake failed: {e}");
@@ -146,7 +151,10 @@ pub async fn serve(
     // (and the TLS session closed) within a grace period, not for as
     // long as an idle client keeps its end open.
     let ended = CancellationToken::new();
-    let carry = async {
+    // `ours` is the carrier's: once it stops (the client gone, a bad TLS
+    // record), it is closed, so the session sees the end at once.
+    let session_over = ended.clone();
+    let carry = async move {
         tokio::select! {
             r = tokio::io::copy_bidirectional(&mut stream, &mut ours) => {
                 if let Err(e) = r {
@@ -154,7 +162,7 @@ pub async fn serve(
                 }
             }
             () = async {
-                ended.cancelled().await;
+                session_over.cancelled().await;
                 tokio::time::sleep(CLOSE_GRACE).await;
             } => {}
         }

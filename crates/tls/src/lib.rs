@@ -278,6 +278,19 @@ impl TlsSettings {
     }
 }
 
+/// Whether a (verified) certificate names `host`, a DNS name or an IP
+/// address, as a server's certificate must name the host dialled.
+pub fn names_host(cert: &[u8], host: &str) -> bool {
+    let der = CertificateDer::from(cert);
+    let (Ok(cert), Ok(name)) = (
+        webpki::EndEntityCert::try_from(&der),
+        ServerName::try_from(host),
+    ) else {
+        return false;
+    };
+    cert.verify_is_valid_for_subject_name(&name).is_ok()
+}
+
 /// Checks a server's certificate chain but not the name in it
 /// (`hostnameVerification=false`).
 #[derive(Debug)]

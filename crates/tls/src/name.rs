@@ -41,15 +41,16 @@ fn attribute(a: &AttributeTypeAndValue<'_>) -> String {
     }
 }
 
-/// RFC 2253 section 2.4: special characters, a leading '#' or space and
-/// a trailing space are escaped with a backslash.
+/// As Java's RFC 2253 form: the special characters (and '#' anywhere)
+/// escaped with a backslash, and every leading and trailing space.
 fn escape(value: &str) -> String {
+    let chars: Vec<char> = value.chars().collect();
+    let lead = chars.iter().take_while(|c| **c == ' ').count();
+    let trail = chars.len() - chars.iter().rev().take_while(|c| **c == ' ').count();
     let mut out = String::with_capacity(value.len());
-    let last = value.chars().count().saturating_sub(1);
-    for (i, c) in value.chars().enumerate() {
-        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=')
-            || (i == 0 && (c == '#' || c == ' '))
-            || (i == last && c == ' ');
+    for (i, &c) in chars.iter().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=' | '#')
+            || (c == ' ' && (i < lead || i >= trail));
         if special {
             out.push('\\');
         }
@@ -62,7 +63,12 @@ fn escape(value: &str) -> String {
 fn value_der(a: &AttributeTypeAndValue<'_>) -> Vec<u8> {
     let value = a.attr_value();
     let content = value.data;
-    let mut der = vec![value.tag().0 as u8];
+    // Identifier octet: class, constructed bit and a low tag number (the
+    // string and primitive types a name holds all have one).
+    let header = &value.header;
+    let class = (header.class() as u8) << 6;
+    let constructed = u8::from(header.is_constructed()) << 5;
+    let mut der = vec![class | constructed | (value.tag().0 as u8 & 0x1f)];
     let len = content.len();
     if len < 0x80 {
         der.push(len as u8);
@@ -131,6 +137,12 @@ mod tests {
             subject_name(&der).unwrap(),
             "1.2.840.113549.1.9.1=#160e6d65406578616d706c652e6f7267,CN=a\\,b\\+c"
         );
+    }
+
+    #[test]
+    fn every_leading_and_trailing_space_and_any_hash_are_escaped() {
+        let der = cert_with(&[(DnType::CommonName, utf8("  a#b "))]);
+        assert_eq!(subject_name(&der).unwrap(), "CN=\\ \\ a\\#b\\ ");
     }
 
     #[test]

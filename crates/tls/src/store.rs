@@ -85,9 +85,17 @@ impl Store {
         let unreadable =
             |e: &dyn std::fmt::Display| self.error(format_args!("not a readable key store ({e})"));
         if bytes.starts_with(&JKS_MAGIC) {
-            let mut ks = jks::KeyStore::new();
-            ks.load(bytes, self.password())
-                .map_err(|e| unreadable(&e))?;
+            // The jks crate indexes what it decodes without checking
+            // lengths: a damaged file must be an error here, not a panic.
+            let loaded = std::panic::catch_unwind(|| {
+                let mut ks = jks::KeyStore::new();
+                ks.load(bytes, self.password()).map(|()| ks)
+            });
+            let ks = match loaded {
+                Ok(Ok(ks)) => ks,
+                Ok(Err(e)) => return Err(unreadable(&e)),
+                Err(_) => return Err(unreadable(&"damaged")),
+            };
             return Ok(ks
                 .aliases()
                 .into_iter()
@@ -96,8 +104,13 @@ impl Store {
                         let e = ks.get_trusted_certificate_entry(&alias).ok()?;
                         return Some(JavaEntry::Trusted(e.certificate.content));
                     }
-                    // Java keeps a key under the store's password unless told otherwise.
-                    Some(match ks.get_private_key_entry(&alias, self.password()) {
+                    // Java keeps a key under the store's password unless
+                    // told otherwise; decrypting indexes unchecked too.
+                    let key = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        ks.get_private_key_entry(&alias, self.password())
+                    }))
+                    .unwrap_or_else(|_| Err(jks::KeyStoreError::Other("damaged".into())));
+                    Some(match key {
                         Ok(e) => JavaEntry::Key {
                             chain: e.certificate_chain.into_iter().map(|c| c.content).collect(),
                             key: e.private_key,
@@ -184,15 +197,15 @@ impl Store {
             StoreType::Pem => CertificateDer::pem_slice_iter(&bytes)
                 .collect::<Result<_, _>>()
                 .map_err(|e| self.error(e))?,
+            // Only trusted-certificate entries, as Java: a key entry's
+            // chain is what its owner shows, not what the store trusts.
             StoreType::Jks | StoreType::Pkcs12 => self
                 .java(&bytes)?
                 .into_iter()
-                .flat_map(|e| match e {
-                    JavaEntry::Trusted(c) => vec![c],
-                    JavaEntry::Key { chain, .. } => chain,
-                    JavaEntry::Unreadable(_) => Vec::new(),
+                .filter_map(|e| match e {
+                    JavaEntry::Trusted(c) => Some(CertificateDer::from(c)),
+                    _ => None,
                 })
-                .map(CertificateDer::from)
                 .collect(),
         };
         if certs.is_empty() {

@@ -10,6 +10,7 @@ use rustls::pki_types::{CertificateDer, SubjectPublicKeyInfoDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
 use std::sync::Arc;
+use x509_parser::oid_registry;
 use x509_parser::prelude::{FromDer, X509Certificate, X509Version};
 
 #[derive(Debug)]
@@ -27,9 +28,27 @@ fn version1_key(cert: &CertificateDer<'_>) -> Option<Vec<u8>> {
 
 impl Version1Too {
     fn verify_version1(&self, cert: &CertificateDer<'_>, now: UnixTime) -> bool {
-        let Ok((_, c)) = X509Certificate::from_der(cert) else {
+        let Ok((rest, c)) = X509Certificate::from_der(cert) else {
             return false;
         };
+        // A real version 1 certificate: nothing after it, no extensions
+        // or unique ids (which version 1 cannot carry), the signature
+        // algorithm named the same inside and out, and not SHA-1 or MD5.
+        let tbs = &c.tbs_certificate;
+        let weak = [
+            oid_registry::OID_PKCS1_SHA1WITHRSA,
+            oid_registry::OID_PKCS1_MD5WITHRSAENC,
+            oid_registry::OID_SIG_DSA_WITH_SHA1,
+        ];
+        if !rest.is_empty()
+            || !tbs.extensions().is_empty()
+            || tbs.issuer_uid.is_some()
+            || tbs.subject_uid.is_some()
+            || tbs.signature.algorithm != c.signature_algorithm.algorithm
+            || weak.contains(&c.signature_algorithm.algorithm)
+        {
+            return false;
+        }
         let now = now.as_secs() as i64;
         let validity = c.validity();
         if now < validity.not_before.timestamp() || now > validity.not_after.timestamp() {

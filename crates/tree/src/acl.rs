@@ -3,7 +3,7 @@
 
 use base64::Engine;
 use paddock_proto::consts::perms;
-use paddock_proto::{Acl, Id};
+use paddock_proto::{Acl, Id, Request};
 use sha1::{Digest, Sha1};
 use std::net::IpAddr;
 
@@ -18,6 +18,8 @@ pub const SASL: &str = "sasl";
 
 /// The authentication providers configured beyond ip and digest (which
 /// every server has): an ACL may name only a configured provider's ids.
+/// Which are configured is the proposing server's business
+/// (`mark_unprovided`), so apply does not depend on any server's config.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Providers {
     /// A client certificate's subject (a secure client port).
@@ -118,17 +120,46 @@ fn ip_matches(have: &str, acl_expr: &str) -> bool {
     ip_bits(have) & mask == ip_bits(net) & mask
 }
 
-/// Whether an id is well-formed for its scheme's provider. ip and
-/// digest always have one, x509 and sasl when configured; any other
-/// scheme has none and is invalid.
-fn provider_accepts(a: &Id, providers: Providers) -> bool {
+/// Whether an id is well-formed for its scheme's provider: ip, digest,
+/// x509 and sasl (whose providers the proposing server checked, see
+/// `mark_unprovided`); any other scheme has none and is invalid.
+fn provider_accepts(a: &Id) -> bool {
     match a.scheme.as_str() {
         // Java's split(":") drops trailing empty strings: "u:" is one part.
         DIGEST => a.id.trim_end_matches(':').split(':').count() == 2,
         IP => parse_ip_expr(&a.id).is_some(),
-        X509 => providers.x509 && !a.id.is_empty(),
-        SASL => providers.sasl,
+        X509 => !a.id.is_empty(),
+        SASL => true,
         _ => false,
+    }
+}
+
+/// For the server proposing a write: the ACL entries of `req` (and of a
+/// multi's ops) that name a provider this server does not have are given
+/// a scheme no provider accepts, so the op fails with InvalidACL where
+/// ZooKeeper's would, on every replica alike, whatever their own config.
+pub fn mark_unprovided(req: &mut Request, providers: Providers) {
+    let acl = match req {
+        Request::Create { req, .. } => &mut req.acl,
+        Request::CreateTtl(r) => &mut r.acl,
+        Request::SetAcl(r) => &mut r.acl,
+        Request::Multi(ops) => {
+            for op in ops {
+                mark_unprovided(op, providers);
+            }
+            return;
+        }
+        _ => return,
+    };
+    for a in acl {
+        let missing = match a.id.scheme.as_str() {
+            X509 => !providers.x509,
+            SASL => !providers.sasl,
+            _ => false,
+        };
+        if missing {
+            a.id.scheme = format!("{} (no provider)", a.id.scheme);
+        }
     }
 }
 
@@ -141,7 +172,7 @@ fn proven(scheme: &str) -> bool {
 /// Validates and expands an ACL for create/setACL: duplicates dropped,
 /// `auth` entries replaced by the caller's proven ids (digest, x509,
 /// sasl). None means InvalidACL.
-pub fn fixup(acl: &[Acl], ids: &[Id], providers: Providers) -> Option<Vec<Acl>> {
+pub fn fixup(acl: &[Acl], ids: &[Id]) -> Option<Vec<Acl>> {
     if acl.is_empty() {
         return None;
     }
@@ -167,7 +198,7 @@ pub fn fixup(acl: &[Acl], ids: &[Id], providers: Providers) -> Option<Vec<Acl>> 
             if !any {
                 return None;
             }
-        } else if provider_accepts(&a.id, providers) {
+        } else if provider_accepts(&a.id) {
             out.push(a.clone());
         } else {
             return None;
@@ -193,6 +224,7 @@ pub fn masked(acl: &[Acl]) -> Vec<Acl> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use paddock_proto::SetAclRequest;
 
     fn acl(perms: i32, scheme: &str, i: &str) -> Acl {
         Acl {
@@ -234,80 +266,58 @@ mod tests {
     #[test]
     fn fixup_expands_auth_and_rejects_invalid_ids() {
         let me = id(DIGEST, &digest_id("u:p"));
-        let got = fixup(
-            &[acl(31, AUTH, "")],
-            &[id(IP, "127.0.0.1"), me.clone()],
-            Providers::default(),
-        );
+        let got = fixup(&[acl(31, AUTH, "")], &[id(IP, "127.0.0.1"), me.clone()]);
         assert_eq!(got, Some(vec![Acl { perms: 31, id: me }]));
-        assert_eq!(
-            fixup(
-                &[acl(31, AUTH, "")],
-                &[id(IP, "127.0.0.1")],
-                Providers::default()
-            ),
-            None
-        );
-        assert_eq!(fixup(&[], &[], Providers::default()), None);
-        assert_eq!(
-            fixup(&[acl(31, DIGEST, "nocolon")], &[], Providers::default()),
-            None
-        );
-        assert_eq!(
-            fixup(&[acl(31, DIGEST, "u:")], &[], Providers::default()),
-            None
-        );
-        assert_eq!(
-            fixup(&[acl(31, IP, "300.0.0.1")], &[], Providers::default()),
-            None
-        );
-        assert_eq!(
-            fixup(&[acl(31, IP, "10.0.0.0/33")], &[], Providers::default()),
-            None
-        );
-        assert_eq!(
-            fixup(&[acl(31, WORLD, "someone")], &[], Providers::default()),
-            None
-        );
-        assert_eq!(
-            fixup(&[acl(31, "x509", "CN=a")], &[], Providers::default()),
-            None
-        );
-        assert!(fixup(&[acl(31, IP, "10.0.0.0/8")], &[], Providers::default()).is_some());
+        assert_eq!(fixup(&[acl(31, AUTH, "")], &[id(IP, "127.0.0.1")]), None);
+        assert_eq!(fixup(&[], &[]), None);
+        assert_eq!(fixup(&[acl(31, DIGEST, "nocolon")], &[]), None);
+        assert_eq!(fixup(&[acl(31, DIGEST, "u:")], &[]), None);
+        assert_eq!(fixup(&[acl(31, IP, "300.0.0.1")], &[]), None);
+        assert_eq!(fixup(&[acl(31, IP, "10.0.0.0/33")], &[]), None);
+        assert_eq!(fixup(&[acl(31, WORLD, "someone")], &[]), None);
+        assert_eq!(fixup(&[acl(31, "x509", "")], &[]), None);
+        assert!(fixup(&[acl(31, IP, "10.0.0.0/8")], &[]).is_some());
     }
 
     #[test]
     fn x509_and_sasl_ids_need_their_provider_and_count_as_proven() {
-        let both = Providers {
-            x509: true,
-            sasl: true,
-        };
-        assert!(fixup(&[acl(31, X509, "CN=a")], &[], both).is_some());
-        assert!(fixup(&[acl(31, SASL, "bob")], &[], both).is_some());
-        assert_eq!(
-            fixup(&[acl(31, SASL, "bob")], &[], Providers::default()),
-            None
+        assert!(fixup(&[acl(31, X509, "CN=a")], &[],).is_some());
+        assert!(fixup(&[acl(31, SASL, "bob")], &[]).is_some());
+        // Without the provider on the proposing server: InvalidACL.
+        let mut req = Request::SetAcl(SetAclRequest {
+            path: "/a".into(),
+            acl: vec![acl(31, SASL, "bob"), acl(31, X509, "CN=a")],
+            version: -1,
+        });
+        mark_unprovided(
+            &mut req,
+            Providers {
+                x509: true,
+                sasl: false,
+            },
         );
+        let Request::SetAcl(r) = &req else {
+            unreachable!()
+        };
+        assert_eq!(fixup(&r.acl, &[]), None);
+        assert!(fixup(&r.acl[1..], &[]).is_some());
         let cert = id(X509, "CN=a,O=b");
         let user = id(SASL, "bob");
         let got = fixup(
             &[acl(31, AUTH, "")],
             &[id(IP, "::1"), cert.clone(), user.clone()],
-            both,
         );
-        assert_eq!(
-            got,
-            Some(vec![
-                Acl {
-                    perms: 31,
-                    id: cert.clone()
-                },
-                Acl {
-                    perms: 31,
-                    id: user.clone()
-                }
-            ])
-        );
+        let want = vec![
+            Acl {
+                perms: 31,
+                id: cert.clone(),
+            },
+            Acl {
+                perms: 31,
+                id: user.clone(),
+            },
+        ];
+        assert_eq!(got, Some(want));
         let a = vec![
             acl(perms::READ, X509, "CN=a,O=b"),
             acl(perms::READ, SASL, "bob"),
@@ -324,11 +334,7 @@ mod tests {
     fn fixup_drops_duplicates() {
         let a = acl(31, WORLD, ANYONE);
         assert_eq!(
-            fixup(
-                &[a.clone(), a.clone(), a.clone()],
-                &[],
-                Providers::default()
-            ),
+            fixup(&[a.clone(), a.clone(), a.clone()], &[]),
             Some(vec![a])
         );
     }

@@ -41,8 +41,6 @@ pub fn config_servers(data: &[u8]) -> &[u8] {
 pub struct TreeConfig {
     /// ZooKeeper's `extendedTypesEnabled`: allows TTL nodes.
     pub extended_types: bool,
-    /// The authentication providers whose ids ACLs may name.
-    pub providers: acl::Providers,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -550,8 +548,7 @@ impl DataTree {
                 if !path::is_valid(&r.path) {
                     return Err(ErrorCode::BadArguments);
                 }
-                let new_acl = acl::fixup(&r.acl, ctx.ids, self.config.providers)
-                    .ok_or(ErrorCode::InvalidAcl)?;
+                let new_acl = acl::fixup(&r.acl, ctx.ids).ok_or(ErrorCode::InvalidAcl)?;
                 let (id, node) = self.check_perm(ctx, &r.path, perms::ADMIN)?;
                 check_version(node.aversion, r.version)?;
                 let new_acl = self.acls.intern(new_acl);
@@ -604,8 +601,7 @@ impl DataTree {
             return Err(ErrorCode::BadArguments);
         }
         let parent_path = path::parent(&req.path).ok_or(ErrorCode::BadArguments)?;
-        let new_acl =
-            acl::fixup(&req.acl, ctx.ids, self.config.providers).ok_or(ErrorCode::InvalidAcl)?;
+        let new_acl = acl::fixup(&req.acl, ctx.ids).ok_or(ErrorCode::InvalidAcl)?;
         let parent_id = self.find(parent_path)?;
         let parent = self.nodes.get(parent_id).ok_or(ErrorCode::NoNode)?;
         permitted(ctx, parent, perms::CREATE)?;

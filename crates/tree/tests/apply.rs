@@ -626,7 +626,6 @@ fn ttl_nodes_need_extended_types_and_a_valid_ttl() {
     assert_eq!(f.write(ttl(5, 100)).result, Err(ErrorCode::Unimplemented));
     let mut f = Fixture::with(TreeConfig {
         extended_types: true,
-        ..TreeConfig::default()
     });
     assert_eq!(f.write(ttl(5, 0)).result, Err(ErrorCode::BadArguments));
     assert_eq!(

@@ -40,7 +40,6 @@ fn encode(t: &DataTree) -> Bytes {
 fn a_snapshot_round_trips_nodes_sessions_and_indexes() {
     let config = TreeConfig {
         extended_types: true,
-        ..TreeConfig::default()
     };
     let mut t = DataTree::new(config);
     t.apply(&txn(7, TxnOp::CreateSession { timeout_ms: 5000 }));
