@@ -352,6 +352,19 @@ impl EndpointStatus {
     }
 }
 
+/// `host[:port]` with ZooKeeper's client port when none is given, as
+/// zkCli takes `-server 127.0.0.1` (IPv6 in brackets: `[::1]`).
+pub fn with_default_port(host: &str) -> String {
+    let has_port = match host.strip_prefix('[') {
+        Some(rest) => rest.contains("]:"),
+        None => host.contains(':'),
+    };
+    match has_port {
+        true => host.to_owned(),
+        false => format!("{host}:2181"),
+    }
+}
+
 /// Sends a four-letter word and reads the whole answer.
 pub async fn four_letter(host: &str, word: &str) -> std::io::Result<String> {
     let talk = async {
@@ -374,6 +387,14 @@ pub async fn four_letter(host: &str, word: &str) -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_without_a_port_gets_zookeepers() {
+        assert_eq!(with_default_port("127.0.0.1"), "127.0.0.1:2181");
+        assert_eq!(with_default_port("zk1:2182"), "zk1:2182");
+        assert_eq!(with_default_port("[::1]"), "[::1]:2181");
+        assert_eq!(with_default_port("[::1]:2183"), "[::1]:2183");
+    }
 
     #[test]
     fn arguments_like_zkcli() {

@@ -91,8 +91,9 @@ impl Session {
     pub fn start(hosts: &str, timeout_ms: i32) -> (Session, mpsc::UnboundedReceiver<Event>) {
         let hosts: Vec<String> = hosts
             .split(',')
-            .map(|h| h.trim().to_owned())
+            .map(str::trim)
             .filter(|h| !h.is_empty())
+            .map(crate::with_default_port)
             .collect();
         let (calls, calls_rx) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();

@@ -863,7 +863,9 @@ impl Shell {
             .split(',')
             .map(str::trim)
             .filter(|h| !h.is_empty())
+            .map(crate::with_default_port)
         {
+            let host = host.as_str();
             match crate::four_letter(host, "srvr").await {
                 Ok(text) => rows.push(crate::EndpointStatus::parse(host, &text)),
                 Err(e) => {

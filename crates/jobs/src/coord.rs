@@ -80,8 +80,14 @@ where
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     let mut first = true;
+    let stop = stop_signal();
+    tokio::pin!(stop);
     loop {
-        let coord = match endpoints.connect().await {
+        let coord = tokio::select! {
+            c = endpoints.connect() => c,
+            () = &mut stop => return Ok(()),
+        };
+        let coord = match coord {
             Ok(coord) => coord,
             Err(e) if first => return Err(e),
             Err(e) => {
@@ -91,10 +97,42 @@ where
             }
         };
         first = false;
-        if let Err(e) = session(coord).await {
-            tracing::warn!("{role}: session ended: {e:#}; starting a new one");
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut state = coord.zk.state_watcher();
+        tokio::select! {
+            ended = session(coord) => if let Err(e) = ended {
+                tracing::warn!("{role}: session ended: {e:#}; starting a new one");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            },
+            () = &mut stop => {
+                // The session, and with it the last client handle, is
+                // dropped: the client closes it on the server, so this
+                // member's node goes now, not a session timeout later.
+                let closed = async {
+                    while !state.state().is_terminated() {
+                        state.changed().await;
+                    }
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(2), closed).await;
+                tracing::info!("{role}: stopped; session closed");
+                return Ok(());
+            }
         }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C (SIGINT).
+async fn stop_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = term => {}
+        _ = tokio::signal::ctrl_c() => {}
     }
 }
 

@@ -22,7 +22,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(
     name = "paddock",
-    version,
+    version = paddock_server::fourlw::LONG_VERSION,
     about = "A ZooKeeper-compatible coordination service"
 )]
 struct Cli {
@@ -140,12 +140,15 @@ struct ServerArgs {
     /// A ZooKeeper zoo.cfg file; the options below override it.
     #[arg(long, short = 'c')]
     config: Option<PathBuf>,
+    /// The zoo.cfg file, as zkServer.sh takes it (same as --config).
+    #[arg(value_name = "ZOO_CFG", conflicts_with = "config")]
+    zoo_cfg: Option<PathBuf>,
     /// Client port (clientPort).
     #[arg(long)]
     port: Option<u16>,
-    /// Address to listen on (clientPortAddress).
+    /// Address or host name to listen on (clientPortAddress).
     #[arg(long)]
-    bind: Option<IpAddr>,
+    bind: Option<String>,
     /// Data directory (dataDir).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -184,7 +187,8 @@ impl ServerArgs {
     fn into_config(self) -> anyhow::Result<(ServerConfig, Vec<String>)> {
         let mut defines = paddock_server::config::jvm_flags_from_env();
         defines.extend(self.define);
-        let (mut cfg, warnings) = ServerConfig::from_sources(self.config.as_deref(), &defines)?;
+        let (mut cfg, warnings) =
+            ServerConfig::from_sources(self.config.or(self.zoo_cfg).as_deref(), &defines)?;
         if let Some(tick) = self.tick_time {
             anyhow::ensure!(tick > 0, "--tick-time must be positive");
             cfg.tick_time_ms = tick;
@@ -195,7 +199,10 @@ impl ServerArgs {
             cfg.client_addr.set_port(port);
             cfg.plain_client_port = true;
         }
-        if let Some(ip) = self.bind {
+        if let Some(host) = self.bind {
+            let ip = paddock_server::config::host_ip(&host).with_context(|| {
+                format!("--bind: '{host}' is not an address or a host name that resolves")
+            })?;
             cfg.client_addr.set_ip(ip);
         }
         if let Some(dir) = self.data_dir {
@@ -225,6 +232,17 @@ impl ServerArgs {
 /// info (openraft's own chatter only from warn up, and not its warning on
 /// every failed heartbeat or replication call: the peer network reports
 /// an unreachable peer itself, once per 10 s).
+/// A bare word of a log filter that is not a level: tracing would take it
+/// for a target name and log nothing, where the user meant a level.
+fn unknown_level(filter: &str) -> Option<&str> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    filter
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty() && !d.contains(['=', ':', '[']))
+        .find(|d| !LEVELS.contains(&d.to_ascii_lowercase().as_str()))
+}
+
 fn init_logging(level: Option<&str>) -> anyhow::Result<()> {
     const QUIET: &str = "openraft=warn,openraft::core::heartbeat=error,\
         openraft::replication=error,openraft::engine::handler::replication_handler=error,\
@@ -235,6 +253,11 @@ fn init_logging(level: Option<&str>) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("RUST_LOG: '{env}' is not a log filter: {e}"))?,
         _ => {
             let level = level.unwrap_or("info");
+            if let Some(word) = unknown_level(level) {
+                anyhow::bail!(
+                    "log level '{level}': '{word}' is not a level (trace, debug, info, warn, error, off) nor target=level"
+                );
+            }
             EnvFilter::try_new(format!("{level},{QUIET}"))
                 .map_err(|e| anyhow::anyhow!("log level '{level}' is not a log filter: {e}"))?
         }
@@ -262,10 +285,28 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("paddock: {e:#}");
+            eprintln!("paddock: {}", one_line(&e));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, each cause once: an error that
+/// already shows its cause's text (`#[error("{path}: {source}")]`) is not
+/// followed by it again.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 fn run_server(args: ServerArgs) -> anyhow::Result<()> {
@@ -399,4 +440,41 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn a_bare_word_in_a_log_filter_must_be_a_level() {
+        assert_eq!(super::unknown_level("bogus"), Some("bogus"));
+        assert_eq!(super::unknown_level("DEBUG,paddock_server=trace"), None);
+        assert_eq!(super::unknown_level("warn, infoo"), Some("infoo"));
+    }
+
+    #[test]
+    fn an_error_chain_is_one_line_with_each_cause_once() {
+        /// An error whose message already shows its cause.
+        #[derive(Debug)]
+        struct Shows(std::io::Error);
+        impl std::fmt::Display for Shows {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "zoo.cfg: {}", self.0)
+            }
+        }
+        impl std::error::Error for Shows {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let io = std::io::Error::other("No such file or directory (os error 2)");
+        let e = anyhow::Error::new(Shows(io)).context("cannot start");
+        assert_eq!(
+            one_line(&e),
+            "cannot start: zoo.cfg: No such file or directory (os error 2)"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(one_line(&plain), "outer: inner");
+    }
 }

@@ -503,8 +503,8 @@ impl ServerConfig {
                 .map_err(|_| err(key, format!("'{v}' is not a valid number")))
         }
         let boolean = |key: &str, v: &str| match v.to_ascii_lowercase().as_str() {
-            "true" | "yes" => Ok(true),
-            "false" | "no" => Ok(false),
+            "true" => Ok(true),
+            "false" => Ok(false),
             _ => Err(err(key, format!("'{v}' is not true or false"))),
         };
         if let Some(v) = props.get("tickTime") {
@@ -526,9 +526,8 @@ impl ServerConfig {
                 "tickTime" => {}
                 "clientPort" => port = num(key, v, err)?,
                 "clientPortAddress" => {
-                    ip = v
-                        .parse()
-                        .map_err(|_| err(key, format!("'{v}' is not an IP address")))?
+                    ip = host_ip(v)
+                        .ok_or_else(|| err(key, format!("'{v}' is not an address or a host name that resolves")))?
                 }
                 "dataDir" => self.data_dir = PathBuf::from(v),
                 "dataLogDir" => self.data_log_dir = Some(PathBuf::from(v)),
@@ -644,9 +643,12 @@ impl ServerConfig {
         self.client_addr = SocketAddr::new(ip, port);
         let ip_of = |key: &str| -> Result<IpAddr, ConfigError> {
             match props.get(key) {
-                Some(v) => v
-                    .parse()
-                    .map_err(|_| err(key, format!("'{v}' is not an IP address"))),
+                Some(v) => host_ip(v).ok_or_else(|| {
+                    err(
+                        key,
+                        format!("'{v}' is not an address or a host name that resolves"),
+                    )
+                }),
                 None => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             }
         };
@@ -667,10 +669,10 @@ impl ServerConfig {
         match props.get("secureClientPort") {
             Some(v) => {
                 let ip = match props.get("secureClientPortAddress") {
-                    Some(a) => a.parse().map_err(|_| {
+                    Some(a) => host_ip(a).ok_or_else(|| {
                         err(
                             "secureClientPortAddress",
-                            format!("'{a}' is not an IP address"),
+                            format!("'{a}' is not an address or a host name that resolves"),
                         )
                     })?,
                     None => self.client_addr.ip(),
@@ -751,6 +753,15 @@ impl ServerConfig {
     }
 }
 
+/// An IP address, or the first address a host name resolves to
+/// (ZooKeeper takes host names for its listening addresses).
+pub fn host_ip(host: &str) -> Option<IpAddr> {
+    if let Ok(ip) = host.parse() {
+        return Some(ip);
+    }
+    (host, 0).to_socket_addrs().ok()?.next().map(|a| a.ip())
+}
+
 fn parse_int_maybe_hex(v: &str) -> Option<usize> {
     match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
         Some(hex) => usize::from_str_radix(hex, 16).ok(),
@@ -760,6 +771,27 @@ fn parse_int_maybe_hex(v: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn host_names_are_resolved_and_booleans_are_true_or_false() {
+        let mut c = super::ServerConfig::default();
+        c.apply_properties("zoo.cfg", "clientPortAddress=localhost\n")
+            .unwrap();
+        assert!(c.client_addr.ip().is_loopback());
+        let e = c
+            .apply_properties("zoo.cfg", "extendedTypesEnabled=yes\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'yes' is not true or false"), "{e}");
+        let e = c
+            .apply_properties("zoo.cfg", "clientPortAddress=no.such.host.invalid\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("does not resolve") || e.contains("resolves"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn tls_and_sasl_settings_are_read_as_zookeeper_names_them() {
         let dir = tempfile::tempdir().unwrap();

@@ -10,16 +10,32 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 /// The version reported to clients; the leading ZooKeeper version is what
-/// they parse to decide which features the server has.
+/// they parse to decide which features the server has. Then ours and the
+/// commit, as ZooKeeper shows its revision.
 pub fn version() -> String {
-    format!("3.8.0-paddock-{}", env!("CARGO_PKG_VERSION"))
+    format!(
+        "3.8.0-paddock-{}-{}",
+        env!("CARGO_PKG_VERSION"),
+        env!("PADDOCK_COMMIT")
+    )
 }
+
+/// `paddock --version`: ours, the commit and its date.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("PADDOCK_COMMIT"),
+    ", ",
+    env!("PADDOCK_COMMIT_DATE"),
+    "; speaks ZooKeeper 3.8.0)"
+);
 
 /// The first line of srvr and stat.
 pub fn version_line() -> String {
     format!(
-        "Zookeeper version: {}, built on 1970-01-01 00:00 UTC",
-        version()
+        "Zookeeper version: {}, built on {}",
+        version(),
+        env!("PADDOCK_COMMIT_DATE")
     )
 }
 

@@ -195,10 +195,8 @@ pub fn recover_state(
     };
     let (tree, opened) = paddock_replication::open(options, disk)?;
     info!(
-        zxid = format_args!("0x{:x}", tree.last_zxid()),
-        nodes = tree.node_count(),
-        sessions = tree.sessions().len(),
-        "read the data directory"
+        snapshot_zxid = format_args!("0x{:x}", tree.last_zxid()),
+        "read the data directory; replaying the log over the latest snapshot"
     );
     Ok(Recovered { lock, tree, opened })
 }

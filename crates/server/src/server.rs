@@ -98,6 +98,7 @@ impl Server {
 
     /// Like `bind`, with the storage on `disk` (tests inject faults here).
     pub async fn bind_on(config: ServerConfig, disk: Arc<dyn Disk>) -> Result<Server, StartError> {
+        let reading = std::time::Instant::now();
         let recovered = recover_state(&config, disk.clone())?;
         let listener = match config.plain_client_port {
             true => Some(listen(config.client_addr, "clientPort").await?),
@@ -138,6 +139,16 @@ impl Server {
         let shared = Shared::new(config, tree.clone(), sessions, tx);
         let replica = Arc::new(recovered.opened.start(tree, shared.clone()).await?);
         shared.publish_last_zxid(shared.tree.read().last_zxid());
+        {
+            let tree = shared.tree.read();
+            info!(
+                zxid = format_args!("0x{:x}", tree.last_zxid()),
+                nodes = tree.node_count(),
+                sessions = tree.sessions().len(),
+                ms = reading.elapsed().as_millis() as u64,
+                "recovered: the snapshot and the log after it"
+            );
+        }
         // Sessions that survived the restart get a full timeout to come back.
         let live: Vec<(i64, i32)> = shared
             .tree

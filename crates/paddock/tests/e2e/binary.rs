@@ -204,13 +204,18 @@ fn every_start_up_problem_is_one_clear_line() {
     let cfg = cfg.to_str().unwrap();
     assert!(start_up_error(dir.path(), &["--config", cfg])
         .ends_with("zoo.cfg: tickTime: 'fast' is not a valid number"));
+    // zkServer.sh's habit: the file without --config.
+    assert!(start_up_error(dir.path(), &[cfg])
+        .ends_with("zoo.cfg: tickTime: 'fast' is not a valid number"));
     let missing = dir.path().join("none.cfg");
-    assert!(
-        start_up_error(dir.path(), &["--config", missing.to_str().unwrap()])
-            .contains("cannot read")
-    );
+    let e = start_up_error(dir.path(), &["--config", missing.to_str().unwrap()]);
+    assert!(e.contains("cannot read"), "{e}");
+    assert_eq!(e.matches("os error 2").count(), 1, "the cause once: {e}");
     assert!(start_up_error(dir.path(), &["--log-level", "a=b=c"])
         .contains("log level 'a=b=c' is not a log filter"));
+    assert!(
+        start_up_error(dir.path(), &["--log-level", "bogus"]).contains("'bogus' is not a level")
+    );
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
@@ -245,4 +250,22 @@ fn every_start_up_problem_is_one_clear_line() {
     first.kill().unwrap();
     first.wait().unwrap();
     assert!(err.contains("is in use by another server"), "{err}");
+}
+
+#[test]
+fn the_version_names_the_commit_and_its_date() {
+    let out = paddock().arg("--version").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    // Built from a git checkout (this test's own): the commit is known.
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    assert!(text.starts_with("paddock "), "{text}");
+    if !commit.is_empty() {
+        assert!(text.contains(&format!("(commit {commit}, ")), "{text}");
+        assert!(text.contains(" UTC; speaks ZooKeeper 3.8.0)"), "{text}");
+    }
 }

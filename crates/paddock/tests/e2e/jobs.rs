@@ -42,6 +42,7 @@ struct Cluster {
     redis: String,
     dir: PathBuf,
     spawned: usize,
+    session_timeout_ms: u32,
 }
 
 impl Cluster {
@@ -52,7 +53,7 @@ impl Cluster {
             "--redis".into(),
             self.redis.clone(),
             "--session-timeout-ms".into(),
-            "1000".into(),
+            self.session_timeout_ms.to_string(),
         ]
     }
 
@@ -183,6 +184,7 @@ async fn jobs_finish_exactly_once_while_members_are_killed() {
         redis: redis.clone(),
         dir: dir.path().to_owned(),
         spawned: 0,
+        session_timeout_ms: 1000,
     };
     let mut executors: Vec<Proc> = (0..3).map(|_| cluster.executor()).collect();
     let mut watchers: Vec<Proc> = (0..2).map(|_| cluster.watcher()).collect();
@@ -272,5 +274,50 @@ async fn jobs_finish_exactly_once_while_members_are_killed() {
     assert!(status.contains("watchers (2)"), "{status}");
     drop(executors);
     drop(watchers);
+    server.stop().await;
+}
+
+/// SIGTERM (as systemd and Ctrl-C stop them) closes a member's session:
+/// its node leaves the group at once, not a session timeout later, so
+/// work is not held for a member that is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_stopped_with_sigterm_leaves_its_group_at_once() {
+    let server = TestServer::start_with(|c| c.max_session_timeout_ms = 60_000).await;
+    let (_redis, redis) = start_redis();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cluster = Cluster {
+        zk: server.hosts(),
+        redis,
+        dir: dir.path().to_owned(),
+        spawned: 0,
+        session_timeout_ms: 30_000,
+    };
+    let zk = crate::common::client(&server).await;
+    for (role, group) in [("executor", "/executors"), ("watcher", "/watchers")] {
+        let mut member = match role {
+            "executor" => cluster.executor(),
+            _ => cluster.watcher(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while zk.list_children(group).await.map_or(0, |c| c.len()) != 1 {
+            assert!(Instant::now() < deadline, "{role} never joined");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let stopped = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &member.0.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        while zk.list_children(group).await.map_or(1, |c| c.len()) != 0 {
+            assert!(
+                stopped.elapsed() < Duration::from_secs(10),
+                "{role}'s node outlived its SIGTERM by 10 s (session timeout 30 s)"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let exit = member.0.wait().expect("wait");
+        assert!(exit.success(), "{role} exited with {exit}");
+    }
     server.stop().await;
 }

@@ -28,7 +28,8 @@ fn mask(text: &str) -> String {
         (r"(recved|sent|queued)=\d+", "$1=N"),
         (r"(?m)^[0-9a-f]+: \d+$", "ZXID: DIGEST"),
         (r"(?m)^\d+ expire at", "N expire at"),
-        (r"3\.8\.0-paddock-[0-9.]+", "VERSION"),
+        (r"3\.8\.0-paddock-[0-9.]+-[0-9a-z]+", "VERSION"),
+        (r"built on \d{4}-\d\d-\d\d \d\d:\d\d UTC", "built on DATE"),
     ];
     rules.iter().fold(text.to_owned(), |t, (re, with)| {
         regex::Regex::new(re)
