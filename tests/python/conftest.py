@@ -13,6 +13,16 @@ from faults.cluster import (  # noqa: F401 - the tests import these from here
     ROOT, ZK_CLASSPATH, four_letter, free_port, paddock_binary, server_mode)
 
 
+def wait_until(cond, timeout=30.0):
+    """Polls `cond` until it holds or `timeout` seconds pass; its last answer."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return cond()
+
+
 def wait_serving(port, proc, what, deadline_s=30):
     end = time.time() + deadline_s
     while time.time() < end:

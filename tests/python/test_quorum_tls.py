@@ -7,11 +7,10 @@ TCP connection to a peer port sending a consensus frame changes nothing."""
 import re
 import socket
 import struct
-import time
 
 from kazoo.client import KazooClient
 
-from conftest import four_letter, start_ensemble
+from conftest import four_letter, start_ensemble, wait_until
 from tlscerts import PASSWORD, make_certs
 
 
@@ -19,15 +18,6 @@ def quorum_cfg(certs, key, trust):
     return ("sslQuorum=true\n"
             f"ssl.quorum.keyStore.location={certs / key}\nssl.quorum.keyStore.password={PASSWORD}\n"
             f"ssl.quorum.trustStore.location={certs / trust}\nssl.quorum.trustStore.password={PASSWORD}\n")
-
-
-def wait_for(cond, timeout=30.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return cond()
 
 
 def replicates(ensemble, path):
@@ -55,7 +45,7 @@ def reads(member, path, timeout=30.0):
         finally:
             r.stop()
             r.close()
-    return wait_for(ok, timeout)
+    return wait_until(ok, timeout)
 
 
 def zxid(member):
@@ -91,7 +81,7 @@ def test_zookeeper_and_paddock_replicate_over_quorum_tls(tmp_path):
         try:
             w.create("/while-rogue", b"")
             log = tmp_path / f"paddock{third.sid}.log"
-            assert wait_for(lambda: "TLS" in log.read_text()), "no TLS refusal logged"
+            assert wait_until(lambda: "TLS" in log.read_text()), "no TLS refusal logged"
             assert not reads(third, "/while-rogue", timeout=5), "an untrusted member caught up"
 
             # With the ensemble's certificate it joins and catches up.

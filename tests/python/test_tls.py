@@ -7,14 +7,13 @@ from an unknown CA, plain ZooKeeper protocol on the TLS port. Then
 zkCli.sh over TLS (Netty client) against Paddock."""
 
 import subprocess
-import time
 
 import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 from kazoo.security import make_acl
 
-from conftest import ZK_CLASSPATH, free_port, start_paddock, start_zookeeper
+from conftest import ZK_CLASSPATH, free_port, start_paddock, start_zookeeper, wait_until
 from tlscerts import ALICE, PASSWORD, ROOT, make_certs
 
 
@@ -212,11 +211,3 @@ def test_changed_key_store_files_are_loaded_again_while_serving(certs, tmp_path)
     finally:
         paddock.stop()
 
-
-def wait_until(cond, timeout=20.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.2)
-    return False
