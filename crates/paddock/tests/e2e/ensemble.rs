@@ -1176,18 +1176,20 @@ async fn reconfig_adds_and_removes_servers_and_refuses_what_zookeeper_refuses() 
     .await;
     let leader = e.wait_for_leader().await;
     let follower = (1..=3).find(|id| *id != leader).unwrap();
-    let mut admin = Client::open(vec![e.addr(follower)], 0).await;
+    // This raw client does not ping while a reconfig waits (adding a
+    // server waits for it to catch up), so its session must outlive that.
+    let (mut admin, _) = Raw::session(e.addr(follower), 30_000).await;
     // Like ZooKeeper: WRITE on /zookeeper/config, which only the super
     // user has.
-    let (err, _) = reconfig(&mut admin.raw, "", "3", "", -1).await.unwrap();
+    let (err, _) = reconfig(&mut admin, "", "3", "", -1).await.unwrap();
     assert_eq!(err, ErrorCode::NoAuth.code());
     let auth = Request::Auth(AuthPacket {
         auth_type: 0,
         scheme: "digest".into(),
         auth: Some(Bytes::from_static(b"super:secret")),
     });
-    assert_eq!(admin.raw.call(&auth).await.0.err, 0);
-    let (err, _) = reconfig(&mut admin.raw, "server.9=127.0.0.1:1:2", "", "", -1)
+    assert_eq!(admin.call(&auth).await.0.err, 0);
+    let (err, _) = reconfig(&mut admin, "server.9=127.0.0.1:1:2", "", "", -1)
         .await
         .unwrap();
     assert_eq!(err, ErrorCode::BadArguments.code(), "no client port");
@@ -1212,17 +1214,11 @@ async fn reconfig_adds_and_removes_servers_and_refuses_what_zookeeper_refuses() 
         "server.4=127.0.0.1:{peer4}:{};127.0.0.1:{client4}",
         free_port()
     );
-    let (err, _) = reconfig(
-        &mut admin.raw,
-        &joining,
-        "",
-        "",
-        config_version(&before) + 1,
-    )
-    .await
-    .unwrap();
+    let (err, _) = reconfig(&mut admin, &joining, "", "", config_version(&before) + 1)
+        .await
+        .unwrap();
     assert_eq!(err, ErrorCode::BadVersion.code(), "a stale config version");
-    let (err, after) = reconfig(&mut admin.raw, &joining, "", "", config_version(&before))
+    let (err, after) = reconfig(&mut admin, &joining, "", "", config_version(&before))
         .await
         .unwrap();
     assert_eq!(err, 0, "adding server 4");
@@ -1250,7 +1246,7 @@ async fn reconfig_adds_and_removes_servers_and_refuses_what_zookeeper_refuses() 
     // connections, so the answer may be lost, as with ZooKeeper), and
     // server 4 votes.
     let leaving = leader.to_string();
-    if let Some((err, _)) = reconfig(&mut admin.raw, "", &leaving, "", -1).await {
+    if let Some((err, _)) = reconfig(&mut admin, "", &leaving, "", -1).await {
         assert_eq!(err, 0, "removing the leader: {}", e.log(follower));
     }
     wait_until(
@@ -1273,8 +1269,6 @@ async fn reconfig_adds_and_removes_servers_and_refuses_what_zookeeper_refuses() 
 
     // A new membership that no quorum of running servers can form is
     // refused and leaves the membership as it was.
-    // (A session that outlives the wait for a quorum: this raw client
-    // does not ping while it waits.)
     let (mut admin, _) = Raw::session(e.addr(next), 30_000).await;
     assert_eq!(admin.call(&auth).await.0.err, 0);
     let dead = |id| {
