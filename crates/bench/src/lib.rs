@@ -11,5 +11,5 @@ mod run;
 pub mod spec;
 
 pub use report::Report;
-pub use run::{run, ROOT};
+pub use run::{cleanup, run, ROOT};
 pub use spec::Spec;

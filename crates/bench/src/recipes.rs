@@ -69,7 +69,7 @@ pub async fn watcher(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Tally> {
     let mut seen = 0usize;
     // Set up once, not per notification: a timer per wait costs the
     // client more than reading the notification.
-    let give_up = tokio::time::sleep_until((plan.end + GRACE).into());
+    let give_up = tokio::time::sleep_until((plan.deadline + GRACE).into());
     let finished = fanout.finished.notified();
     tokio::pin!(give_up, finished);
     finished.as_mut().enable();
@@ -129,7 +129,7 @@ pub async fn writer(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Tally> {
 async fn writer_session(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Conn> {
     let conn = plan.session().await?;
     while fanout.ready.load(Ordering::SeqCst) < plan.spec.connections {
-        anyhow::ensure!(Instant::now() < plan.end, "the watchers never got ready");
+        anyhow::ensure!(Instant::now() < plan.end(), "the watchers never got ready");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Ok(conn)
@@ -150,7 +150,7 @@ async fn write_changes(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Tally> {
     let mut tally = Tally::default();
     let mut waiting: VecDeque<Instant> = VecDeque::new();
     loop {
-        while waiting.len() < plan.spec.inflight && Instant::now() < plan.end {
+        while waiting.len() < plan.spec.inflight && Instant::now() < plan.end() {
             let at = Instant::now();
             // Recorded before it can be sent, so no notification can come
             // before its time is known.
@@ -176,7 +176,7 @@ async fn write_changes(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Tally> {
 async fn write_rounds(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Tally> {
     let mut conn = writer_session(plan, fanout).await?;
     let mut tally = Tally::default();
-    while Instant::now() < plan.end {
+    while Instant::now() < plan.end() {
         // Every watcher counted the previous change before it was woken,
         // so the count starts again from nobody.
         fanout.heard.store(0, Ordering::SeqCst);
@@ -199,7 +199,7 @@ async fn write_rounds(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Tally> {
 pub async fn contender(plan: &Plan) -> anyhow::Result<Tally> {
     let mut conn = plan.session().await?;
     let mut tally = Tally::default();
-    while Instant::now() < plan.end {
+    while Instant::now() < plan.end() {
         let at = Instant::now();
         let mine = match conn
             .call(&create(
@@ -212,7 +212,7 @@ pub async fn contender(plan: &Plan) -> anyhow::Result<Tally> {
             (_, Some(Response::Create { path })) => path,
             (h, _) => anyhow::bail!("queueing for the lock failed with error {}", h.err),
         };
-        acquire(&mut conn, &mine, plan.end + GRACE).await?;
+        acquire(&mut conn, &mine, plan.deadline + GRACE).await?;
         let (h, _) = conn
             .call(&Request::Delete(DeleteRequest {
                 path: mine,

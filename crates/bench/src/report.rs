@@ -50,6 +50,8 @@ pub struct ProcessUse {
 pub struct Report {
     pub workload: String,
     pub server: String,
+    /// Stopped before its duration was over (Ctrl-C).
+    pub interrupted: bool,
     pub spec: crate::spec::Spec,
     /// The measured interval (after warm-up).
     pub seconds: f64,
@@ -65,13 +67,18 @@ pub struct Report {
 impl Report {
     pub fn table(&self) -> String {
         let mut out = format!(
-            "{} against {}: {:.0} ops/s over {:.1} s ({} ops, {} errors)\n",
+            "{} against {}: {:.0} ops/s over {:.1} s ({} ops, {} errors){}\n",
             self.workload,
             self.server,
             self.ops_per_s,
             self.seconds,
             self.ops,
-            self.errors.values().sum::<u64>()
+            self.errors.values().sum::<u64>(),
+            if self.interrupted {
+                ", interrupted"
+            } else {
+                ""
+            }
         );
         out.push_str(&format!(
             "{:<10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}\n",

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 pub const ROOT: &str = "/paddock-bench";
 const NODE_EXISTS: i32 = -110;
+const NO_NODE: i32 = -101;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Op {
@@ -100,7 +101,10 @@ pub(crate) struct Plan {
     pub addr: SocketAddr,
     pub start: Instant,
     pub measure_from: Instant,
-    pub end: Instant,
+    /// When the run ends unless it is stopped sooner (`end`).
+    pub deadline: Instant,
+    /// When the caller stopped the run, if it did.
+    pub stopped: std::sync::OnceLock<Instant>,
     pub payload: Bytes,
     pub remaining: AtomicU64,
     pub live: Live,
@@ -116,6 +120,13 @@ pub(crate) struct Plan {
 const OPENING_AT_ONCE: usize = 64;
 
 impl Plan {
+    /// When the run ends: its deadline, or when it was stopped.
+    pub(crate) fn end(&self) -> Instant {
+        self.stopped
+            .get()
+            .map_or(self.deadline, |at| (*at).min(self.deadline))
+    }
+
     /// A new session, set up while fewer than `OPENING_AT_ONCE` others are.
     pub(crate) async fn session(&self) -> anyhow::Result<Conn> {
         let _turn = self.opening.acquire().await?;
@@ -256,7 +267,7 @@ async fn requests(plan: Arc<Plan>, id: usize) -> anyhow::Result<Tally> {
     loop {
         let now = Instant::now();
         let mut sent = false;
-        while waiting.len() < spec.inflight && now < plan.end {
+        while waiting.len() < spec.inflight && now < plan.end() {
             if interval.is_some() && next_send > now {
                 break;
             }
@@ -297,14 +308,14 @@ async fn requests(plan: Arc<Plan>, id: usize) -> anyhow::Result<Tally> {
             conn.flush().await?;
         }
         if waiting.is_empty() {
-            if Instant::now() >= plan.end || spec.kind == Kind::TreeLoad {
+            if Instant::now() >= plan.end() || spec.kind == Kind::TreeLoad {
                 return Ok(tally);
             }
             tokio::time::sleep_until(next_send.into()).await;
             continue;
         }
         let reply = match interval {
-            Some(_) if waiting.len() < spec.inflight && Instant::now() < plan.end => {
+            Some(_) if waiting.len() < spec.inflight && Instant::now() < plan.end() => {
                 tokio::select! {
                     r = conn.reply() => r,
                     _ = tokio::time::sleep_until(next_send.into()) => continue,
@@ -396,7 +407,7 @@ fn next_request(
 /// One worker of a session storm: open a session, close it, repeat.
 async fn sessions(plan: Arc<Plan>) -> anyhow::Result<Tally> {
     let mut tally = Tally::default();
-    while Instant::now() < plan.end {
+    while Instant::now() < plan.end() {
         let at = Instant::now();
         let mut conn = plan.session().await?;
         conn.queue(&Request::CloseSession);
@@ -436,9 +447,56 @@ async fn progress(plan: Arc<Plan>) {
     }
 }
 
-/// Runs `spec` against `addr`; `server_pid` adds that process's CPU and
-/// memory to the report.
-pub async fn run(spec: Spec, addr: SocketAddr, server_pid: Option<u32>) -> anyhow::Result<Report> {
+/// Deletes everything the bench made (the `ROOT` subtree), deepest
+/// first, pipelined on one connection; returns how many znodes went.
+pub async fn cleanup(addr: SocketAddr) -> anyhow::Result<usize> {
+    let (mut conn, _) = Conn::open(addr, 30_000).await?;
+    let mut all = vec![ROOT.to_owned()];
+    let mut next = 0;
+    while let Some(parent) = all.get(next).cloned() {
+        next += 1;
+        let req = Request::GetChildren(PathWatchRequest {
+            path: parent.clone(),
+            watch: false,
+        });
+        match conn.call(&req).await? {
+            (_, Some(paddock_proto::Response::GetChildren { children })) => {
+                all.extend(children.into_iter().map(|c| format!("{parent}/{c}")));
+            }
+            (h, _) if h.err == NO_NODE => {}
+            (h, _) => anyhow::bail!("listing {parent} failed with error {}", h.err),
+        }
+    }
+    all.reverse();
+    for chunk in all.chunks(256) {
+        for path in chunk {
+            conn.queue(&Request::Delete(paddock_proto::DeleteRequest {
+                path: path.clone(),
+                version: -1,
+            }));
+        }
+        conn.flush().await?;
+        for path in chunk {
+            let h = conn.reply().await.context("cleaning up")?;
+            anyhow::ensure!(
+                h.err == 0 || h.err == NO_NODE,
+                "deleting {path} failed with error {}",
+                h.err
+            );
+        }
+    }
+    Ok(all.len())
+}
+
+/// Runs `spec` against `addr` until its duration is over or `stop`
+/// completes (a partial run, reported as interrupted); `server_pid` adds
+/// that process's CPU and memory to the report.
+pub async fn run(
+    spec: Spec,
+    addr: SocketAddr,
+    server_pid: Option<u32>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Report> {
     spec.check().map_err(anyhow::Error::msg)?;
     let payload = Bytes::from(vec![b'x'; spec.payload_bytes]);
     preload(addr, &spec, &payload).await?;
@@ -450,7 +508,8 @@ pub async fn run(spec: Spec, addr: SocketAddr, server_pid: Option<u32>) -> anyho
         addr,
         start,
         measure_from: start + Duration::from_secs_f64(spec.warmup_s),
-        end: start + Duration::from_secs_f64(spec.duration_s),
+        deadline: start + Duration::from_secs_f64(spec.duration_s),
+        stopped: std::sync::OnceLock::new(),
         payload,
         remaining: AtomicU64::new(spec.total),
         live: Live::default(),
@@ -459,6 +518,13 @@ pub async fn run(spec: Spec, addr: SocketAddr, server_pid: Option<u32>) -> anyho
         spec: spec.clone(),
     });
     let ticker = tokio::spawn(progress(plan.clone()));
+    let stopper = {
+        let plan = plan.clone();
+        tokio::spawn(async move {
+            stop.await;
+            let _ = plan.stopped.set(Instant::now());
+        })
+    };
     let fanout = Arc::new(Fanout::default());
     let mut workers: Vec<_> = (0..spec.connections)
         .map(|id| {
@@ -484,6 +550,7 @@ pub async fn run(spec: Spec, addr: SocketAddr, server_pid: Option<u32>) -> anyho
         tallies.push(w.await.context("a worker panicked")??);
     }
     ticker.abort();
+    stopper.abort();
     if std::io::stderr().is_terminal() {
         eprintln!();
     }
@@ -514,12 +581,13 @@ pub async fn run(spec: Spec, addr: SocketAddr, server_pid: Option<u32>) -> anyho
         }
     }
     let seconds = finished
-        .min(plan.end)
+        .min(plan.end())
         .saturating_duration_since(plan.measure_from)
         .as_secs_f64()
         .max(1e-3);
     let ops = all.len();
     Ok(Report {
+        interrupted: plan.stopped.get().is_some_and(|at| *at < plan.deadline),
         workload: spec.name.clone(),
         server: addr.to_string(),
         seconds,

@@ -10,8 +10,9 @@ pub mod command;
 pub mod output;
 pub mod session;
 pub mod shell;
+pub mod status;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use shell::{Flow, Options, Shell};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -22,20 +23,48 @@ pub fn version() -> String {
     format!("3.8.0-paddock-{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// The words after `paddock cli`: zkCli's `-server host:port,...` and
-/// `-timeout ms`, our `-o json`, then an optional command to run once.
+/// The words after `paddock cli`: `--server host:port,...` (zkCli's
+/// `-server` too), `--timeout ms`, `-o json`, then an optional command to
+/// run once.
 #[derive(clap::Args, Debug)]
-#[command(disable_help_flag = true)]
+#[command(disable_help_flag = true, after_help = OPTIONS)]
 pub struct CliArgs {
-    /// [-server host:port,...] [-timeout ms] [-o text|json] [command args...]
+    /// [--server host:port,...] [--timeout ms] [-o text|json] [command args...]
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub words: Vec<String>,
 }
 
 const USAGE: &str =
-    "usage: paddock cli [-server host:port,...] [-timeout ms] [-o text|json] [command args...]";
+    "usage: paddock cli [--server host:port,...] [--timeout ms] [-o text|json] [command args...]";
 
-fn parse_args(words: &[String]) -> Result<(Options, Vec<String>), String> {
+const OPTIONS: &str = "\
+Options (zkCli's single-dash spellings work too):
+  --server host[:port],...  the servers to try, in turn [default: 127.0.0.1:2181; port 2181]
+  --timeout ms              the session timeout [default: 30000]
+  -o, --output text|json    zkCli's text, or one JSON object a line
+  -h, --help                this help
+
+With a command, runs it and exits (status 0, or 1 on an error, 127 for an
+unknown command); without one, an interactive shell (Ctrl-C stops a
+command, Ctrl-D or quit leaves).";
+
+/// `paddock cli --help`: the usage, the options and every command.
+fn help_text() -> String {
+    format!(
+        "A zkCli-compatible shell: interactive, or one command then exit.\n\n{USAGE}\n\n{OPTIONS}\n\nCommands:\n{}",
+        command::help().lines().skip(1).map(|l| format!("  {}\n", l.trim_start())).collect::<String>()
+    )
+}
+
+/// What the words ask for: a shell (with a command to run once, or
+/// none), or the help.
+#[derive(Debug)]
+enum Invocation {
+    Shell(Options, Vec<String>),
+    Help,
+}
+
+fn parse_args(words: &[String]) -> Result<Invocation, String> {
     let mut opts = Options {
         server: "127.0.0.1:2181".to_owned(),
         timeout_ms: 30_000,
@@ -63,18 +92,22 @@ fn parse_args(words: &[String]) -> Result<(Options, Vec<String>), String> {
                     other => return Err(format!("unknown output format '{other}' (text or json)")),
                 }
             }
-            "-h" | "--help" => return Err(USAGE.to_owned()),
+            "-h" | "--help" => return Ok(Invocation::Help),
             _ => break,
         }
         i += 2;
     }
-    Ok((opts, words[i..].to_vec()))
+    Ok(Invocation::Shell(opts, words[i..].to_vec()))
 }
 
 /// Runs the shell; returns the process exit code.
 pub fn run(args: CliArgs) -> ExitCode {
     let (opts, command) = match parse_args(&args.words) {
-        Ok(parsed) => parsed,
+        Ok(Invocation::Shell(opts, command)) => (opts, command),
+        Ok(Invocation::Help) => {
+            print!("{}", help_text());
+            return ExitCode::SUCCESS;
+        }
         Err(message) => {
             eprintln!("{message}");
             return ExitCode::from(2);
@@ -133,6 +166,9 @@ fn interactive(rt: &tokio::runtime::Runtime, opts: Options) -> u8 {
         let _ = editor.load_history(f);
     }
     rt.block_on(session.wait_connected(Duration::from_secs(5)));
+    if let Some(why) = session.unreachable() {
+        eprintln!("cannot connect to {why}; still trying (the prompt shows the state)");
+    }
     loop {
         let line = match editor.readline(&shell.prompt()) {
             Ok(line) => line,
@@ -144,10 +180,18 @@ fn interactive(rt: &tokio::runtime::Runtime, opts: Options) -> u8 {
             continue;
         }
         let _ = editor.add_history_entry(line.as_str());
-        match rt.block_on(shell.execute(words)) {
-            Ok(Flow::Quit) => break,
-            Ok(Flow::Continue) => {}
-            Err(f) => eprintln!("{}", f.message),
+        // Ctrl-C stops the command, not the shell.
+        let outcome = rt.block_on(async {
+            tokio::select! {
+                outcome = shell.execute(words) => Some(outcome),
+                _ = tokio::signal::ctrl_c() => None,
+            }
+        });
+        match outcome {
+            Some(Ok(Flow::Quit)) => break,
+            Some(Ok(Flow::Continue)) => {}
+            Some(Err(f)) => eprintln!("{}", f.message),
+            None => eprintln!("^C (command interrupted)"),
         }
     }
     if let Some(f) = &history_file {
@@ -258,100 +302,6 @@ mod complete {
     impl Helper for PathHelper {}
 }
 
-/// One row of `endpoint status`.
-pub struct EndpointStatus {
-    pub endpoint: String,
-    pub fields: Vec<(&'static str, String)>,
-    pub error: Option<String>,
-}
-
-/// The srvr lines `endpoint status` shows, and their column titles.
-const STATUS_FIELDS: [(&str, &str); 5] = [
-    ("Mode", "MODE"),
-    ("Zxid", "ZXID"),
-    ("Connections", "CONNECTIONS"),
-    ("Node count", "NODES"),
-    ("Latency min/avg/max", "LATENCY MIN/AVG/MAX"),
-];
-
-impl EndpointStatus {
-    pub fn parse(endpoint: &str, srvr: &str) -> EndpointStatus {
-        let get = |key: &str| {
-            srvr.lines()
-                .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
-                .unwrap_or("-")
-                .to_owned()
-        };
-        let serving = srvr.contains("Mode:");
-        EndpointStatus {
-            endpoint: endpoint.to_owned(),
-            fields: STATUS_FIELDS
-                .iter()
-                .map(|(k, title)| (*title, get(k)))
-                .collect(),
-            error: (!serving).then(|| srvr.trim().to_owned()),
-        }
-    }
-
-    pub fn unreachable(endpoint: &str, error: &str) -> EndpointStatus {
-        EndpointStatus {
-            endpoint: endpoint.to_owned(),
-            fields: Vec::new(),
-            error: Some(error.to_owned()),
-        }
-    }
-
-    pub fn json(&self) -> Value {
-        let mut v = json!({"endpoint": self.endpoint, "error": self.error});
-        for (title, value) in &self.fields {
-            v[title.to_lowercase().replace(' ', "_")] = json!(value);
-        }
-        v
-    }
-
-    /// The rows as an aligned table under a title line.
-    pub fn table(rows: &[EndpointStatus]) -> String {
-        let mut lines: Vec<Vec<String>> = vec![std::iter::once("ENDPOINT".to_owned())
-            .chain(STATUS_FIELDS.iter().map(|(_, t)| t.to_string()))
-            .collect()];
-        for r in rows {
-            let mut cells = vec![r.endpoint.clone()];
-            match &r.error {
-                Some(e) => cells.push(format!("not serving: {e}")),
-                None => cells.extend(r.fields.iter().map(|(_, v)| v.clone())),
-            }
-            lines.push(cells);
-        }
-        let widths: Vec<usize> = (0..=STATUS_FIELDS.len())
-            .map(|i| {
-                lines
-                    .iter()
-                    .filter_map(|l| l.get(i))
-                    .map(|c| c.chars().count())
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let mut out = String::new();
-        for l in lines {
-            let cells: Vec<String> = l
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    if i + 1 == l.len() {
-                        c.clone()
-                    } else {
-                        format!("{c:<w$}", w = widths[i])
-                    }
-                })
-                .collect();
-            out.push_str(cells.join("  ").trim_end());
-            out.push('\n');
-        }
-        out
-    }
-}
-
 /// `host[:port]` with ZooKeeper's client port when none is given, as
 /// zkCli takes `-server 127.0.0.1` (IPv6 in brackets: `[::1]`).
 pub fn with_default_port(host: &str) -> String {
@@ -362,6 +312,58 @@ pub fn with_default_port(host: &str) -> String {
     match has_port {
         true => host.to_owned(),
         false => format!("{host}:2181"),
+    }
+}
+
+/// The servers of a `host[:port],...` list, each with a port.
+pub fn server_list(spec: &str) -> Vec<String> {
+    spec.split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(with_default_port)
+        .collect()
+}
+
+/// `paddock status`: every member's state, for people and scripts.
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// The servers to ask (host[:port],...); the members their
+    /// configuration lists are asked too.
+    #[arg(long, short = 's', default_value = "127.0.0.1:2181")]
+    pub server: String,
+    /// text (a table and a verdict) or json (one object per server).
+    #[arg(long, short = 'o', default_value = "text", value_parser = ["text", "json"])]
+    pub output: String,
+}
+
+/// Prints the status; the exit code is 0 when every member serves and
+/// there is one leader (or one standalone server), else 1.
+pub fn status(args: StatusArgs) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("paddock status: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = rt.block_on(status::probe(&server_list(&args.server), true));
+    if args.output == "json" {
+        let verdict = json!({
+            "healthy": report.healthy(),
+            "summary": report.summary(),
+            "members": report.json(),
+        });
+        println!("{verdict:#}");
+    } else {
+        print!("{}", report.table());
+        println!("{}", report.summary());
+    }
+    match report.healthy() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::FAILURE,
     }
 }
 
@@ -399,24 +401,19 @@ mod tests {
     #[test]
     fn arguments_like_zkcli() {
         let w = |s: &str| s.split(' ').map(str::to_owned).collect::<Vec<_>>();
-        let (o, cmd) = parse_args(&w("-server h:1,h:2 -o json ls -s /")).unwrap();
+        let Ok(Invocation::Shell(o, cmd)) = parse_args(&w("-server h:1,h:2 -o json ls -s /"))
+        else {
+            panic!("not a shell invocation")
+        };
         assert_eq!((o.server.as_str(), o.json), ("h:1,h:2", true));
         assert_eq!(cmd, ["ls", "-s", "/"]);
+        let Ok(Invocation::Shell(o, _)) = parse_args(&w("--server h:3 --timeout 5000")) else {
+            panic!("not a shell invocation")
+        };
+        assert_eq!((o.server.as_str(), o.timeout_ms), ("h:3", 5000));
+        assert!(matches!(parse_args(&w("--help")), Ok(Invocation::Help)));
+        assert!(help_text().contains("\n  deleteall "), "{}", help_text());
         assert!(parse_args(&w("-timeout x")).is_err());
         assert!(parse_args(&w("-o yaml")).is_err());
-    }
-
-    #[test]
-    fn endpoint_rows_come_from_srvr() {
-        let srvr = "Zookeeper version: 3.8.0\nLatency min/avg/max: 0/0.1/3\nReceived: 5\nSent: 5\nConnections: 2\nOutstanding: 0\nZxid: 0x1a\nMode: leader\nNode count: 12\n";
-        let rows = [
-            EndpointStatus::parse("h:1", srvr),
-            EndpointStatus::unreachable("h:2", "connection refused"),
-        ];
-        assert_eq!(
-            EndpointStatus::table(&rows),
-            "ENDPOINT  MODE                             ZXID  CONNECTIONS  NODES  LATENCY MIN/AVG/MAX\nh:1       leader                           0x1a  2            12     0/0.1/3\nh:2       not serving: connection refused\n"
-        );
-        assert_eq!(rows[0].json()["mode"], "leader");
     }
 }

@@ -83,22 +83,21 @@ pub struct Session {
     state: watch::Receiver<State>,
     /// The server currently connected to, and the session id.
     info: watch::Receiver<(String, i64)>,
+    /// Why the last round over every server connected to none (each
+    /// server and its error), until a connection succeeds.
+    unreachable: watch::Receiver<Option<String>>,
 }
 
 impl Session {
     /// Starts connecting to `hosts` (comma separated host:port, tried in
     /// turn); events arrive on the returned receiver.
     pub fn start(hosts: &str, timeout_ms: i32) -> (Session, mpsc::UnboundedReceiver<Event>) {
-        let hosts: Vec<String> = hosts
-            .split(',')
-            .map(str::trim)
-            .filter(|h| !h.is_empty())
-            .map(crate::with_default_port)
-            .collect();
+        let hosts = crate::server_list(hosts);
         let (calls, calls_rx) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
         let (state_tx, state) = watch::channel(State::Connecting);
         let (info_tx, info) = watch::channel((String::new(), 0));
+        let (unreachable_tx, unreachable) = watch::channel(None);
         let driver = Driver {
             hosts,
             timeout_ms,
@@ -106,6 +105,7 @@ impl Session {
             events: events_tx,
             state: state_tx,
             info: info_tx,
+            unreachable: unreachable_tx,
             session_id: 0,
             passwd: Bytes::from_static(&[0; 16]),
             last_zxid: 0,
@@ -114,7 +114,15 @@ impl Session {
             queued: VecDeque::new(),
         };
         tokio::spawn(driver.run());
-        (Session { calls, state, info }, events)
+        (
+            Session {
+                calls,
+                state,
+                info,
+                unreachable,
+            },
+            events,
+        )
     }
 
     pub fn state(&self) -> State {
@@ -126,11 +134,24 @@ impl Session {
         self.info.borrow().clone()
     }
 
-    /// Waits until connected (or expired/closed), at most `limit`.
+    /// Why no server could be reached, while none can: each server tried
+    /// and its error, e.g. `127.0.0.1:2181: Connection refused (os error 111)`.
+    pub fn unreachable(&self) -> Option<String> {
+        self.unreachable.borrow().clone()
+    }
+
+    /// Waits until connected (or expired/closed), at most `limit`, and no
+    /// longer than one failed round over every server.
     pub async fn wait_connected(&self, limit: Duration) -> State {
         let mut state = self.state.clone();
-        let _ =
-            tokio::time::timeout(limit, state.wait_for(|s| !matches!(s, State::Connecting))).await;
+        let mut unreachable = self.unreachable.clone();
+        let settled = async {
+            tokio::select! {
+                _ = state.wait_for(|s| !matches!(s, State::Connecting)) => {}
+                _ = unreachable.wait_for(Option::is_some) => {}
+            }
+        };
+        let _ = tokio::time::timeout(limit, settled).await;
         self.state()
     }
 
@@ -256,6 +277,7 @@ struct Driver {
     events: mpsc::UnboundedSender<Event>,
     state: watch::Sender<State>,
     info: watch::Sender<(String, i64)>,
+    unreachable: watch::Sender<Option<String>>,
     session_id: i64,
     passwd: Bytes,
     last_zxid: i64,
@@ -281,12 +303,15 @@ impl Driver {
         }
         let mut next = 0usize;
         let mut failures = 0usize;
+        let mut errors = Vec::new();
         loop {
             let host = self.hosts[next % self.hosts.len()].clone();
             next += 1;
             match self.connect(&host).await {
                 Ok(Some(framed)) => {
                     failures = 0;
+                    errors.clear();
+                    let _ = self.unreachable.send(None);
                     match self.serve(framed).await {
                         End::Lost => {
                             let _ = self.state.send(State::Connecting);
@@ -306,10 +331,13 @@ impl Driver {
                     self.finish(State::Expired, KeeperState::Expired);
                     return;
                 }
-                Err(()) => {
+                Err(error) => {
                     failures += 1;
+                    errors.push(format!("{host}: {error}"));
                     // A whole round of servers failed: fail what waits.
                     if failures.is_multiple_of(self.hosts.len()) {
+                        let _ = self.unreachable.send(Some(errors.join("; ")));
+                        errors.clear();
                         for call in self.queued.drain(..) {
                             let _ = call.reply.send(Err(ErrorCode::ConnectionLoss));
                         }
@@ -349,11 +377,15 @@ impl Driver {
     }
 
     /// Opens a connection and (re)establishes the session. `Ok(None)`:
-    /// the server says the session is expired.
-    async fn connect(&mut self, host: &str) -> Result<Option<Framed<TcpStream, FrameCodec>>, ()> {
+    /// the server says the session is expired; `Err`: why it failed.
+    async fn connect(
+        &mut self,
+        host: &str,
+    ) -> Result<Option<Framed<TcpStream, FrameCodec>>, String> {
+        const HANDSHAKE: &str = "the connection closed during the handshake";
         let limit = Duration::from_millis(self.timeout_ms.max(1000) as u64);
         let attempt = async {
-            let stream = TcpStream::connect(host).await.map_err(|_| ())?;
+            let stream = TcpStream::connect(host).await.map_err(|e| e.to_string())?;
             let _ = stream.set_nodelay(true);
             let mut framed = Framed::new(stream, FrameCodec::plain(MAX_FRAME_BYTES));
             let req = ConnectRequest {
@@ -364,16 +396,20 @@ impl Driver {
                 passwd: Some(self.passwd.clone()),
                 read_only: Some(false),
             };
-            framed.send(req.to_bytes()).await.map_err(|_| ())?;
+            framed
+                .send(req.to_bytes())
+                .await
+                .map_err(|_| HANDSHAKE.to_owned())?;
             let Some(Ok(Frame::Message(body))) = framed.next().await else {
-                return Err(());
+                return Err(HANDSHAKE.to_owned());
             };
-            let resp = ConnectResponse::from_bytes(body).map_err(|_| ())?;
+            let resp = ConnectResponse::from_bytes(body)
+                .map_err(|_| "not a ZooKeeper server (bad handshake answer)".to_owned())?;
             Ok((framed, resp))
         };
         let (mut framed, resp) = tokio::time::timeout(limit, attempt)
             .await
-            .map_err(|_| ())??;
+            .map_err(|_| format!("no answer within {} ms", limit.as_millis()))??;
         if resp.timeout_ms <= 0 {
             return Ok(None);
         }
@@ -382,7 +418,7 @@ impl Driver {
         self.timeout_ms = resp.timeout_ms;
         for auth in &self.auths {
             let frame = Request::Auth(auth.clone()).encode_with_header(xid::AUTH);
-            framed.send(frame).await.map_err(|_| ())?;
+            framed.send(frame).await.map_err(|_| HANDSHAKE.to_owned())?;
         }
         if !self.watches.is_empty() {
             let set = Request::SetWatches {
@@ -392,7 +428,7 @@ impl Driver {
             framed
                 .send(set.encode_with_header(xid::SET_WATCHES))
                 .await
-                .map_err(|_| ())?;
+                .map_err(|_| HANDSHAKE.to_owned())?;
         }
         let _ = self.info.send((host.to_owned(), self.session_id));
         let _ = self.state.send(State::Connected);

@@ -30,6 +30,8 @@ pub struct Options {
 pub struct Failure {
     pub message: String,
     pub code: u8,
+    /// The server could not be reached (the message gets the reason).
+    lost: bool,
 }
 
 impl Failure {
@@ -37,11 +39,15 @@ impl Failure {
         Failure {
             message: message.into(),
             code: 1,
+            lost: false,
         }
     }
 
     fn keeper(code: ErrorCode, path: &str) -> Failure {
-        Failure::new(error_message(code, path))
+        Failure {
+            lost: code == ErrorCode::ConnectionLoss,
+            ..Failure::new(error_message(code, path))
+        }
     }
 }
 
@@ -124,13 +130,23 @@ impl Shell {
         self.session.clone()
     }
 
-    /// Sends a request once connected (waiting up to the session timeout).
+    /// Sends a request once connected (waiting up to the session
+    /// timeout); ConnectionLoss at once while no server can be reached.
     async fn call(&self, req: Request) -> Result<Response, ErrorCode> {
         let s = self.session();
-        if s.state() == State::Connecting {
-            s.wait_connected(self.connect_limit()).await;
+        if s.state() == State::Connecting
+            && s.wait_connected(self.connect_limit()).await == State::Connecting
+            && s.unreachable().is_some()
+        {
+            return Err(ErrorCode::ConnectionLoss);
         }
         s.call(req).await
+    }
+
+    /// Why no server can be reached now, if that is so.
+    pub fn unreachable(&self) -> Option<String> {
+        let slot = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        slot.as_ref().and_then(Session::unreachable)
     }
 
     /// Stops printing watch events (zkCli prints none once it exits).
@@ -180,7 +196,12 @@ impl Shell {
             return Ok(Flow::Continue);
         }
         self.history.push(words.join(" "));
-        self.dispatch(words).await
+        self.dispatch(words).await.map_err(|mut f| {
+            if let Some(why) = self.unreachable().filter(|_| f.lost) {
+                f.message = format!("{}: cannot connect to {why}", f.message);
+            }
+            f
+        })
     }
 
     async fn dispatch(&mut self, words: Vec<String>) -> Outcome {
@@ -189,6 +210,7 @@ impl Shell {
             Err(ParseError::NotFound(name)) => {
                 eprint!("{}", command::help());
                 return Err(Failure {
+                    lost: false,
                     message: format!("Command not found: Command not found {name}"),
                     code: 127,
                 });
@@ -855,33 +877,13 @@ impl Shell {
         if p.arg(0) != Some("status") {
             return Err(Failure::new("endpoint status"));
         }
-        let mut rows = Vec::new();
-        let mut unreachable = 0;
-        for host in self
-            .opts
-            .server
-            .split(',')
-            .map(str::trim)
-            .filter(|h| !h.is_empty())
-            .map(crate::with_default_port)
-        {
-            let host = host.as_str();
-            match crate::four_letter(host, "srvr").await {
-                Ok(text) => rows.push(crate::EndpointStatus::parse(host, &text)),
-                Err(e) => {
-                    unreachable += 1;
-                    rows.push(crate::EndpointStatus::unreachable(host, &e.to_string()));
-                }
-            }
-        }
-        self.emit(
-            Value::Array(rows.iter().map(|r| r.json()).collect()),
-            || crate::EndpointStatus::table(&rows),
-        );
-        if unreachable > 0 {
+        let report = crate::status::probe(&crate::server_list(&self.opts.server), false).await;
+        self.emit(report.json(), || report.table());
+        let down = report.down();
+        if down > 0 {
             return Err(Failure::new(format!(
-                "{unreachable} of {} servers did not answer",
-                rows.len()
+                "{down} of {} servers did not answer",
+                report.rows.len()
             )));
         }
         Ok(Flow::Continue)

@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use base64::Engine;
+use paddock_proto::text::java_date;
 use paddock_proto::Reader;
 use paddock_replication::codec::{self, Logged};
 use paddock_server::recovery::{dirs, tree_config, Dirs};
@@ -31,6 +32,10 @@ pub enum InspectCommand {
         #[arg(long, value_parser = parse_number)]
         to: Option<i64>,
     },
+    /// Print every node and session as of the end of the log: the newest
+    /// snapshot with every log entry after it replayed (nothing is
+    /// changed on disk; a server may be running).
+    Tree(Target),
     /// Print every node and session of a snapshot (the newest by default).
     Snapshot {
         #[command(flatten)]
@@ -87,6 +92,7 @@ pub fn run(command: InspectCommand) -> anyhow::Result<()> {
     let result = match command {
         InspectCommand::List(target) => list(&target, &mut out),
         InspectCommand::Log { target, from, to } => log(&target, from, to, &mut out),
+        InspectCommand::Tree(target) => tree(&target, &mut out),
         InspectCommand::Snapshot { target, at } => snapshot(&target, at, &mut out),
     }
     .and_then(|()| Ok(out.flush()?));
@@ -110,21 +116,33 @@ fn list(target: &Target, out: &mut impl Write) -> anyhow::Result<()> {
     let dirs = target.dirs()?;
     let snapshots = list_snapshots(&FsDisk, &dirs.snapshots)?;
     let segments = list_segments(&FsDisk, &dirs.log)?;
+    // A segment's file holds space reserved for appends: what its frames
+    // fill is what the log says (unknown if the log does not read).
+    let used: std::collections::HashMap<PathBuf, u64> =
+        paddock_storage::read_log(&FsDisk, &dirs.log)
+            .map(|log| log.used.into_iter().collect())
+            .unwrap_or_default();
     let kinds = [("snapshot", snapshots), ("segment", segments)];
     for (kind, files) in kinds {
         for (position, path) in files {
             let bytes = size(&path);
+            let filled = match kind {
+                "segment" => used.get(&path).copied(),
+                _ => Some(bytes),
+            };
             if target.json {
                 let line = serde_json::json!({
-                    "kind": kind, "position": position, "bytes": bytes, "path": path,
+                    "kind": kind, "position": position, "bytes": filled,
+                    "file_bytes": bytes, "path": path,
                 });
                 writeln!(out, "{line}")?;
             } else {
-                writeln!(
-                    out,
-                    "{kind}\t0x{position:x}\t{bytes} bytes\t{}",
-                    path.display()
-                )?;
+                let shown = match filled {
+                    Some(b) if b == bytes => format!("{b} bytes"),
+                    Some(b) => format!("{b} bytes (file {bytes})"),
+                    None => format!("? bytes (file {bytes}; the log does not read)"),
+                };
+                writeln!(out, "{kind}\t0x{position:x}\t{shown}\t{}", path.display())?;
             }
         }
     }
@@ -193,6 +211,7 @@ fn log(
                 line["kind"] = "txn".into();
                 line["term"] = term.into();
                 line["time_ms"] = txn.time_ms.into();
+                line["time"] = java_date(txn.time_ms).into();
                 line["session"] = format!("0x{:x}", txn.session_id).into();
                 line["op"] = txn.op.summary().into();
                 let expiry = match expiry_term {
@@ -208,7 +227,7 @@ fn log(
                 };
                 format!(
                     "term {term}\t{}\tsession 0x{:x}\t{}{expiry}",
-                    txn.time_ms,
+                    java_date(txn.time_ms),
                     txn.session_id,
                     txn.op.summary()
                 )
@@ -249,22 +268,47 @@ fn snapshot(target: &Target, at: Option<i64>, out: &mut impl Write) -> anyhow::R
         .with_context(|| format!("{} does not decode", path.display()))?;
     let tree = DataTree::decode_snapshot(&mut Reader::new(tree), tree_config(&target.config()))
         .with_context(|| format!("{} does not decode", path.display()))?;
-    if target.json {
+    print_tree(
+        &tree,
+        ("snapshot", &path.display().to_string()),
+        last_index,
+        target.json,
+        out,
+    )
+}
+
+fn tree(target: &Target, out: &mut impl Write) -> anyhow::Result<()> {
+    let dirs = target.dirs()?;
+    let (tree, last_index) =
+        paddock_replication::read_to_end(&FsDisk, &dirs, tree_config(&target.config()))?;
+    let source = dirs.log.display().to_string();
+    print_tree(&tree, ("log_end", &source), last_index, target.json, out)
+}
+
+/// A header line (where the tree comes from, its zxid and log index, its
+/// sessions), then one line per node.
+fn print_tree(
+    tree: &DataTree,
+    (kind, source): (&str, &str),
+    last_index: Option<u64>,
+    json: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    if json {
         let sessions: Vec<_> = tree
             .sessions()
             .iter()
             .map(|(id, s)| serde_json::json!({"session": format!("0x{id:x}"), "timeout_ms": s.timeout_ms}))
             .collect();
         let header = serde_json::json!({
-            "snapshot": path, "zxid": tree.last_zxid(), "last_index": last_index,
+            kind: source, "zxid": tree.last_zxid(), "last_index": last_index,
             "nodes": tree.node_count(), "sessions": sessions,
         });
         writeln!(out, "{header}")?;
     } else {
         writeln!(
             out,
-            "{}: zxid 0x{:x}, log index {}, {} nodes, {} sessions",
-            path.display(),
+            "{source}: zxid 0x{:x}, log index {}, {} nodes, {} sessions",
             tree.last_zxid(),
             last_index.map_or("none".to_owned(), |i| i.to_string()),
             tree.node_count(),
@@ -284,7 +328,7 @@ fn snapshot(target: &Target, at: Option<i64>, out: &mut impl Write) -> anyhow::R
             .map(|a| format!("{}:{}:{}", a.id.scheme, a.id.id, a.perms))
             .collect();
         let data = node.data();
-        if target.json {
+        if json {
             let mut line = serde_json::json!({
                 "path": p,
                 "czxid": stat.czxid, "mzxid": stat.mzxid, "pzxid": stat.pzxid,
@@ -308,7 +352,7 @@ fn snapshot(target: &Target, at: Option<i64>, out: &mut impl Write) -> anyhow::R
             };
             writeln!(
                 out,
-                "{p}\tczxid 0x{:x} mzxid 0x{:x} pzxid 0x{:x} version {} cversion {} aversion {} owner 0x{:x}\t{}\t{shown}",
+                "{p}\tczxid 0x{:x} mzxid 0x{:x} pzxid 0x{:x} version {} cversion {} aversion {} owner 0x{:x} mtime {}\t{}\t{shown}",
                 stat.czxid,
                 stat.mzxid,
                 stat.pzxid,
@@ -316,6 +360,7 @@ fn snapshot(target: &Target, at: Option<i64>, out: &mut impl Write) -> anyhow::R
                 stat.cversion,
                 stat.aversion,
                 stat.ephemeral_owner,
+                java_date(stat.mtime),
                 acl.join(",")
             )?;
         }

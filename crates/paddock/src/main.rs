@@ -4,7 +4,7 @@ mod inspect;
 mod memory;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use paddock_server::{Server, ServerConfig};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -46,43 +46,70 @@ enum Command {
     Bench(BenchArgs),
     /// A zkCli-compatible shell: interactive, or one command then exit.
     Cli(paddock_cli::CliArgs),
+    /// Each member's mode, term, zxid and lag; exit status 0 when all serve under one leader.
+    Status(paddock_cli::StatusArgs),
+    /// The version, the commit it was built from and that commit's date.
+    Version,
+    /// A shell completion script, for bash, zsh, fish, elvish or powershell.
+    Completions { shell: clap_complete::Shell },
+    /// Manual pages (roff): paddock.1 on stdout, or one page per subcommand into a directory.
+    Man {
+        /// Write paddock.1 and paddock-SUBCOMMAND.1 here instead.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
+#[command(after_help = "\
+Everything a run creates is under /paddock-bench; --cleanup deletes it after
+the run. Ctrl-C stops a run early and still prints its report (marked
+interrupted); a second Ctrl-C exits at once.")]
 struct BenchArgs {
     /// The server to load.
-    #[arg(long, default_value = "127.0.0.1:2181")]
-    server: std::net::SocketAddr,
-    /// A built-in workload: get, set, exists, children, create, multi,
-    /// read-90, read-50, zipf-read-90, tree-load, session-storm.
+    #[arg(long, short = 's', default_value = "127.0.0.1:2181")]
+    server: String,
+    /// A built-in workload: get, set, exists, children, create (create and
+    /// delete), multi, read-90, read-50, zipf-read-90 (90% reads, 10% sets),
+    /// tree-load (create --total znodes), session-storm (open and close
+    /// sessions), watch-fanout (one writer, --connections watchers),
+    /// watch-round (a change until every watcher heard it), lock-churn
+    /// (lock recipe contention).
     #[arg(long, short = 'w', default_value = "read-90", conflicts_with = "spec")]
     workload: String,
     /// A TOML workload spec (fields as in the JSON report's "spec").
     #[arg(long)]
     spec: Option<PathBuf>,
-    /// Connections (each with its own session).
+    /// Connections, each with its own session [default: 32; 16 for
+    /// session-storm and lock-churn, 100 for the watch workloads].
     #[arg(long, short = 'c')]
     connections: Option<usize>,
-    /// Requests in flight per connection.
+    /// Requests in flight per connection [default: 32; 1 for
+    /// session-storm, the watch workloads and lock-churn].
     #[arg(long)]
     inflight: Option<usize>,
-    /// Seconds to run (the first --warmup seconds are not measured).
+    /// Seconds to run, warm-up included [default: 10].
     #[arg(long, short = 'd')]
     duration: Option<f64>,
+    /// Seconds at the start that load the server but are not measured
+    /// [default: 1, or a tenth of --duration when that is given].
     #[arg(long)]
     warmup: Option<f64>,
-    /// Open loop at this many ops/s in total (default: closed loop).
+    /// Open loop at this many ops/s in total [default: closed loop].
     #[arg(long)]
     rate: Option<u64>,
-    /// Bytes of data per write.
+    /// Bytes of data per write [default: 100].
     #[arg(long)]
     payload: Option<usize>,
-    /// Znodes the reads and writes spread over.
+    /// Znodes the reads and writes spread over [default: 1000].
     #[arg(long)]
     keys: Option<usize>,
-    /// For tree-load: znodes to create.
+    /// For tree-load: znodes to create [default: 100000].
     #[arg(long)]
     total: Option<u64>,
+    /// Delete everything the run created (/paddock-bench) when it ends.
+    #[arg(long)]
+    cleanup: bool,
     /// Also report this server process's CPU time and memory (from /proc).
     #[arg(long)]
     server_pid: Option<u32>,
@@ -281,6 +308,21 @@ fn main() -> std::process::ExitCode {
             .and_then(|rt| rt.block_on(paddock_jobs::run(command))),
         Command::Bench(args) => init_logging(None).and_then(|()| bench(args)),
         Command::Cli(args) => return paddock_cli::run(args),
+        Command::Status(args) => return paddock_cli::status(args),
+        Command::Version => {
+            println!("paddock {}", paddock_server::fourlw::LONG_VERSION);
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "paddock",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Command::Man { out_dir } => man(out_dir),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -307,6 +349,30 @@ fn one_line(e: &anyhow::Error) -> String {
         line.push_str(&text);
     }
     line
+}
+
+/// Renders the manual pages from the command definitions.
+fn man(out_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let command = Cli::command();
+    let Some(dir) = out_dir else {
+        let mut out = std::io::stdout();
+        return clap_mangen::Man::new(command)
+            .render(&mut out)
+            .context("cannot write the manual page");
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let write = |name: String, page: clap_mangen::Man| -> anyhow::Result<()> {
+        let path = dir.join(format!("{name}.1"));
+        let mut text = Vec::new();
+        page.title(name).render(&mut text)?;
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    };
+    for sub in command.get_subcommands() {
+        let page =
+            clap_mangen::Man::new(sub.clone().bin_name(format!("paddock {}", sub.get_name())));
+        write(format!("paddock-{}", sub.get_name()), page)?;
+    }
+    write("paddock".to_owned(), clap_mangen::Man::new(command))
 }
 
 fn run_server(args: ServerArgs) -> anyhow::Result<()> {
@@ -432,8 +498,42 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    let report = rt.block_on(paddock_bench::run(spec, args.server, args.server_pid))?;
+    let server =
+        std::net::ToSocketAddrs::to_socket_addrs(&paddock_cli::with_default_port(&args.server))
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .with_context(|| {
+                format!(
+                    "--server: '{}' is not host:port with a host that resolves",
+                    args.server
+                )
+            })?;
+    // The first Ctrl-C ends the run early with its report; a second one
+    // exits at once.
+    let interrupted = async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: finishing the requests in flight (Ctrl-C again to quit)");
+            tokio::spawn(async {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            });
+        }
+    };
+    let report = rt.block_on(paddock_bench::run(
+        spec,
+        server,
+        args.server_pid,
+        interrupted,
+    ))?;
     print!("{}", report.table());
+    if args.cleanup {
+        let removed = rt.block_on(paddock_bench::cleanup(server))?;
+        println!(
+            "cleanup: deleted {removed} znodes under {}",
+            paddock_bench::ROOT
+        );
+    }
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, json + "\n")

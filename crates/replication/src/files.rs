@@ -208,35 +208,12 @@ pub(crate) fn apply_entry(
 /// a damaged snapshot is only skipped when the log still covers it.
 pub fn load(disk: &dyn Disk, dirs: &Dirs, config: TreeConfig) -> Result<Loaded, FilesError> {
     let snapshots = list_snapshots(disk, &dirs.snapshots)?;
-    let mut damaged: Option<(i64, WalError)> = None;
-    let mut found = None;
-    for (position, path) in &snapshots {
-        let decoded = read_snapshot(disk, path).and_then(|bytes| {
-            let corrupt = |reason: String| WalError::Corrupt {
-                path: path.clone(),
-                offset: 0,
-                reason,
-            };
-            let (meta, tree) = codec::decode_snapshot(bytes).map_err(|e| corrupt(e.to_string()))?;
-            let tree = DataTree::decode_snapshot(&mut Reader::new(tree), config)
-                .map_err(|e| corrupt(e.to_string()))?;
-            Ok((meta, tree))
-        });
-        match decoded {
-            Ok((meta, tree)) => {
-                found = Some((meta, tree, path.clone()));
-                break;
-            }
-            Err(e) => {
-                warn!("{e}; trying an older snapshot");
-                damaged.get_or_insert((*position, e));
-            }
-        }
-    }
-    let (mut applied, mut tree, snapshot) = match found {
-        Some((meta, tree, path)) => (meta.clone(), tree, Some((meta, path))),
-        None => (SnapshotMeta::default(), DataTree::new(config), None),
-    };
+    let Newest {
+        mut applied,
+        mut tree,
+        snapshot,
+        damaged,
+    } = newest_snapshot(disk, &snapshots, config);
     let base = codec::snapshot_position(applied.last_log_id.as_ref());
     // Only what follows the snapshot is replayed: segments wholly before
     // it are not read (a whole log of them would cost seconds and hundreds
@@ -264,14 +241,7 @@ pub fn load(disk: &dyn Disk, dirs: &Dirs, config: TreeConfig) -> Result<Loaded, 
     let purged = state.last_purged.map(|l| l.index);
     let end = purged.max(snapshots.first().and_then(|(pos, _)| committed(*pos)));
     if let Some(end) = end.filter(|e| *e >= base) {
-        for (&index, entry) in entries.range(base..=end) {
-            apply_entry(&mut tree, &mut applied, entry, |_, _| {}).map_err(|reason| {
-                FilesError::Record {
-                    index: index as i64,
-                    reason,
-                }
-            })?;
-        }
+        apply_range(&mut tree, &mut applied, &entries, base..=end)?;
     }
     let reached = codec::snapshot_position(applied.last_log_id.as_ref());
     if let Some((position, e)) = damaged {
@@ -289,6 +259,91 @@ pub fn load(disk: &dyn Disk, dirs: &Dirs, config: TreeConfig) -> Result<Loaded, 
         state,
         snapshot,
     })
+}
+
+/// The tree as of the end of the log (the newest intact snapshot, then
+/// every entry after it), read without changing anything on disk, for
+/// inspection. On an ensemble member the last entries may not have been
+/// committed yet. Returns the tree and the index of its last entry.
+pub fn read_to_end(
+    disk: &dyn Disk,
+    dirs: &Dirs,
+    config: TreeConfig,
+) -> Result<(DataTree, Option<u64>), FilesError> {
+    let snapshots = list_snapshots(disk, &dirs.snapshots)?;
+    let Newest {
+        mut applied,
+        mut tree,
+        ..
+    } = newest_snapshot(disk, &snapshots, config);
+    let base = codec::snapshot_position(applied.last_log_id.as_ref());
+    let log = paddock_storage::wal::read_log_from(disk, &dirs.log, base)?;
+    let entries = standing_entries(log.records, base as u64)?;
+    apply_range(&mut tree, &mut applied, &entries, base as u64..=u64::MAX)?;
+    Ok((tree, applied.last_log_id.map(|l| l.index)))
+}
+
+/// Applies the entries in `range` to `tree`.
+fn apply_range(
+    tree: &mut DataTree,
+    applied: &mut SnapshotMeta,
+    entries: &BTreeMap<u64, Entry>,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<(), FilesError> {
+    for (&index, entry) in entries.range(range) {
+        apply_entry(tree, applied, entry, |_, _| {}).map_err(|reason| FilesError::Record {
+            index: index as i64,
+            reason,
+        })?;
+    }
+    Ok(())
+}
+
+/// The newest snapshot that reads back intact (or an empty tree), and the
+/// newest damaged one passed over on the way.
+struct Newest {
+    applied: SnapshotMeta,
+    tree: DataTree,
+    snapshot: Option<(SnapshotMeta, PathBuf)>,
+    damaged: Option<(i64, WalError)>,
+}
+
+fn newest_snapshot(disk: &dyn Disk, snapshots: &[(i64, PathBuf)], config: TreeConfig) -> Newest {
+    let mut damaged: Option<(i64, WalError)> = None;
+    let mut found = None;
+    for (position, path) in snapshots {
+        let decoded = read_snapshot(disk, path).and_then(|bytes| {
+            let corrupt = |reason: String| WalError::Corrupt {
+                path: path.clone(),
+                offset: 0,
+                reason,
+            };
+            let (meta, tree) = codec::decode_snapshot(bytes).map_err(|e| corrupt(e.to_string()))?;
+            let tree = DataTree::decode_snapshot(&mut Reader::new(tree), config)
+                .map_err(|e| corrupt(e.to_string()))?;
+            Ok((meta, tree))
+        });
+        match decoded {
+            Ok((meta, tree)) => {
+                found = Some((meta, tree, path.clone()));
+                break;
+            }
+            Err(e) => {
+                warn!("{e}; trying an older snapshot");
+                damaged.get_or_insert((*position, e));
+            }
+        }
+    }
+    let (applied, tree, snapshot) = match found {
+        Some((meta, tree, path)) => (meta.clone(), tree, Some((meta, path))),
+        None => (SnapshotMeta::default(), DataTree::new(config), None),
+    };
+    Newest {
+        applied,
+        tree,
+        snapshot,
+        damaged,
+    }
 }
 
 /// Writes the snapshot of `tree` at `meta`'s position. The tree is

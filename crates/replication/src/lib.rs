@@ -21,7 +21,7 @@ mod status;
 mod types;
 mod wire;
 
-pub use files::{seed, Dirs, FilesError};
+pub use files::{read_to_end, seed, Dirs, FilesError};
 pub use membership::{shows, Change, Reconfig, ReconfigError};
 pub use rebuild::set_aside;
 pub use status::{Member, Role, Status, CONTACT_LOST_MS};

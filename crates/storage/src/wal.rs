@@ -95,6 +95,9 @@ pub struct Recovered {
     pub records: Vec<Record>,
     /// A torn tail that was cut off: file and the offset it was cut at.
     pub truncated: Option<(PathBuf, u64)>,
+    /// Each segment read and the bytes its intact frames fill (a segment's
+    /// file is longer while space is reserved for appends).
+    pub used: Vec<(PathBuf, u64)>,
 }
 
 pub fn segment_name(first_index: i64) -> String {
@@ -237,6 +240,7 @@ impl Scan {
             seg.consume(MAGIC.len());
             let name = list_number(path);
             let mut frames = 0usize;
+            let mut used = seg.offset();
             let cut_at = loop {
                 let at = seg.offset();
                 if seg.peek(1).map_err(io_err(path))?.is_empty() {
@@ -276,6 +280,7 @@ impl Scan {
                         let size = format.header_len() + payload.len() + 1;
                         let records = records(payload, bodies_from).map_err(|r| corrupt(at, r))?;
                         seg.consume(size);
+                        used = seg.offset();
                         if let (0, Some(first), Some(name)) = (frames, records.first(), name) {
                             // Named by its first index, or higher.
                             if first.index > name {
@@ -306,6 +311,7 @@ impl Scan {
                 torn_or_corrupt(format, at, damage)?;
                 break Some(at);
             };
+            out.used.push((path.clone(), used as u64));
             if let Some(at) = cut_at {
                 if repair {
                     trim(disk, path, at)?;
@@ -777,6 +783,24 @@ mod tests {
         assert_eq!(log.records.len(), 300);
         // Past its data, the reserve is read to see that it is unwritten.
         assert_eq!(disk.0.load(Ordering::SeqCst), 8 << 20);
+    }
+
+    #[test]
+    fn what_a_segment_uses_is_its_frames_not_its_reserve() {
+        let dir = tempfile::tempdir().unwrap();
+        write_log(dir.path(), 100, 8 << 20);
+        let log = read_log(&FsDisk, dir.path()).unwrap();
+        let [(path, used)] = log.used.as_slice() else {
+            panic!("one segment: {:?}", log.used);
+        };
+        let file = std::fs::metadata(path).unwrap().len();
+        assert_eq!(file, 8 << 20, "the reserve is in the file's length");
+        // Nothing of the reserve past the last frame holds data.
+        let bytes = std::fs::read(path).unwrap();
+        let used = *used as usize;
+        assert!(used > MAGIC.len() && used < bytes.len());
+        assert!(bytes[used..].iter().all(|&b| b == 0));
+        assert_ne!(bytes[used - 1], 0, "the last frame ends where `used` says");
     }
 
     /// Every record `write_log(_, batches, _)` wrote, in order, or damage

@@ -46,7 +46,9 @@ async fn a_read_write_mix_reports_every_op_it_made_and_no_errors() {
     spec.keys = 50;
     spec.mix.create = 1;
     spec.mix.delete = 1;
-    let report = paddock_bench::run(spec, s.addr, None).await.unwrap();
+    let report = paddock_bench::run(spec, s.addr, None, std::future::pending())
+        .await
+        .unwrap();
     assert!(report.ops > 100, "{}", report.table());
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     let per_op: u64 = report.per_op.values().map(|o| o.ops).sum();
@@ -86,7 +88,9 @@ async fn a_tree_load_creates_exactly_the_nodes_asked_for() {
     spec.total = 777;
     spec.warmup_s = 0.0;
     spec.duration_s = 30.0;
-    let report = paddock_bench::run(spec, s.addr, None).await.unwrap();
+    let report = paddock_bench::run(spec, s.addr, None, std::future::pending())
+        .await
+        .unwrap();
     assert_eq!(report.ops, 777, "{}", report.table());
     assert_eq!(children(s.addr, "/paddock-bench/t").await, 777);
     s.stop().await;
@@ -104,7 +108,9 @@ async fn an_open_loop_charges_requests_held_back_from_when_they_were_due() {
     spec.duration_s = 1.0;
     spec.warmup_s = 0.0;
     spec.keys = 10;
-    let report = paddock_bench::run(spec, s.addr, None).await.unwrap();
+    let report = paddock_bench::run(spec, s.addr, None, std::future::pending())
+        .await
+        .unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert!(report.ops > 10, "{}", report.table());
     assert!(
@@ -122,7 +128,9 @@ async fn a_session_storm_opens_and_closes_sessions() {
     spec.connections = 2;
     spec.duration_s = 0.5;
     spec.warmup_s = 0.0;
-    let report = paddock_bench::run(spec, s.addr, None).await.unwrap();
+    let report = paddock_bench::run(spec, s.addr, None, std::future::pending())
+        .await
+        .unwrap();
     assert!(report.ops > 10, "{}", report.table());
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     s.stop().await;
@@ -137,7 +145,9 @@ async fn every_watcher_hears_of_every_change_in_a_watch_fanout() {
     spec.inflight = 2;
     spec.duration_s = 0.5;
     spec.warmup_s = 0.0;
-    let report = paddock_bench::run(spec, s.addr, None).await.unwrap();
+    let report = paddock_bench::run(spec, s.addr, None, std::future::pending())
+        .await
+        .unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     let sets = report.per_op["set"].ops;
     assert!(sets > 10, "{}", report.table());
@@ -158,7 +168,9 @@ async fn a_watch_round_waits_for_every_watcher_before_the_next_change() {
     spec.connections = 5;
     spec.duration_s = 0.5;
     spec.warmup_s = 0.0;
-    let report = paddock_bench::run(spec, s.addr, None).await.unwrap();
+    let report = paddock_bench::run(spec, s.addr, None, std::future::pending())
+        .await
+        .unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(report.per_op.len(), 1, "{}", report.table());
     let rounds = report.per_op["round"].ops;
@@ -180,7 +192,9 @@ async fn lock_churn_acquires_and_releases_and_leaves_the_queue_empty() {
     spec.connections = 4;
     spec.duration_s = 0.5;
     spec.warmup_s = 0.0;
-    let report = paddock_bench::run(spec, s.addr, None).await.unwrap();
+    let report = paddock_bench::run(spec, s.addr, None, std::future::pending())
+        .await
+        .unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert!(report.per_op["lock"].ops > 10, "{}", report.table());
     assert_eq!(report.per_op.len(), 1, "{}", report.table());
