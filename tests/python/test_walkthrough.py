@@ -1,0 +1,43 @@
+"""The README's first five minutes: scripts/walkthrough.sh runs them
+against a fresh server, and every command the README shows there is one
+the script runs."""
+
+import os
+import re
+import subprocess
+
+from conftest import ROOT, free_port, paddock_binary
+
+
+def walkthrough_lines():
+    """The commands of the README's "first five minutes" code blocks, with
+    their comments and a trailing `&` dropped, the admin port as the script
+    spells it, and shell prompts as the line the script types."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## The first five minutes", 1)[1].split("\n## ", 1)[0]
+    lines = []
+    for block in re.findall(r"```sh\n(.*?)```", section, re.S):
+        for line in block.splitlines():
+            line = re.sub(r"\s+#.*$", "", line).rstrip(" &")
+            prompt = re.match(r"\[zk: [^]]*\] (.*)", line)
+            if prompt:
+                lines.append(f'echo "{prompt.group(1)}" >&3')
+            elif line.startswith(("paddock ", "curl ")):
+                lines.append(line.replace("8080", '"$admin"'))
+    return lines
+
+
+def test_the_script_runs_every_command_the_readme_shows():
+    script = (ROOT / "scripts" / "walkthrough.sh").read_text().splitlines()
+    lines = walkthrough_lines()
+    assert len(lines) >= 12, lines
+    missing = [l for l in lines if not any(s.startswith(l) for s in script)]
+    assert missing == [], f"README lines the walkthrough script does not run: {missing}"
+
+
+def test_the_walkthrough_works_on_a_fresh_server():
+    env = dict(os.environ, PORT=str(free_port()), ADMIN_PORT=str(free_port()))
+    p = subprocess.run(["bash", str(ROOT / "scripts" / "walkthrough.sh"), paddock_binary()],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.strip().endswith("walkthrough: every step worked"), p.stdout
