@@ -13,7 +13,7 @@ use zookeeper_client::{Acls, Client, CreateMode, OneshotWatcher};
 #[derive(clap::Args, Clone, Debug)]
 pub struct Endpoints {
     /// Paddock (or ZooKeeper) servers: host:port[,host:port...].
-    #[arg(long, default_value = "127.0.0.1:2181")]
+    #[arg(long, short = 's', default_value = "127.0.0.1:2181")]
     pub server: String,
     /// Redis: host:port or a redis:// URL.
     #[arg(long, default_value = "127.0.0.1:6379")]

@@ -413,7 +413,11 @@ pub fn environment_pairs() -> Vec<(&'static str, String)> {
         .map(|d| d.display().to_string())
         .unwrap_or_default();
     vec![
-        ("zookeeper.version", version()),
+        // As ZooKeeper's: the version, then when it was built.
+        (
+            "zookeeper.version",
+            format!("{}, built on {}", version(), env!("PADDOCK_COMMIT_DATE")),
+        ),
         ("host.name", host.trim().to_owned()),
         ("os.name", std::env::consts::OS.to_owned()),
         ("os.arch", std::env::consts::ARCH.to_owned()),
