@@ -26,6 +26,9 @@ command -v javac >/dev/null || need_apt+=(default-jdk-headless)
 [ -f /usr/share/java/curator-framework.jar ] || need_apt+=(libcurator-framework-java)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v openssl >/dev/null || need_apt+=(openssl)
+# scripts/walkthrough.sh (the README's first five minutes) uses these.
+command -v curl >/dev/null || need_apt+=(curl)
+command -v pgrep >/dev/null || need_apt+=(procps)
 command -v python3 >/dev/null || need_apt+=(python3)
 # Debian's python3 makes virtual environments only with python3-venv.
 python3 -c "import ensurepip, venv" 2>/dev/null || need_apt+=(python3-venv)
