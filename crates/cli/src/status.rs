@@ -143,7 +143,9 @@ impl Report {
     /// One line under the table: how many serve, the leader, the term.
     pub fn summary(&self) -> String {
         let serving = self.rows.len() - self.down();
+        let standalone = |r: &Row| r.seen.as_ref().is_ok_and(|s| s.mode == "standalone");
         let leader = match self.leader() {
+            Some(row) if standalone(row) => "standalone".to_owned(),
             Some(Row { id: Some(id), .. }) => format!("leader {id}"),
             Some(row) => format!("leader {}", row.endpoint),
             None => "no leader".to_owned(),
@@ -376,6 +378,17 @@ mod tests {
         assert_eq!(
             leaderless.summary(),
             "NOT HEALTHY: 1 of 1 serving, no leader"
+        );
+        let alone = Report {
+            rows: vec![Row {
+                endpoint: "h:1".into(),
+                id: None,
+                seen: seen("standalone", 7),
+            }],
+        };
+        assert_eq!(
+            alone.summary(),
+            "healthy: 1 of 1 serving, standalone, term 3"
         );
     }
 }
