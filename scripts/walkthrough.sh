@@ -57,7 +57,7 @@ pids+=($!)
 exec 3>shell.in
 echo "create -e /service/api-1 up" >&3
 echo "get -w /service/api-1" >&3
-until_ok grep -qx up shell.out
+until_ok grep -Eq '(^|] )up$' shell.out
 
 # The second terminal.
 paddock cli watch /service >watch.out 2>&1 &
