@@ -2,12 +2,14 @@
 //! request order. Reads run against the local tree when every earlier
 //! request of the connection is answered; writes go through the write path.
 
+use crate::admission::IpSlot;
 use crate::fourlw;
 use crate::frames::{FrameReader, Next};
+use crate::outbox::Committed;
 use crate::outbox::{Outbound, Outbox};
-use crate::pipeline::{Committed, Proposal, Proposed, ReplyTo, CONFIG_NODE};
+use crate::pipeline::CONFIG_NODE;
+use crate::proposal::{Proposal, Proposed, ReplyTo};
 use crate::sasl::{DigestMd5, Outcome};
-use crate::server::IpSlot;
 use crate::session::{password, Holder, Liveness};
 use crate::shared::{ConnectionInfo, Shared, TRACE_CLIENT_PINGS, TRACE_CLIENT_REQUESTS};
 use crate::socket::{Socket, WriteHalf};
@@ -1057,7 +1059,7 @@ mod tests {
             .await
             .unwrap();
         let (stream, peer) = listener.accept().await.unwrap();
-        let counts = crate::server::PerIpMap::default();
+        let counts = crate::admission::PerIpMap::default();
         let slot = IpSlot::take(&counts, peer.ip(), 0, 0).unwrap();
         let task = serve(shared, Socket::Tcp(stream), peer, 1, slot, Vec::new());
         let bytes = std::mem::size_of_val(&task);

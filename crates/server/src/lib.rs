@@ -3,6 +3,7 @@
 //! tree (`paddock-tree`). Protocol rules and tree semantics live there.
 
 pub mod admin;
+mod admission;
 pub mod config;
 mod conn;
 pub mod fourlw;
@@ -10,6 +11,7 @@ mod frames;
 mod jaas;
 pub mod outbox;
 pub mod pipeline;
+pub mod proposal;
 mod reconfig;
 pub mod recovery;
 mod sasl;

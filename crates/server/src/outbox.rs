@@ -10,11 +10,19 @@
 
 use crate::socket::WriteHalf;
 use bytes::{Bytes, BytesMut};
+use paddock_proto::{ErrorCode, Response};
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
+
+/// The outcome of one applied transaction, for its reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub zxid: i64,
+    pub result: Result<Response, ErrorCode>,
+}
 
 /// Notifications written at once by `deliver`; more wait for the task.
 const DIRECT_FRAMES: usize = 8;
@@ -23,7 +31,7 @@ const DIRECT_FRAMES: usize = 8;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outbound {
     /// The outcome of this connection's oldest uncommitted write.
-    Committed(crate::pipeline::Committed),
+    Committed(Committed),
     /// An encoded watch notification (without its length prefix),
     /// written before any later reply.
     Notification(Bytes),
@@ -192,7 +200,6 @@ fn take_written(queue: &mut VecDeque<Outbound>, mut written: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::Committed;
     use paddock_proto::Response;
     use std::sync::Arc;
     use std::time::Duration;

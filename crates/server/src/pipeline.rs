@@ -4,13 +4,14 @@
 //! and answers the connection that asked. Nothing is applied or answered
 //! before consensus has made it durable.
 
-use crate::outbox::{Outbound, Outbox};
+use crate::outbox::Committed;
+use crate::proposal::{Proposal, Proposed, ReplyTo};
 use crate::shared::{Shared, Waiting};
 use paddock_proto::{ErrorCode, Response};
 use paddock_replication::{Applier, ProposeError, Reconfig, ReconfigError, Replica, Work};
 use paddock_tree::{Applied, DataTree, Txn, TxnOp};
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
@@ -21,57 +22,6 @@ pub const CONFIG_NODE: &str = "/zookeeper/config";
 const MAX_BATCH: usize = 512;
 /// Proposals that may wait for the write path before submitters block.
 pub const QUEUE_DEPTH: usize = 8192;
-
-pub struct Proposal {
-    pub op: Proposed,
-    pub reply_to: Option<ReplyTo>,
-}
-
-/// Where a proposal's outcome goes.
-pub enum ReplyTo {
-    /// The submitting connection's outbox, which also carries its watch
-    /// notifications, so both arrive in zxid order.
-    Connection(Arc<Outbox>),
-    /// One waiter (session set-up); it learns that the write path has
-    /// gone when the proposal is dropped unanswered.
-    Once(oneshot::Sender<Committed>),
-}
-
-impl ReplyTo {
-    pub fn send(self, committed: Committed) {
-        match self {
-            ReplyTo::Connection(outbox) => outbox.send(Outbound::Committed(committed)),
-            ReplyTo::Once(tx) => {
-                let _ = tx.send(committed);
-            }
-        }
-    }
-}
-
-pub enum Proposed {
-    Txn(Txn),
-    /// A `sync` of this path: a barrier through the log.
-    Sync(String),
-    /// A membership change: answered with the new /zookeeper/config.
-    Reconfig(Reconfig),
-    /// A session reattached here: a barrier that has every other server
-    /// close its connection of the session.
-    Claim(i64),
-    /// A leader's own transaction, decided while leading in `term` (an
-    /// expired session's closeSession, the membership for
-    /// /zookeeper/config); void in any other term.
-    InTerm {
-        txn: Txn,
-        term: u64,
-    },
-}
-
-/// The outcome of one applied transaction, for its reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Committed {
-    pub zxid: i64,
-    pub result: Result<Response, ErrorCode>,
-}
 
 /// Proposes queued transactions until `stop` is cancelled. If consensus
 /// stops (its log failed), every waiting and later write gets SystemError
@@ -269,23 +219,5 @@ impl Applier for Shared {
         // Watches and reads of this server's clients were against the old
         // tree: they reconnect and re-arm (setWatches reports what changed).
         self.restart_service();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_single_waiter_learns_the_outcome_or_that_it_was_dropped() {
-        let (tx, rx) = oneshot::channel();
-        ReplyTo::Once(tx).send(Committed {
-            zxid: 5,
-            result: Ok(Response::Empty),
-        });
-        assert_eq!(rx.await.unwrap().zxid, 5);
-        let (tx, rx) = oneshot::channel::<Committed>();
-        drop(ReplyTo::Once(tx));
-        assert!(rx.await.is_err());
     }
 }

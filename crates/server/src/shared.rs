@@ -1,7 +1,8 @@
 //! State every task of a server shares.
 
 use crate::config::ServerConfig;
-use crate::pipeline::{Committed, Proposal, Proposed, ReplyTo};
+use crate::outbox::Committed;
+use crate::proposal::{Proposal, Proposed, ReplyTo};
 use crate::session::SessionTracker;
 use crate::stats::Stats;
 use crate::watches::Watches;

@@ -3,8 +3,8 @@
 //! the connection's own socket (`socket::Socket::Local`), so the
 //! connection itself never knows TLS is there.
 
+use crate::admission::IpSlot;
 use crate::conn;
-use crate::server::IpSlot;
 use crate::shared::Shared;
 use crate::socket::Socket;
 use paddock_proto::Id;
