@@ -376,12 +376,12 @@ pub async fn four_letter(host: &str, word: &str) -> std::io::Result<String> {
         s.take(1 << 20).read_to_end(&mut out).await?;
         Ok(String::from_utf8_lossy(&out).into_owned())
     };
-    tokio::time::timeout(Duration::from_secs(3), talk)
+    tokio::time::timeout(Duration::from_secs(5), talk)
         .await
         .unwrap_or_else(|_| {
             Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
-                "no answer within 3 s",
+                "no answer within 5 s",
             ))
         })
 }

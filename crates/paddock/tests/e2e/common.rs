@@ -241,14 +241,9 @@ pub fn decode_reply(opcode: i32, body: Bytes) -> (ReplyHeader, Option<Response>)
 
 /// Sends a four-letter word on a fresh connection and returns the answer.
 pub async fn four_letter(addr: SocketAddr, word: &str) -> String {
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(word.as_bytes()).await.expect("write");
-    let mut out = Vec::new();
-    tokio::time::timeout(READ_TIMEOUT, s.read_to_end(&mut out))
+    paddock_cli::four_letter(&addr.to_string(), word)
         .await
-        .expect("4lw answer in time")
-        .expect("read");
-    String::from_utf8(out).expect("utf8")
+        .unwrap_or_else(|e| panic!("{word} from {addr}: {e}"))
 }
 
 /// `[ACL(ALL, world:anyone)]` in protocol records.
