@@ -5,7 +5,7 @@
 use crate::admission::IpSlot;
 use crate::fourlw;
 use crate::frames::{FrameReader, Next};
-use crate::outbox::Committed;
+use crate::order::{OrderQueue, Slot, Turn};
 use crate::outbox::{Outbound, Outbox};
 use crate::pipeline::CONFIG_NODE;
 use crate::proposal::{Proposal, Proposed, ReplyTo};
@@ -24,7 +24,6 @@ use paddock_proto::{
 };
 use paddock_replication::{Reconfig, Role};
 use paddock_tree::{acl, watch, DataTree, Txn, TxnOp};
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,47 +32,6 @@ use tracing::{debug, trace};
 
 /// A reply buffer grown past this is dropped once written.
 const KEEP_WRITE_BUFFER_BYTES: usize = 64 * 1024;
-
-/// A request waiting for its turn to be answered.
-enum Slot {
-    /// Answer already known (ping, auth, errors found on arrival).
-    Ready { reply: Bytes, close_after: bool },
-    /// A read, run when it reaches the head of the queue so that it sees
-    /// every earlier write of this connection.
-    Read {
-        xid: i32,
-        req: Request,
-        ids: Arc<Vec<Id>>,
-    },
-    /// A write (or sync); `result` is filled when it commits. It keeps
-    /// its `proposal` until every read of this connection ahead of it has
-    /// run, so a read sees the tree as of the writes before it and none
-    /// after, as in ZooKeeper.
-    Write {
-        xid: i32,
-        opcode: i32,
-        proposal: Option<Proposed>,
-        result: Option<Committed>,
-    },
-}
-
-impl Slot {
-    /// Later writes of the connection wait while this is unanswered: a
-    /// read must not see them, and a reconfig's answer comes apart from
-    /// the write path's, so nothing may overtake it.
-    fn holds_writes(&self) -> bool {
-        match self {
-            Slot::Read { .. } => true,
-            Slot::Write { opcode, result, .. } => *opcode == op::RECONFIG && result.is_none(),
-            Slot::Ready { .. } => false,
-        }
-    }
-}
-
-struct Queued {
-    slot: Slot,
-    received: Instant,
-}
 
 /// Why the connection stops.
 enum Stop {
@@ -88,13 +46,11 @@ struct Connection {
     session_id: i64,
     liveness: Arc<Liveness>,
     ids: Arc<Vec<Id>>,
-    queue: VecDeque<Queued>,
+    queue: OrderQueue,
     outbox: Arc<Outbox>,
     out: BytesMut,
     /// No more requests are read; stop once the queue is answered.
     closing: bool,
-    /// Writes in the queue not yet handed to the write path.
-    unproposed: usize,
     /// Accepted in read-only mode: updates are refused with NotReadOnly.
     read_only: bool,
     frames: FrameReader,
@@ -236,11 +192,10 @@ async fn open(
         session_id,
         liveness,
         ids,
-        queue: VecDeque::new(),
+        queue: OrderQueue::default(),
         outbox: Arc::new(Outbox::new(wr)),
         out: BytesMut::new(),
         closing: false,
-        unproposed: 0,
         read_only,
         frames,
         sasl: None,
@@ -475,17 +430,11 @@ impl Connection {
             }
             Outbound::Rest(bytes) => self.out.extend_from_slice(&bytes),
             Outbound::Committed(c) => {
-                let slot = self.queue.iter_mut().find_map(|q| match &mut q.slot {
-                    Slot::Write {
-                        result: result @ None,
-                        proposal: None,
-                        ..
-                    } => Some(result),
-                    _ => None,
-                });
-                if let Some(result) = slot {
-                    *result = Some(c);
-                }
+                let placed = self.queue.committed(c);
+                debug_assert!(
+                    placed,
+                    "an outcome for a write this connection did not send"
+                );
             }
         }
     }
@@ -493,36 +442,27 @@ impl Connection {
     /// Writes the replies at the head of the queue that are answerable now.
     /// True when a reply that ends the connection was written.
     fn answer_ready(&mut self) -> bool {
-        while let Some(head) = self.queue.pop_front() {
-            let (reply, close_after, kind) = match head.slot {
-                Slot::Ready { reply, close_after } => (reply, close_after, Served::Other),
-                Slot::Write { result: None, .. } => {
-                    self.queue.push_front(head);
-                    break;
-                }
-                Slot::Write {
+        while let Some((turn, received)) = self.queue.next_turn() {
+            let (reply, close_after, kind) = match turn {
+                Turn::Ready { reply, close_after } => (reply, close_after, Served::Other),
+                Turn::Written {
                     xid,
                     opcode,
-                    result: Some(c),
-                    ..
+                    committed: c,
                 } => (
                     encode_reply(xid, c.zxid, c.result.as_ref().map_err(|e| e.code())),
                     opcode == op::CLOSE_SESSION,
                     Served::Update,
                 ),
-                Slot::Read {
-                    xid,
-                    ref req,
-                    ref ids,
-                } => {
-                    let reply = self.read(xid, req, ids);
+                Turn::Read { xid, req, ids } => {
+                    let reply = self.read(xid, &req, &ids);
                     // Notifications for changes this read may reflect were
                     // queued before the tree lock was released: send them first.
                     self.absorb();
                     (reply, false, Served::Read)
                 }
             };
-            let done = head.received;
+            let done = received;
             put_frame(&mut self.out, &reply);
             self.shared
                 .stats
@@ -627,7 +567,7 @@ impl Connection {
     }
 
     fn push(&mut self, slot: Slot, received: Instant) {
-        self.queue.push_back(Queued { slot, received });
+        self.queue.push(slot, received);
         Stats::bump(&self.shared.stats.outstanding);
         self.info.queued.store(
             self.queue.len() as u64,
@@ -832,7 +772,6 @@ impl Connection {
 
     /// Queues a write; `propose_released` hands it to the write path.
     fn queue_write(&mut self, xid: i32, opcode: i32, proposed: Proposed, received: Instant) {
-        self.unproposed += 1;
         self.push(
             Slot::Write {
                 xid,
@@ -850,34 +789,20 @@ impl Connection {
     /// connection's task stays small.
     async fn propose_released(&mut self) -> Result<(), Stop> {
         let mut at = 0;
-        while self.unproposed > 0 {
-            match self.queue.get(at).map(|q| &q.slot) {
-                Some(Slot::Write {
-                    proposal: Some(_), ..
-                }) => {}
-                Some(slot) if !slot.holds_writes() => {
-                    at += 1;
-                    continue;
-                }
-                _ => break,
-            }
+        while let Some(next) = self.queue.releasable(at) {
             let room = self
                 .shared
                 .room_for_proposal()
                 .await
                 .map_err(|_| Stop::Closed)?;
-            let Some(Slot::Write { proposal, .. }) = self.queue.get_mut(at).map(|q| &mut q.slot)
-            else {
-                break;
-            };
-            if let Some(op) = proposal.take() {
-                self.unproposed -= 1;
+            if let Some(op) = self.queue.release(next) {
                 room.send(Proposal {
                     op,
                     reply_to: Some(ReplyTo::Connection(self.outbox.clone())),
                 });
             }
             // Looked at again: a reconfig just proposed holds what follows.
+            at = next;
         }
         Ok(())
     }

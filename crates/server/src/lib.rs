@@ -9,6 +9,7 @@ mod conn;
 pub mod fourlw;
 mod frames;
 mod jaas;
+mod order;
 pub mod outbox;
 pub mod pipeline;
 pub mod proposal;
