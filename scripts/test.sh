@@ -70,12 +70,7 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 # dependencies' features unified differently).
 stage "cargo test --profile checked"
 cargo test --profile checked --workspace --quiet
-# cargo-deb builds the Debian package tests/python/test_package.py installs.
-# A debug build of it: half the build time of a release one, and it still
-# packages in seconds.
-if ! cargo deb --version >/dev/null 2>&1; then
-  stage "installing cargo-deb (cargo install --debug)"
-  cargo install cargo-deb --locked --debug --quiet
-fi
+# (tests/python/test_package.py builds the Debian package with
+# scripts/package.sh, which installs cargo-deb the first time.)
 stage "pytest (Kazoo, zkCli.sh, C client, differential against ZooKeeper 3.8.0)"
 PADDOCK_BIN="$PWD/target/checked/paddock" "$venv/bin/python" -m pytest -q tests/python

@@ -6,7 +6,7 @@ use crate::run::{create, Op, Plan, Tally, ROOT};
 use crate::spec::Kind;
 use anyhow::Context;
 use paddock_proto::{
-    AddWatchRequest, DeleteRequest, PathWatchRequest, Request, Response, SetDataRequest,
+    AddWatchRequest, DeleteRequest, ErrorCode, PathWatchRequest, Request, Response, SetDataRequest,
 };
 use parking_lot::Mutex;
 use std::collections::VecDeque;
@@ -26,7 +26,6 @@ pub fn lock_dir() -> String {
 const NODE_DATA_CHANGED: i32 = 3;
 const PERSISTENT: i32 = 0;
 const EPHEMERAL_SEQUENTIAL: i32 = 3;
-const NO_NODE: i32 = -101;
 /// How long past the end watchers wait for the last notifications, and
 /// contenders for the lock.
 const GRACE: Duration = Duration::from_secs(30);
@@ -82,6 +81,9 @@ pub async fn watcher(plan: &Plan, fanout: &Fanout) -> anyhow::Result<Tally> {
             frame = conn.next() => frame?,
             _ = &mut finished, if !woken_by_finish => {
                 woken_by_finish = true;
+                // The run may have been stopped early: wait no longer
+                // than a grace after its real end.
+                give_up.as_mut().reset((plan.end() + GRACE).into());
                 continue;
             }
             _ = &mut give_up => anyhow::bail!(
@@ -212,7 +214,7 @@ pub async fn contender(plan: &Plan) -> anyhow::Result<Tally> {
             (_, Some(Response::Create { path })) => path,
             (h, _) => anyhow::bail!("queueing for the lock failed with error {}", h.err),
         };
-        acquire(&mut conn, &mine, plan.deadline + GRACE).await?;
+        acquire(&mut conn, &mine, plan.end() + GRACE).await?;
         let (h, _) = conn
             .call(&Request::Delete(DeleteRequest {
                 path: mine,
@@ -253,7 +255,7 @@ async fn acquire(conn: &mut Conn, mine: &str, give_up: Instant) -> anyhow::Resul
                 watch: true,
             }))
             .await?;
-        if h.err == NO_NODE {
+        if h.err == ErrorCode::NoNode.code() {
             continue;
         }
         anyhow::ensure!(

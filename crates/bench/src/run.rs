@@ -8,7 +8,7 @@ use crate::spec::{Distribution, Kind, Spec};
 use anyhow::Context;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use paddock_proto::{Acl, CreateRequest, Id, PathWatchRequest, Request, SetDataRequest};
+use paddock_proto::{Acl, CreateRequest, ErrorCode, Id, PathWatchRequest, Request, SetDataRequest};
 use rand::{RngExt, SeedableRng};
 use rand_distr::Distribution as _;
 use std::collections::{BTreeMap, VecDeque};
@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 pub const ROOT: &str = "/paddock-bench";
 const NODE_EXISTS: i32 = -110;
-const NO_NODE: i32 = -101;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Op {
@@ -463,7 +462,7 @@ pub async fn cleanup(addr: SocketAddr) -> anyhow::Result<usize> {
             (_, Some(paddock_proto::Response::GetChildren { children })) => {
                 all.extend(children.into_iter().map(|c| format!("{parent}/{c}")));
             }
-            (h, _) if h.err == NO_NODE => {}
+            (h, _) if h.err == ErrorCode::NoNode.code() => {}
             (h, _) => anyhow::bail!("listing {parent} failed with error {}", h.err),
         }
     }
@@ -479,7 +478,7 @@ pub async fn cleanup(addr: SocketAddr) -> anyhow::Result<usize> {
         for path in chunk {
             let h = conn.reply().await.context("cleaning up")?;
             anyhow::ensure!(
-                h.err == 0 || h.err == NO_NODE,
+                h.err == 0 || h.err == ErrorCode::NoNode.code(),
                 "deleting {path} failed with error {}",
                 h.err
             );

@@ -165,11 +165,16 @@ fn interactive(rt: &tokio::runtime::Runtime, opts: Options) -> u8 {
     if let Some(f) = &history_file {
         let _ = editor.load_history(f);
     }
+    // Listened for from the start, so a Ctrl-C as a command begins is
+    // never the default (fatal) one.
+    let mut interrupts = Interrupts::listen(rt);
     rt.block_on(session.wait_connected(Duration::from_secs(5)));
     if let Some(why) = session.unreachable() {
         eprintln!("cannot connect to {why}; still trying (the prompt shows the state)");
     }
     loop {
+        // One that came between two commands is not for the next one.
+        interrupts.forget_earlier();
         let line = match editor.readline(&shell.prompt()) {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => continue,
@@ -184,7 +189,7 @@ fn interactive(rt: &tokio::runtime::Runtime, opts: Options) -> u8 {
         let outcome = rt.block_on(async {
             tokio::select! {
                 outcome = shell.execute(words) => Some(outcome),
-                _ = tokio::signal::ctrl_c() => None,
+                () = interrupts.next() => None,
             }
         });
         match outcome {
@@ -199,6 +204,34 @@ fn interactive(rt: &tokio::runtime::Runtime, opts: Options) -> u8 {
     }
     rt.block_on(shell.finish());
     0
+}
+
+/// SIGINT while a command runs (at the prompt the terminal is raw and
+/// Ctrl-C is a key the line editor reads).
+struct Interrupts(Option<tokio::signal::unix::Signal>);
+
+impl Interrupts {
+    fn listen(rt: &tokio::runtime::Runtime) -> Interrupts {
+        let _in = rt.enter();
+        Interrupts(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok())
+    }
+
+    /// Drops the interrupts that came so far.
+    fn forget_earlier(&mut self) {
+        use futures::FutureExt;
+        if let Some(s) = self.0.as_mut() {
+            while let Some(Some(())) = s.recv().now_or_never() {}
+        }
+    }
+
+    async fn next(&mut self) {
+        match self.0.as_mut() {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
 }
 
 mod complete {

@@ -383,7 +383,9 @@ impl Driver {
         host: &str,
     ) -> Result<Option<Framed<TcpStream, FrameCodec>>, String> {
         const HANDSHAKE: &str = "the connection closed during the handshake";
-        let limit = Duration::from_millis(self.timeout_ms.max(1000) as u64);
+        // As ZooKeeper's client: the session timeout shared among the servers.
+        let hosts = self.hosts.len().max(1) as u64;
+        let limit = Duration::from_millis((self.timeout_ms.max(0) as u64 / hosts).max(1000));
         let attempt = async {
             let stream = TcpStream::connect(host).await.map_err(|e| e.to_string())?;
             let _ = stream.set_nodelay(true);

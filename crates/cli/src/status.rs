@@ -1,7 +1,9 @@
 //! `paddock status` and the shell's `endpoint status`: what each server
-//! says of itself in `mntr` (mode, term, zxid, nodes, connections,
-//! latency), the members its `conf` lists, and the lag of each behind the
-//! leader. Parsing and the report are pure; `probe` does the asking.
+//! says of itself in `srvr` (mode, zxid, nodes, connections, latency; every
+//! server answers it, ZooKeeper's default whitelist included) and, where
+//! allowed, `mntr` (Paddock's term), the members its `conf` lists, and the
+//! lag of each behind the leader. Parsing and the report are pure
+//! functions; `probe` asks the servers.
 
 use serde_json::{json, Value};
 
@@ -14,12 +16,13 @@ pub struct Row {
     pub seen: Result<Seen, String>,
 }
 
-/// The fields of `mntr` the report shows.
+/// What the report shows of one server.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Seen {
     pub mode: String,
-    pub term: u64,
-    pub zxid: u64,
+    /// The leader's term (ZooKeeper's epoch), when known.
+    pub term: Option<u64>,
+    pub zxid: Option<u64>,
     pub nodes: u64,
     pub connections: u64,
     /// `min/avg/max` in ms.
@@ -28,66 +31,84 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// Reads `mntr`'s `zk_key<TAB>value` lines; a server that is not
-    /// serving answers with one sentence instead, which becomes the error.
-    pub fn from_mntr(text: &str) -> Result<Seen, String> {
+    /// Reads `srvr`'s `Key: value` lines, and the term from `mntr`'s
+    /// `zk_epoch` when it was answered; a server that is not serving
+    /// answers `srvr` with one sentence instead, which becomes the error.
+    /// ZooKeeper's zxid carries its epoch in the high 32 bits; Paddock's
+    /// does not, so Paddock's term comes from `mntr` only.
+    pub fn from_answers(srvr: &str, mntr: Option<&str>) -> Result<Seen, String> {
         let get = |key: &str| {
-            text.lines().find_map(|l| {
-                l.strip_prefix("zk_")
-                    .and_then(|l| l.strip_prefix(key))
-                    .and_then(|v| v.strip_prefix('\t'))
-                    .map(str::trim)
-            })
+            srvr.lines()
+                .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
+                .map(str::trim)
         };
-        let Some(mode) = get("server_state") else {
-            let said = text.lines().next().unwrap_or_default().trim();
+        let Some(mode) = get("Mode") else {
+            let said = srvr.lines().next().unwrap_or_default().trim();
             return Err(match said {
                 "" => "no answer".to_owned(),
                 said => said.to_owned(),
             });
         };
         let number = |key: &str| get(key).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        let zxid = get("last_zxid")
-            .and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok())
-            .unwrap_or(0);
-        let latency = |key: &str| get(key).unwrap_or("-").to_owned();
+        let zxid =
+            get("Zxid").and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok());
+        let version = get("Zookeeper version")
+            .map(|v| v.split(", built on").next().unwrap_or(v).to_owned())
+            .unwrap_or_default();
+        let epoch = mntr.and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("zk_epoch\t"))
+                .and_then(|v| v.trim().parse().ok())
+        });
+        let term = match epoch {
+            Some(term) => Some(term),
+            None if !version.contains("paddock") => zxid.map(|z| z >> 32),
+            None => None,
+        };
         Ok(Seen {
             mode: mode.to_owned(),
-            term: number("epoch"),
+            term,
             zxid,
-            nodes: number("znode_count"),
-            connections: number("num_alive_connections"),
-            latency: format!(
-                "{}/{}/{}",
-                latency("min_latency"),
-                latency("avg_latency"),
-                latency("max_latency")
-            ),
-            version: get("version").unwrap_or_default().to_owned(),
+            nodes: number("Node count"),
+            connections: number("Connections"),
+            latency: get("Latency min/avg/max").unwrap_or("-").to_owned(),
+            version,
         })
     }
 }
 
 /// The members a `conf` answer lists, as (id, client endpoint): from
-/// `server.N=host:peer:election[:role];[clientHost:]clientPort`. A
-/// wildcard or missing client host means the server's own host.
-pub fn members_from_conf(conf: &str) -> Vec<(u64, String)> {
+/// `server.N=host:peer:election[:role][;[clientHost:]clientPort]`. A
+/// wildcard or missing client host means the server's own host; a member
+/// without a client address (a static zoo.cfg) gets the `clientPort` of
+/// the server asked, as ensembles usually share one; None if there is
+/// none either.
+pub fn members_from_conf(conf: &str) -> Vec<(u64, Option<String>)> {
+    let own_port = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("clientPort="))
+        .map(str::trim)
+        .filter(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
     conf.lines()
         .filter_map(|line| {
             let (key, spec) = line.split_once('=')?;
             let id = key.strip_prefix("server.")?.parse().ok()?;
-            let (servers, client) = spec.split_once(';')?;
+            let (servers, client) = match spec.split_once(';') {
+                Some((servers, client)) => (servers, Some(client.trim())),
+                None => (spec, None),
+            };
             let servers = servers
                 .strip_suffix(":participant")
                 .or_else(|| servers.strip_suffix(":observer"))
                 .unwrap_or(servers);
             let server_host = servers.rsplitn(3, ':').nth(2)?;
-            let (host, port) = match client.rsplit_once(':') {
-                Some((h, p)) if !matches!(h, "0.0.0.0" | "[::]" | "::") => (h, p),
-                Some((_, p)) => (server_host, p),
-                None => (server_host, client),
+            let endpoint = match client.map(|c| c.rsplit_once(':')) {
+                Some(Some((h, p))) if !matches!(h, "0.0.0.0" | "[::]" | "::") => Some((h, p)),
+                Some(Some((_, p))) => Some((server_host, p)),
+                Some(None) => client.map(|p| (server_host, p)),
+                None => own_port.map(|p| (server_host, p)),
             };
-            Some((id, format!("{host}:{}", port.trim())))
+            Some((id, endpoint.map(|(h, p)| format!("{h}:{p}"))))
         })
         .collect()
 }
@@ -107,19 +128,28 @@ pub struct Report {
 }
 
 impl Report {
-    fn leader(&self) -> Option<&Row> {
-        self.rows.iter().find(|r| {
+    /// The rows that lead (or serve standalone).
+    fn leaders(&self) -> impl Iterator<Item = &Row> {
+        self.rows.iter().filter(|r| {
             r.seen
                 .as_ref()
                 .is_ok_and(|s| s.mode == "leader" || s.mode == "standalone")
         })
     }
 
-    /// How far a row's zxid is behind the leader's, in transactions.
+    fn leader(&self) -> Option<&Row> {
+        self.leaders().next()
+    }
+
+    /// How far a row's zxid is behind the leader's, in transactions: only
+    /// within one term (zxids of different terms do not compare).
     fn lag(&self, row: &Row) -> Option<u64> {
         let leader = self.leader()?.seen.as_ref().ok()?;
         let seen = row.seen.as_ref().ok()?;
-        Some(leader.zxid.saturating_sub(seen.zxid))
+        if leader.term.is_none() || leader.term != seen.term {
+            return None;
+        }
+        Some(leader.zxid?.saturating_sub(seen.zxid?))
     }
 
     /// Servers that did not answer with their state.
@@ -128,16 +158,7 @@ impl Report {
     }
 
     pub fn healthy(&self) -> bool {
-        let leaders = self
-            .rows
-            .iter()
-            .filter(|r| {
-                r.seen
-                    .as_ref()
-                    .is_ok_and(|s| s.mode == "leader" || s.mode == "standalone")
-            })
-            .count();
-        self.down() == 0 && leaders == 1
+        self.down() == 0 && self.leaders().count() == 1
     }
 
     /// One line under the table: how many serve, the leader, the term.
@@ -153,7 +174,8 @@ impl Report {
         let term = self
             .leader()
             .and_then(|r| r.seen.as_ref().ok())
-            .map(|s| format!(", term {}", s.term))
+            .and_then(|s| s.term)
+            .map(|term| format!(", term {term}"))
             .unwrap_or_default();
         let verdict = if self.healthy() {
             "healthy"
@@ -176,7 +198,7 @@ impl Report {
                         Ok(s) => {
                             v["mode"] = json!(s.mode);
                             v["term"] = json!(s.term);
-                            v["zxid"] = json!(format!("0x{:x}", s.zxid));
+                            v["zxid"] = json!(s.zxid.map(|z| format!("0x{z:x}")));
                             v["lag"] = json!(self.lag(r));
                             v["nodes"] = json!(s.nodes);
                             v["connections"] = json!(s.connections);
@@ -211,9 +233,9 @@ impl Report {
                 Ok(s) => vec![
                     r.endpoint.clone(),
                     s.mode.clone(),
-                    format!("0x{:x}", s.zxid),
+                    s.zxid.map_or("-".to_owned(), |z| format!("0x{z:x}")),
                     self.lag(r).map_or("-".to_owned(), |l| l.to_string()),
-                    s.term.to_string(),
+                    s.term.map_or("-".to_owned(), |t| t.to_string()),
                     id,
                     s.nodes.to_string(),
                     s.connections.to_string(),
@@ -248,34 +270,47 @@ impl Report {
     }
 }
 
-/// Asks each server for `mntr`; with `discover`, first asks the servers
-/// for `conf` and adds the members it lists that were not given.
+/// Asks each server for `srvr` (and `mntr`, for the term); with
+/// `discover`, first asks the servers given for `conf` and adds the
+/// members it lists that were not given (matched by id, then endpoint).
 pub async fn probe(servers: &[String], discover: bool) -> Report {
-    let mut targets: Vec<(Option<u64>, String)> =
-        servers.iter().map(|s| (None, s.clone())).collect();
+    let mut targets: Vec<(Option<u64>, Option<String>)> =
+        servers.iter().map(|s| (None, Some(s.clone()))).collect();
     if discover {
-        for server in servers {
-            let Ok(conf) = crate::four_letter(server, "conf").await else {
-                continue;
-            };
-            if let Some(t) = targets.iter_mut().find(|(_, e)| e == server) {
-                t.0 = own_id(&conf);
+        let mut confs = Vec::new();
+        for (target, server) in targets.iter_mut().zip(servers) {
+            if let Ok(conf) = crate::four_letter(server, "conf").await {
+                target.0 = own_id(&conf);
+                confs.push(conf);
             }
-            for (id, endpoint) in members_from_conf(&conf) {
-                match targets
-                    .iter_mut()
-                    .find(|(i, e)| *i == Some(id) || *e == endpoint)
-                {
-                    Some(t) => t.0 = Some(id),
-                    None => targets.push((Some(id), endpoint)),
-                }
+        }
+        for (id, endpoint) in confs.iter().flat_map(|c| members_from_conf(c)) {
+            if targets.iter().any(|(i, _)| *i == Some(id)) {
+                continue;
+            }
+            match targets
+                .iter_mut()
+                .find(|(i, e)| i.is_none() && e.is_some() && *e == endpoint)
+            {
+                Some(t) => t.0 = Some(id),
+                None => targets.push((Some(id), endpoint)),
             }
         }
         targets.sort_by_key(|(id, _)| id.unwrap_or(u64::MAX));
     }
     let asks = targets.into_iter().map(|(id, endpoint)| async move {
-        let seen = match crate::four_letter(&endpoint, "mntr").await {
-            Ok(text) => Seen::from_mntr(&text),
+        let Some(endpoint) = endpoint else {
+            return Row {
+                endpoint: format!("server.{}", id.unwrap_or_default()),
+                id,
+                seen: Err("no client address in the configuration".to_owned()),
+            };
+        };
+        let seen = match crate::four_letter(&endpoint, "srvr").await {
+            Ok(srvr) => {
+                let mntr = crate::four_letter(&endpoint, "mntr").await.ok();
+                Seen::from_answers(&srvr, mntr.as_deref())
+            }
             Err(e) => Err(e.to_string()),
         };
         Row { endpoint, id, seen }
@@ -292,39 +327,63 @@ mod tests {
     fn seen(mode: &str, zxid: u64) -> Result<Seen, String> {
         Ok(Seen {
             mode: mode.into(),
-            term: 3,
-            zxid,
+            term: Some(3),
+            zxid: Some(zxid),
             latency: "0/0.1/2".into(),
             ..Seen::default()
         })
     }
 
     #[test]
-    fn mntr_gives_the_state_and_a_refusal_gives_the_reason() {
-        let text = "zk_version\t3.8.0-paddock\nzk_server_state\tfollower\nzk_epoch\t4\nzk_min_latency\t0\nzk_avg_latency\t0.25\nzk_max_latency\t7\nzk_num_alive_connections\t2\nzk_znode_count\t12\nzk_last_zxid\t0x1a\n";
-        let s = Seen::from_mntr(text).unwrap();
+    fn srvr_gives_the_state_mntr_the_term_and_a_refusal_the_reason() {
+        let srvr = "Zookeeper version: 3.8.0-paddock-0.1.0-abc, built on 2026-12-07 22:58 UTC\nLatency min/avg/max: 0/0.25/7\nReceived: 9\nSent: 9\nConnections: 2\nOutstanding: 0\nZxid: 0x1a\nMode: follower\nNode count: 12\n";
+        let s = Seen::from_answers(srvr, Some("zk_server_state\tfollower\nzk_epoch\t4\n")).unwrap();
         assert_eq!(
             (s.mode.as_str(), s.term, s.zxid, s.nodes, s.connections),
-            ("follower", 4, 0x1a, 12, 2)
+            ("follower", Some(4), Some(0x1a), 12, 2)
         );
-        assert_eq!(s.latency, "0/0.25/7");
         assert_eq!(
-            Seen::from_mntr("This ZooKeeper instance is not currently serving requests\n"),
+            (s.latency.as_str(), s.version.as_str()),
+            ("0/0.25/7", "3.8.0-paddock-0.1.0-abc")
+        );
+        // Paddock's zxid does not carry the term: unknown without mntr.
+        assert_eq!(Seen::from_answers(srvr, None).unwrap().term, None);
+        // ZooKeeper's does: its high 32 bits.
+        let zk = "Zookeeper version: 3.8.0-5a02a05, built on 2022-02-25 08:49 UTC\nZxid: 0x300000007\nMode: leader\nNode count: 5\n";
+        let s = Seen::from_answers(
+            zk,
+            Some("mntr is not executed because it is not in the whitelist.\n"),
+        )
+        .unwrap();
+        assert_eq!((s.term, s.zxid), (Some(3), Some(0x3_0000_0007)));
+        assert_eq!(
+            Seen::from_answers(
+                "This ZooKeeper instance is not currently serving requests\n",
+                None
+            ),
             Err("This ZooKeeper instance is not currently serving requests".into())
         );
-        assert_eq!(Seen::from_mntr(""), Err("no answer".into()));
+        assert_eq!(Seen::from_answers("", None), Err("no answer".into()));
     }
 
     #[test]
     fn conf_lists_each_members_client_endpoint() {
-        let conf = "clientPort=2181\nserverId=2\nserver.1=10.0.0.1:2888:3888:participant;0.0.0.0:2181\nserver.2=10.0.0.2:2888:3888;10.0.0.9:2182\nserver.3=zk3:2888:3888:observer;2183\nversion=100000000\n";
+        let conf = "clientPort=2181\nserverId=2\nserver.1=10.0.0.1:2888:3888:participant;0.0.0.0:2181\nserver.2=10.0.0.2:2888:3888;10.0.0.9:2182\nserver.3=zk3:2888:3888:observer;2183\nserver.4=[::1]:2888:3888\nversion=100000000\n";
+        let some = |e: &str| Some(e.to_owned());
         assert_eq!(
             members_from_conf(conf),
             [
-                (1, "10.0.0.1:2181".to_owned()),
-                (2, "10.0.0.9:2182".to_owned()),
-                (3, "zk3:2183".to_owned())
+                (1, some("10.0.0.1:2181")),
+                (2, some("10.0.0.9:2182")),
+                (3, some("zk3:2183")),
+                // A static zoo.cfg line: the asked server's client port.
+                (4, some("[::1]:2181")),
             ]
+        );
+        assert_eq!(
+            members_from_conf("server.1=h:2888:3888\n"),
+            [(1, None)],
+            "no client port anywhere"
         );
         assert_eq!(own_id(conf), Some(2));
         assert_eq!(own_id("serverId=0\n"), None);
@@ -365,6 +424,12 @@ mod tests {
         assert!(!report.healthy());
         let json = report.json();
         assert_eq!(json[1]["lag"], 3);
+        // Zxids of different terms do not compare.
+        let mut other_term = report.rows[1].clone();
+        if let Ok(s) = &mut other_term.seen {
+            s.term = Some(2);
+        }
+        assert_eq!(report.lag(&other_term), None);
         assert_eq!(json[2]["error"], "Connection refused (os error 111)");
         let whole = Report {
             rows: report.rows[..2].to_vec(),

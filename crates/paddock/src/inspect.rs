@@ -117,11 +117,17 @@ fn list(target: &Target, out: &mut impl Write) -> anyhow::Result<()> {
     let snapshots = list_snapshots(&FsDisk, &dirs.snapshots)?;
     let segments = list_segments(&FsDisk, &dirs.log)?;
     // A segment's file holds space reserved for appends: what its frames
-    // fill is what the log says (unknown if the log does not read).
+    // fill is what the log says.
     let used: std::collections::HashMap<PathBuf, u64> =
-        paddock_storage::read_log(&FsDisk, &dirs.log)
-            .map(|log| log.used.into_iter().collect())
-            .unwrap_or_default();
+        match paddock_storage::wal::segments_used(&FsDisk, &dirs.log) {
+            Ok(used) => used.into_iter().collect(),
+            Err(e) => {
+                eprintln!(
+                    "note: the log does not read to its end, so segments show their file size: {e}"
+                );
+                Default::default()
+            }
+        };
     let kinds = [("snapshot", snapshots), ("segment", segments)];
     for (kind, files) in kinds {
         for (position, path) in files {
@@ -132,15 +138,15 @@ fn list(target: &Target, out: &mut impl Write) -> anyhow::Result<()> {
             };
             if target.json {
                 let line = serde_json::json!({
-                    "kind": kind, "position": position, "bytes": filled,
-                    "file_bytes": bytes, "path": path,
+                    "kind": kind, "position": position, "bytes": bytes,
+                    "used_bytes": filled, "path": path,
                 });
                 writeln!(out, "{line}")?;
             } else {
                 let shown = match filled {
                     Some(b) if b == bytes => format!("{b} bytes"),
                     Some(b) => format!("{b} bytes (file {bytes})"),
-                    None => format!("? bytes (file {bytes}; the log does not read)"),
+                    None => format!("{bytes} bytes (file)"),
                 };
                 writeln!(out, "{kind}\t0x{position:x}\t{shown}\t{}", path.display())?;
             }

@@ -520,13 +520,21 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
             });
         }
     };
-    let report = rt.block_on(paddock_bench::run(
+    let outcome = rt.block_on(paddock_bench::run(
         spec,
         server,
         args.server_pid,
         interrupted,
-    ))?;
-    print!("{}", report.table());
+    ));
+    if let Ok(report) = &outcome {
+        print!("{}", report.table());
+        if let Some(path) = &args.json {
+            let json = serde_json::to_string_pretty(report)?;
+            std::fs::write(path, json + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+    }
+    // Also after a failed run: what it created is still there.
     if args.cleanup {
         let removed = rt.block_on(paddock_bench::cleanup(server))?;
         println!(
@@ -534,12 +542,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
             paddock_bench::ROOT
         );
     }
-    if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, json + "\n")
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
+    outcome.map(drop)
 }
 
 #[cfg(test)]

@@ -274,11 +274,21 @@ pub fn read_to_end(
     let Newest {
         mut applied,
         mut tree,
+        damaged,
         ..
     } = newest_snapshot(disk, &snapshots, config);
     let base = codec::snapshot_position(applied.last_log_id.as_ref());
     let log = paddock_storage::wal::read_log_from(disk, &dirs.log, base)?;
     let entries = standing_entries(log.records, base as u64)?;
+    // The log must go on from the snapshot: a purge (a server may be
+    // running) or a damaged newest snapshot can leave a hole.
+    let first = entries.range(base as u64..).next().map(|(&i, _)| i);
+    if let Some(first) = first.filter(|&f| f > base as u64) {
+        let why = damaged.map(|(_, e)| format!("{e}; ")).unwrap_or_default();
+        return Err(FilesError::Gap(format!(
+            "{why}the log goes on at index {first} but the newest usable snapshot ends before index {base}"
+        )));
+    }
     apply_range(&mut tree, &mut applied, &entries, base as u64..=u64::MAX)?;
     Ok((tree, applied.last_log_id.map(|l| l.index)))
 }

@@ -140,6 +140,16 @@ pub fn read_log(disk: &dyn Disk, dir: &Path) -> Result<Recovered, WalError> {
     Scan::ALL.run(disk, dir)
 }
 
+/// The bytes each segment's intact frames fill (`Recovered::used`),
+/// read like `read_log` but without keeping any record's body.
+pub fn segments_used(disk: &dyn Disk, dir: &Path) -> Result<Vec<(PathBuf, u64)>, WalError> {
+    let scan = Scan {
+        bodies_from: i64::MAX,
+        ..Scan::ALL
+    };
+    Ok(scan.run(disk, dir)?.used)
+}
+
 /// Like `read_log`, but skips the segments that hold only records below
 /// index `from` (a segment's records precede the next segment's name), and
 /// the records read that are below `from` come with an empty body: they
@@ -228,6 +238,7 @@ impl Scan {
                         disk.remove(path).map_err(io_err(path))?;
                     }
                     out.truncated = Some((path.clone(), 0));
+                    out.used.push((path.clone(), 0));
                     continue;
                 }
                 None => {
