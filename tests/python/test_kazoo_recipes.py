@@ -3,21 +3,13 @@ Lock and an Election contended by several processes."""
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from kazoo.client import KazooClient
 
+from conftest import wait_until
+
 WORKER = Path(__file__).with_name("kazoo_worker.py")
-
-
-def wait_for(cond, timeout=5.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
 
 
 def test_data_watch_sees_every_change(zk, paddock):
@@ -29,9 +21,9 @@ def test_data_watch_sees_every_change(zk, paddock):
     try:
         for i in range(1, 4):
             writer.set("/r-data", f"v{i}".encode())
-            assert wait_for(lambda: seen[-1] == f"v{i}".encode()), seen
+            assert wait_until(lambda: seen[-1] == f"v{i}".encode()), seen
         writer.delete("/r-data")
-        assert wait_for(lambda: seen[-1] is None), seen
+        assert wait_until(lambda: seen[-1] is None), seen
     finally:
         writer.stop()
     assert seen == [b"v0", b"v1", b"v2", b"v3", None]
@@ -44,11 +36,11 @@ def test_children_watch_follows_membership(zk, paddock):
     member = KazooClient(hosts=paddock.hosts)
     member.start()
     member.create("/r-members/a", ephemeral=True)
-    assert wait_for(lambda: seen[-1] == ["a"]), seen
+    assert wait_until(lambda: seen[-1] == ["a"]), seen
     zk.create("/r-members/b")
-    assert wait_for(lambda: seen[-1] == ["a", "b"]), seen
+    assert wait_until(lambda: seen[-1] == ["a", "b"]), seen
     member.stop()  # the ephemeral member leaves with its session
-    assert wait_for(lambda: seen[-1] == ["b"]), seen
+    assert wait_until(lambda: seen[-1] == ["b"]), seen
 
 
 def contend(paddock, tmp_path, recipe, processes=4, rounds=5):

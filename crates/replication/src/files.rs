@@ -517,6 +517,42 @@ mod tests {
             .collect()
     }
 
+    /// A data directory whose log holds blank entries at `indexes`
+    /// (term 1) and no snapshot.
+    fn log_only(indexes: std::ops::RangeInclusive<u64>) -> (tempfile::TempDir, Dirs) {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = Dirs {
+            snapshots: dir.path().join("snap"),
+            log: dir.path().join("wal"),
+        };
+        std::fs::create_dir_all(&dirs.snapshots).unwrap();
+        std::fs::create_dir_all(&dirs.log).unwrap();
+        let disk: std::sync::Arc<dyn Disk> = std::sync::Arc::new(paddock_storage::FsDisk);
+        let mut wal = paddock_storage::Wal::new(disk, &dirs.log, 1 << 16).unwrap();
+        let records: Vec<_> = indexes.map(|i| record(i, Some(1))).collect();
+        let batch: Vec<(i64, &[u8])> = records.iter().map(|r| (r.index, &r.body[..])).collect();
+        wal.append(&batch).unwrap();
+        (dir, dirs)
+    }
+
+    #[test]
+    fn the_tree_at_the_logs_end_needs_the_log_to_go_on_from_the_snapshot() {
+        // A log begins at index 0 (openraft's first entry).
+        let (_dir, dirs) = log_only(0..=3);
+        let (_, last) =
+            read_to_end(&paddock_storage::FsDisk, &dirs, TreeConfig::default()).unwrap();
+        assert_eq!(last, Some(3), "every entry applied");
+        // Purged up to 4 with no snapshot to cover it: a hole, refused.
+        let (_dir, dirs) = log_only(5..=7);
+        let err = read_to_end(&paddock_storage::FsDisk, &dirs, TreeConfig::default())
+            .err()
+            .expect("a hole is refused");
+        assert!(
+            err.to_string().contains("the log goes on at index 5"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn a_later_record_at_an_earlier_index_replaces_what_followed() {
         let log = [(1, 1), (2, 1), (3, 1), (4, 1), (2, 2), (3, 2)]
