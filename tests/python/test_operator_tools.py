@@ -7,6 +7,7 @@ and its cleanup, and `paddock inspect` on a running server's files."""
 import json
 import re
 import signal
+import socket
 import subprocess
 import time
 
@@ -33,6 +34,29 @@ def test_the_shell_says_at_once_that_no_server_is_there():
     # zkCli's spelling, and a port left out, are taken too.
     p = run("cli", "-server", "127.0.0.1", "-timeout", "2000", "version")
     assert p.returncode == 0 and "ZooKeeper CLI version" in p.stdout
+
+
+def test_a_server_that_never_answers_costs_the_timeout_shared_among_the_servers():
+    """Two listeners that take connections and never answer the handshake
+    (a paused or blackholed server): 2 s of session timeout gives each
+    1 s, as ZooKeeper's client divides it."""
+    silent = [socket.socket() for _ in range(2)]
+    try:
+        for s in silent:
+            s.bind(("127.0.0.1", 0))
+            s.listen(8)
+        servers = ",".join(f"127.0.0.1:{s.getsockname()[1]}" for s in silent)
+        start = time.monotonic()
+        p = run("cli", "--server", servers, "--timeout", "2000", "ls", "/")
+        took = time.monotonic() - start
+    finally:
+        for s in silent:
+            s.close()
+    assert p.returncode == 1
+    first = p.stderr.splitlines()[0]
+    assert first.startswith("KeeperErrorCode = ConnectionLoss for /: cannot connect to "), first
+    assert first.count("no answer within 1000 ms") == 2, first
+    assert 1.8 < took < 8, took
 
 
 def test_the_shells_help_lists_every_command_and_exits_0():
